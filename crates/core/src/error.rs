@@ -1,0 +1,15 @@
+//! The ledger's refusals. Each one means "nothing was changed".
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("not enough credits: {available} available, {requested} requested")]
+    InsufficientCredits { available: i64, requested: i64 },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyMismatch,
+}

@@ -1,0 +1,136 @@
+//! The ledger's closed vocabularies, with their stored spellings.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What a transfer was for; `kind` in a user's transaction history.
+    TransferKind {
+        Purchase => "purchase",
+        Bonus => "bonus",
+        Spend => "spend",
+        Refund => "refund",
+        Redemption => "redemption",
+        RedemptionRefund => "redemption_refund",
+        Allowance => "allowance",
+        Expiry => "expiry",
+        Gift => "gift",
+        Adjustment => "adjustment",
+        AutoTopup => "auto_topup",
+    }
+);
+
+string_enum!(
+    /// Where a grant's credits came from.
+    GrantSource {
+        Purchase => "purchase",
+        Bonus => "bonus",
+        Allowance => "allowance",
+        Gift => "gift",
+        Refund => "refund",
+        Adjustment => "adjustment",
+    }
+);
+
+string_enum!(
+    /// The accounts that balance user accounts. `Issuance` is where credits come into
+    /// existence, so it runs negative by exactly the credits outstanding elsewhere.
+    SystemAccount {
+        Issuance => "issuance",
+        Revenue => "revenue",
+        Promotions => "promotions",
+        Expired => "expired",
+    }
+);
+
+string_enum!(
+    HoldStatus {
+        Held => "held",
+        Captured => "captured",
+        Voided => "voided",
+        Expired => "expired",
+    }
+);
+
+string_enum!(
+    Role {
+        Member => "member",
+        Merchant => "merchant",
+        Admin => "admin",
+    }
+);
+
+string_enum!(
+    UserStatus {
+        Active => "active",
+        Suspended => "suspended",
+    }
+);
+
+impl GrantSource {
+    /// The system account a grant of this source is funded from: promotional credits come
+    /// from `promotions`, everything paid for or restored comes from `issuance`.
+    pub fn funding_account(self) -> SystemAccount {
+        match self {
+            GrantSource::Bonus | GrantSource::Gift | GrantSource::Allowance => {
+                SystemAccount::Promotions
+            }
+            GrantSource::Purchase | GrantSource::Refund | GrantSource::Adjustment => {
+                SystemAccount::Issuance
+            }
+        }
+    }
+
+    pub fn transfer_kind(self) -> TransferKind {
+        match self {
+            GrantSource::Purchase => TransferKind::Purchase,
+            GrantSource::Bonus => TransferKind::Bonus,
+            GrantSource::Allowance => TransferKind::Allowance,
+            GrantSource::Gift => TransferKind::Gift,
+            GrantSource::Refund => TransferKind::Refund,
+            GrantSource::Adjustment => TransferKind::Adjustment,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stored_spelling_parses_back() {
+        for kind in TransferKind::ALL {
+            assert_eq!(TransferKind::parse(kind.as_str()), Some(*kind));
+        }
+        for source in GrantSource::ALL {
+            assert_eq!(GrantSource::parse(source.as_str()), Some(*source));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

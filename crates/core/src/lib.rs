@@ -1,0 +1,12 @@
+//! The Bursar domain: credits, grants and their burn-down order, ledger vocabulary and
+//! invariants. Pure types and functions with no I/O, so every rule here is unit-testable.
+
+pub mod burn;
+pub mod credits;
+pub mod error;
+pub mod kinds;
+
+pub use burn::{GrantLot, plan_burn};
+pub use credits::{Credits, MAX_CREDITS};
+pub use error::LedgerError;
+pub use kinds::{GrantSource, HoldStatus, Role, SystemAccount, TransferKind, UserStatus};

@@ -1,0 +1,71 @@
+//! Accounts: one per owner and asset. System accounts exist from the first start; a user's
+//! account is created with the user.
+
+use bursar_core::SystemAccount;
+use sqlx::AnyConnection;
+
+use crate::{Db, StoreError, ids::new_id};
+
+pub async fn ensure_system_accounts(db: &Db, asset: &str, now_ms: i64) -> Result<(), StoreError> {
+    for system in SystemAccount::ALL {
+        sqlx::query(
+            "INSERT INTO accounts (id, asset, owner_kind, owner_id, balance, held, overdraft_limit, created_at)
+             VALUES ($1, $2, 'system', $3, 0, 0, NULL, $4)
+             ON CONFLICT (owner_kind, owner_id, asset) DO NOTHING",
+        )
+        .bind(new_id("acc"))
+        .bind(asset)
+        .bind(system.as_str())
+        .bind(now_ms)
+        .execute(&db.pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Creates `user_id`'s account for `asset` inside the caller's transaction (no-op if present).
+pub async fn create_user_account(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    asset: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO accounts (id, asset, owner_kind, owner_id, balance, held, overdraft_limit, created_at)
+         VALUES ($1, $2, 'user', $3, 0, 0, 0, $4)
+         ON CONFLICT (owner_kind, owner_id, asset) DO NOTHING",
+    )
+    .bind(new_id("acc"))
+    .bind(asset)
+    .bind(user_id)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets a user's overdraft limit. Refused (409) when the balance is already below the new limit.
+pub async fn set_overdraft_limit(
+    db: &Db,
+    user_id: &str,
+    asset: &str,
+    limit: i64,
+) -> Result<(), StoreError> {
+    let changed = sqlx::query(
+        "UPDATE accounts SET overdraft_limit = $1
+         WHERE owner_kind = 'user' AND owner_id = $2 AND asset = $3 AND balance - held >= -$1",
+    )
+    .bind(limit)
+    .bind(user_id)
+    .bind(asset)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(bursar_core::LedgerError::Conflict(
+            "the account's balance is already below the requested overdraft limit".into(),
+        )
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The audit log: who did what to whom, when, and from which address.
+
+use serde::Serialize;
+
+use crate::clock::rfc3339;
+use crate::ids::new_id;
+use crate::page::{Page, PageRequest};
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub actor_id: Option<String>,
+    /// `user`, `api_key`, `cli` or `system`.
+    pub actor_kind: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub details: serde_json::Value,
+    pub ip: Option<String>,
+    pub created_at: String,
+}
+
+/// An entry to write; `details` must never hold a secret.
+pub struct AuditRecord<'a> {
+    pub actor_id: Option<&'a str>,
+    pub actor_kind: &'a str,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub details: serde_json::Value,
+    pub ip: Option<&'a str>,
+}
+
+impl Store {
+    pub async fn audit(&self, record: AuditRecord<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, actor_id, actor_kind, action, target, details, ip, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(new_id("aud"))
+        .bind(record.actor_id)
+        .bind(record.actor_kind)
+        .bind(record.action)
+        .bind(record.target)
+        .bind(record.details.to_string())
+        .bind(record.ip)
+        .bind(self.clock.now_ms())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn audit_log(&self, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
+        type Row = (String, Option<String>, String, String, Option<String>, Option<String>, Option<String>, i64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, actor_id, actor_kind, action, target, details, ip, created_at FROM audit_log
+             WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(page.before_or_max())
+        .bind(page.fetch_limit())
+        .fetch_all(&self.db.pool)
+        .await?;
+        let entries = rows
+            .into_iter()
+            .map(|(id, actor_id, actor_kind, action, target, details, ip, created_at)| AuditEntry {
+                id,
+                actor_id,
+                actor_kind,
+                action,
+                target,
+                details: details
+                    .and_then(|d| serde_json::from_str(&d).ok())
+                    .unwrap_or(serde_json::Value::Null),
+                ip,
+                created_at: rfc3339(created_at),
+            })
+            .collect();
+        Ok(page.finish(entries, |e| e.id.clone()))
+    }
+}

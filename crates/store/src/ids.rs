@@ -1,0 +1,23 @@
+//! Prefixed, time-ordered ids (`txn_0193…`): the prefix says what the id names, and the UUIDv7
+//! body sorts by creation time, which cursor pagination relies on.
+
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A secret of 32 random bytes, hex-encoded, behind a prefix (`bsk_…` for API keys).
+pub fn new_secret(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}_{hex}")
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,183 @@
+//! The ledger's write path. Every credit-moving change is a `Command` sent to the `Ledger`,
+//! which applies it inside a transaction on the single writer (see `writer.rs`), together with
+//! the idempotency record that makes a retry safe. Reads are in `read.rs`.
+
+mod batch;
+mod commands;
+pub mod read;
+mod writer;
+
+use bursar_core::{Credits, GrantSource};
+use serde::Serialize;
+
+pub use writer::Ledger;
+
+/// An `Idempotency-Key` as stored: per caller, with a hash of the request it was first used for.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub command: Command,
+    pub idempotency: Option<Idempotency>,
+}
+
+impl From<Command> for Request {
+    fn from(command: Command) -> Self {
+        Self {
+            command,
+            idempotency: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Credits a user from the system account that funds `source`.
+    Grant {
+        user_id: String,
+        amount: Credits,
+        source: GrantSource,
+        priority: i64,
+        expires_at_ms: Option<i64>,
+        description: Option<String>,
+        actor: Option<String>,
+    },
+    Spend {
+        user_id: String,
+        amount: Credits,
+        description: Option<String>,
+        metadata: Option<String>,
+        actor: String,
+    },
+    Refund {
+        transfer_id: String,
+        amount: Option<Credits>,
+        actor: String,
+    },
+    Hold {
+        user_id: String,
+        amount: Credits,
+        expires_in_ms: i64,
+        description: Option<String>,
+        creator: String,
+    },
+    Capture {
+        hold_id: String,
+        amount: Option<Credits>,
+        creator: String,
+    },
+    Void {
+        hold_id: String,
+        creator: String,
+    },
+    /// A signed manual correction by an admin.
+    Adjust {
+        user_id: String,
+        amount: i64,
+        reason: String,
+        actor: String,
+    },
+    /// Releases overdue holds and moves overdue grants' remainders to `expired`, for at most
+    /// `max_accounts` accounts. Answers `{accounts}`: how many were processed.
+    ExpireDue { max_accounts: i64 },
+}
+
+/// What a command answered: the HTTP status and the JSON body, exactly as first sent. A replay
+/// of an idempotent request returns the stored bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub replayed: bool,
+}
+
+impl Reply {
+    fn new(status: u16, body: &impl Serialize) -> Self {
+        Self {
+            status,
+            body: serde_json::to_string(body).unwrap_or_else(|_| "{}".into()),
+            replayed: false,
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PaidBy {
+    pub grant_id: String,
+    pub source: String,
+    pub amount: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SpendReceipt {
+    pub transaction_id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub available_after: i64,
+    pub paid_by: Vec<PaidBy>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GrantReceipt {
+    pub transaction_id: String,
+    pub grant_id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub balance_after: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefundReceipt {
+    pub transaction_id: String,
+    pub refund_of: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub total_refunded: i64,
+    pub balance_after: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HoldReceipt {
+    pub id: String,
+    pub user_id: String,
+    pub status: &'static str,
+    pub amount: i64,
+    pub expires_at: String,
+    pub available_after: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaptureReceipt {
+    pub id: String,
+    pub status: &'static str,
+    pub transaction_id: String,
+    pub captured: i64,
+    pub released: i64,
+    pub balance_after: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VoidReceipt {
+    pub id: String,
+    pub status: &'static str,
+    pub released: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdjustmentReceipt {
+    pub transaction_id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub reason: String,
+    pub balance_after: i64,
+}

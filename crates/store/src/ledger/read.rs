@@ -1,0 +1,153 @@
+//! Reads of the ledger: a user's balance with its grants, and their history.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::clock::rfc3339;
+use crate::page::{Page, PageRequest};
+use crate::{Store, StoreError};
+
+#[derive(Debug, Serialize)]
+pub struct GrantView {
+    pub id: String,
+    pub source: String,
+    pub amount: i64,
+    pub remaining: i64,
+    pub priority: i64,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BalanceView {
+    pub user_id: String,
+    pub asset: String,
+    pub balance: i64,
+    /// Balance less the credits reserved by active holds.
+    pub available: i64,
+    pub held: i64,
+    pub overdraft_limit: i64,
+    pub grants: Vec<GrantView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransactionView {
+    pub id: String,
+    pub kind: String,
+    /// Signed from the user's point of view: negative when credits left the account.
+    pub amount: i64,
+    pub balance_after: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    pub created_at: String,
+}
+
+impl Store {
+    /// `None` when the user has no account (no such user).
+    pub async fn balance(&self, user_id: &str) -> Result<Option<BalanceView>, StoreError> {
+        let now = self.clock.now_ms();
+        let Some(row) = sqlx::query(
+            "SELECT a.id, a.balance, a.overdraft_limit,
+                    CAST(COALESCE((SELECT SUM(h.amount) FROM holds h
+                       WHERE h.account_id = a.id AND h.status = 'held' AND h.expires_at > $3), 0) AS BIGINT) AS held
+             FROM accounts a WHERE a.owner_kind = 'user' AND a.owner_id = $1 AND a.asset = $2",
+        )
+        .bind(user_id)
+        .bind(&self.asset)
+        .bind(now)
+        .fetch_optional(&self.db.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let account_id: String = row.try_get("id")?;
+        let balance: i64 = row.try_get("balance")?;
+        let held: i64 = row.try_get("held")?;
+        let grants = sqlx::query(
+            "SELECT id, source, amount, remaining, priority, expires_at, created_at FROM grants
+             WHERE account_id = $1 AND remaining > 0
+             ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, priority, created_at, id",
+        )
+        .bind(&account_id)
+        .fetch_all(&self.db.pool)
+        .await?
+        .into_iter()
+        .map(|g| {
+            Ok(GrantView {
+                id: g.try_get("id")?,
+                source: g.try_get("source")?,
+                amount: g.try_get("amount")?,
+                remaining: g.try_get("remaining")?,
+                priority: g.try_get("priority")?,
+                expires_at: g.try_get::<Option<i64>, _>("expires_at")?.map(rfc3339),
+                created_at: rfc3339(g.try_get("created_at")?),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(BalanceView {
+            user_id: user_id.to_string(),
+            asset: self.asset.clone(),
+            balance,
+            available: balance - held,
+            held,
+            overdraft_limit: row.try_get::<Option<i64>, _>("overdraft_limit")?.unwrap_or(0),
+            grants,
+        }))
+    }
+
+    /// The user's transfers, newest first.
+    pub async fn transactions(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<TransactionView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.kind, t.amount, t.order_id, t.hold_id, t.refund_of, t.description,
+                    t.metadata, t.created_at,
+                    t.debit_account_id, a.id AS account_id,
+                    CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
+                         ELSE t.credit_balance_after END AS balance_after
+             FROM accounts a JOIN transfers t
+               ON (t.debit_account_id = a.id OR t.credit_account_id = a.id)
+             WHERE a.owner_kind = 'user' AND a.owner_id = $1 AND a.asset = $2 AND t.id < $3
+             ORDER BY t.id DESC LIMIT $4",
+        )
+        .bind(user_id)
+        .bind(&self.asset)
+        .bind(page.before_or_max())
+        .bind(page.fetch_limit())
+        .fetch_all(&self.db.pool)
+        .await?;
+        let views = rows
+            .into_iter()
+            .map(|r| {
+                let amount: i64 = r.try_get("amount")?;
+                let debit_account: String = r.try_get("debit_account_id")?;
+                let account: String = r.try_get("account_id")?;
+                Ok(TransactionView {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    amount: if debit_account == account { -amount } else { amount },
+                    balance_after: r.try_get("balance_after")?,
+                    order_id: r.try_get("order_id")?,
+                    hold_id: r.try_get("hold_id")?,
+                    refund_of: r.try_get("refund_of")?,
+                    description: r.try_get("description")?,
+                    metadata: r
+                        .try_get::<Option<String>, _>("metadata")?
+                        .and_then(|m| serde_json::from_str(&m).ok()),
+                    created_at: rfc3339(r.try_get("created_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(page.finish(views, |t| t.id.clone()))
+    }
+}

@@ -1,0 +1,68 @@
+//! Persistence for Bursar: one `Store` over SQLite or PostgreSQL. The ledger's writes all go
+//! through `ledger::Ledger`, the one place where credit-moving transactions are executed.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod audit;
+pub mod clock;
+pub mod db;
+pub mod ids;
+pub mod ledger;
+pub mod page;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+pub mod verify;
+
+pub use clock::Clock;
+pub use db::{Db, Dialect, SqliteSync};
+pub use ledger::Ledger;
+
+use bursar_core::LedgerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Domain(#[from] LedgerError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("the ledger writer has stopped")]
+    WriterGone,
+}
+
+impl StoreError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+/// The asset every account holds unless told otherwise.
+pub const DEFAULT_ASSET: &str = "credits";
+
+/// Everything the server needs from storage.
+#[derive(Clone)]
+pub struct Store {
+    pub db: Db,
+    pub ledger: Ledger,
+    pub clock: Clock,
+    pub asset: String,
+}
+
+impl Store {
+    /// Connects, migrates and starts the ledger writer.
+    pub async fn open(url: &str, sync: SqliteSync, clock: Clock) -> Result<Self, StoreError> {
+        let db = Db::connect(url, sync).await?;
+        db.migrate().await?;
+        let asset = DEFAULT_ASSET.to_string();
+        accounts::ensure_system_accounts(&db, &asset, clock.now_ms()).await?;
+        let ledger = Ledger::start(db.clone(), clock.clone(), asset.clone());
+        Ok(Self {
+            db,
+            ledger,
+            clock,
+            asset,
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! Users: members, merchants and admins.
+
+use bursar_core::{LedgerError, Role, UserStatus};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::page::{Page, PageRequest};
+use crate::{Store, StoreError, accounts, ids::new_id};
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub status: UserStatus,
+    pub level_hundredths: i64,
+    pub created_at_ms: i64,
+}
+
+const USER_COLUMNS: &str =
+    "id, email, password_hash, display_name, role, status, level_hundredths, created_at";
+
+fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+    let role: String = row.try_get("role")?;
+    let status: String = row.try_get("status")?;
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        display_name: row.try_get("display_name")?,
+        role: Role::parse(&role).unwrap_or(Role::Member),
+        status: UserStatus::parse(&status).unwrap_or(UserStatus::Suspended),
+        level_hundredths: row.try_get("level_hundredths")?,
+        created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+/// Changes an admin may make to a user; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserChanges {
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+    pub level_hundredths: Option<i64>,
+    pub display_name: Option<String>,
+    pub password_hash: Option<String>,
+}
+
+impl Store {
+    /// Creates a user and their account in one transaction. A taken email is a 409.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        display_name: Option<&str>,
+        role: Role,
+    ) -> Result<User, StoreError> {
+        let now = self.clock.now_ms();
+        let id = new_id("usr");
+        let mut tx = self.db.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, password_hash, display_name, role, status, level_hundredths, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'active', 0, $6, $6)",
+        )
+        .bind(&id)
+        .bind(email)
+        .bind(password_hash)
+        .bind(display_name)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(LedgerError::Conflict("this email is already registered".into()).into());
+            }
+            other => {
+                other?;
+            }
+        }
+        accounts::create_user_account(&mut tx, &id, &self.asset, now).await?;
+        tx.commit().await?;
+        Ok(User {
+            id,
+            email: email.to_string(),
+            password_hash: password_hash.to_string(),
+            display_name: display_name.map(str::to_string),
+            role,
+            status: UserStatus::Active,
+            level_hundredths: 0,
+            created_at_ms: now,
+        })
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
+        sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"));
+        sqlx::query(sql)
+            .bind(email)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    /// The status and role that authorise a request, read fresh so a suspension or a role
+    /// change takes effect on the very next request.
+    pub async fn user_access(&self, id: &str) -> Result<Option<(Role, UserStatus)>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT role, status FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        Ok(row.and_then(|(role, status)| Some((Role::parse(&role)?, UserStatus::parse(&status)?))))
+    }
+
+    /// Applies `changes`; returns the updated user, or `None` if there is no such user.
+    pub async fn update_user(
+        &self,
+        id: &str,
+        changes: &UserChanges,
+    ) -> Result<Option<User>, StoreError> {
+        let now = self.clock.now_ms();
+        let changed = sqlx::query(
+            "UPDATE users SET
+                 role = COALESCE($1, role),
+                 status = COALESCE($2, status),
+                 level_hundredths = COALESCE($3, level_hundredths),
+                 display_name = COALESCE($4, display_name),
+                 password_hash = COALESCE($5, password_hash),
+                 updated_at = $6
+             WHERE id = $7",
+        )
+        .bind(changes.role.map(Role::as_str))
+        .bind(changes.status.map(UserStatus::as_str))
+        .bind(changes.level_hundredths)
+        .bind(changes.display_name.as_deref())
+        .bind(changes.password_hash.as_deref())
+        .bind(now)
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.user(id).await
+    }
+
+    /// Users whose email or display name contains `query` (case-insensitive), newest first.
+    pub async fn search_users(
+        &self,
+        query: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError> {
+        let pattern = format!(
+            "%{}%",
+            query
+                .unwrap_or_default()
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE (email LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(display_name, '')) LIKE $1 ESCAPE '\\')
+               AND id < $2
+             ORDER BY id DESC LIMIT $3"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(&pattern)
+            .bind(page.before_or_max())
+            .bind(page.fetch_limit())
+            .fetch_all(&self.db.pool)
+            .await?;
+        let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(page.finish(users, |u| u.id.clone()))
+    }
+}

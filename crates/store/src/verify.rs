@@ -1,0 +1,125 @@
+//! `ledger verify`: recomputes every invariant from the rows themselves.
+
+use serde::Serialize;
+
+use crate::{Db, StoreError};
+
+#[derive(Debug, Serialize)]
+pub struct AssetSummary {
+    pub asset: String,
+    pub sum_of_balances: i64,
+    pub accounts: i64,
+    pub transfers: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub assets: Vec<AssetSummary>,
+    pub problems: Vec<String>,
+}
+
+/// At most this many problems of one kind are listed; the count says how many there were.
+const PROBLEMS_PER_CHECK_MAX: i64 = 20;
+
+/// Each check selects the offending rows as one text column describing the problem.
+const CHECKS: &[(&str, &str)] = &[
+    (
+        "balance differs from the sum of its transfers",
+        "SELECT a.id || ': balance ' || CAST(a.balance AS TEXT) || ', transfers say ' || CAST(
+             COALESCE((SELECT SUM(amount) FROM transfers WHERE credit_account_id = a.id), 0)
+           - COALESCE((SELECT SUM(amount) FROM transfers WHERE debit_account_id = a.id), 0) AS TEXT)
+         FROM accounts a
+         WHERE a.balance <> COALESCE((SELECT SUM(amount) FROM transfers WHERE credit_account_id = a.id), 0)
+                          - COALESCE((SELECT SUM(amount) FROM transfers WHERE debit_account_id = a.id), 0)",
+    ),
+    (
+        "user balance differs from its live grants",
+        "SELECT a.id || ': balance ' || CAST(a.balance AS TEXT) || ', grants hold ' || CAST(
+             COALESCE((SELECT SUM(remaining) FROM grants WHERE account_id = a.id), 0) AS TEXT)
+         FROM accounts a
+         WHERE a.owner_kind = 'user'
+           AND CASE WHEN a.balance > 0 THEN a.balance ELSE 0 END
+               <> COALESCE((SELECT SUM(remaining) FROM grants WHERE account_id = a.id), 0)",
+    ),
+    (
+        "account below its overdraft limit",
+        "SELECT id || ': balance ' || CAST(balance AS TEXT) || ', held ' || CAST(held AS TEXT)
+                || ', limit ' || CAST(overdraft_limit AS TEXT)
+         FROM accounts WHERE overdraft_limit IS NOT NULL AND balance - held < -overdraft_limit",
+    ),
+    (
+        "held credits differ from the account's open holds",
+        "SELECT a.id || ': held ' || CAST(a.held AS TEXT) || ', open holds ' || CAST(
+             COALESCE((SELECT SUM(amount) FROM holds WHERE account_id = a.id AND status = 'held'), 0) AS TEXT)
+         FROM accounts a
+         WHERE a.held <> COALESCE((SELECT SUM(amount) FROM holds WHERE account_id = a.id AND status = 'held'), 0)",
+    ),
+    (
+        "grant out of range",
+        "SELECT id || ': amount ' || CAST(amount AS TEXT) || ', remaining ' || CAST(remaining AS TEXT)
+         FROM grants WHERE remaining < 0 OR remaining > amount",
+    ),
+    (
+        "transfer paid by more grant credits than its amount",
+        "SELECT t.id FROM transfers t
+         WHERE t.amount < (SELECT COALESCE(SUM(tg.amount), 0) FROM transfer_grants tg WHERE tg.transfer_id = t.id)",
+    ),
+    (
+        "transfer with a non-positive amount",
+        "SELECT id FROM transfers WHERE amount <= 0",
+    ),
+    (
+        "refunds exceed the spend they refund",
+        "SELECT s.id FROM transfers s
+         WHERE s.amount < (SELECT COALESCE(SUM(r.amount), 0) FROM transfers r WHERE r.refund_of = s.id)",
+    ),
+];
+
+pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
+    let mut problems = Vec::new();
+    let assets: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT asset, CAST(SUM(balance) AS BIGINT), CAST(COUNT(*) AS BIGINT)
+         FROM accounts GROUP BY asset ORDER BY asset",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut summaries = Vec::with_capacity(assets.len());
+    for (asset, sum, accounts) in assets {
+        let transfers: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM transfers WHERE asset = $1")
+                .bind(&asset)
+                .fetch_one(&db.pool)
+                .await?;
+        if sum != 0 {
+            problems.push(format!(
+                "asset {asset}: balances sum to {sum}, not 0"
+            ));
+        }
+        summaries.push(AssetSummary {
+            asset,
+            sum_of_balances: sum,
+            accounts,
+            transfers,
+        });
+    }
+    for (what, sql) in CHECKS {
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "{sql} LIMIT {}",
+            PROBLEMS_PER_CHECK_MAX + 1
+        )))
+        .fetch_all(&db.pool)
+        .await?;
+        for row in rows.iter().take(PROBLEMS_PER_CHECK_MAX as usize) {
+            problems.push(format!("{what}: {row}"));
+        }
+        if rows.len() as i64 > PROBLEMS_PER_CHECK_MAX {
+            problems.push(format!("{what}: more not listed"));
+        }
+    }
+    Ok(VerifyReport {
+        ok: problems.is_empty(),
+        assets: summaries,
+        problems,
+    })
+}
