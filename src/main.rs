@@ -1,1 +1,232 @@
-fn main() {}
+//! `bursar`: the server and its admin commands in one binary.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bursar_core::Role;
+use bursar_server::{Config, auth::password};
+use bursar_store::{Clock, SqliteSync, Store, verify};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bursar",
+    version,
+    about = "Prepaid credits with a double-entry ledger"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, the web UI and the background jobs (migrations run first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage administrators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Manage service API keys.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+    /// Inspect the ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin, or promote the existing user with this email (and set the password).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key and print its secret (shown this once only).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Check every ledger invariant; exits 0 when all hold, 1 with a list of problems otherwise.
+    Verify,
+}
+
+/// Reads `bursar.toml` (or `BURSAR_CONFIG`): flat `NAME = "value"` pairs, the same names as
+/// the environment variables, which win over the file.
+fn load_settings_file() -> anyhow::Result<HashMap<String, String>> {
+    let path = std::env::var("BURSAR_CONFIG").unwrap_or_else(|_| "bursar.toml".into());
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(HashMap::new());
+    };
+    let table: toml::Table = text.parse().with_context(|| format!("reading {path}"))?;
+    Ok(table
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (name, value)
+        })
+        .collect())
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let sync = if config.sqlite_durable {
+        SqliteSync::Full
+    } else {
+        SqliteSync::Normal
+    };
+    Ok(Store::open(&config.database_url, sync, Clock::default()).await?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::from_sources(&load_settings_file()?)?;
+    match cli.command {
+        Command::Serve => {
+            init_logging("info");
+            let state = bursar_server::prepare(config.clone(), Clock::default()).await?;
+            let running = bursar_server::start(state, config.addr).await?;
+            eprintln!("bursar listening on http://{}", running.addr);
+            tokio::signal::ctrl_c().await?;
+            running.shutdown.cancel();
+            running.finished.await?;
+        }
+        Command::Migrate => {
+            init_logging("warn");
+            open_store(&config).await?;
+            println!("migrations applied");
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    password: plain,
+                },
+        } => {
+            init_logging("warn");
+            let store = open_store(&config).await?;
+            let email = bursar_server::routes::auth::normalize_email(&email)
+                .map_err(|e| anyhow::anyhow!(e.detail))?;
+            bursar_server::routes::auth::check_password(&plain)
+                .map_err(|e| anyhow::anyhow!(e.detail))?;
+            let hash = password::hash(plain).await?;
+            let user = match store.user_by_email(&email).await? {
+                Some(existing) => {
+                    let changes = bursar_store::users::UserChanges {
+                        role: Some(Role::Admin),
+                        password_hash: Some(hash),
+                        ..Default::default()
+                    };
+                    store
+                        .update_user(&existing.id, &changes)
+                        .await?
+                        .context("user vanished")?
+                }
+                None => store.create_user(&email, &hash, None, Role::Admin).await?,
+            };
+            store
+                .audit(bursar_store::audit::AuditRecord {
+                    actor_id: None,
+                    actor_kind: "cli",
+                    action: "user.make_admin",
+                    target: Some(&user.id),
+                    details: serde_json::json!({ "email": email }),
+                    ip: None,
+                })
+                .await?;
+            println!("admin {} ({})", user.email, user.id);
+        }
+        Command::ApiKey {
+            command: ApiKeyCommand::Create { name },
+        } => {
+            init_logging("warn");
+            let store = open_store(&config).await?;
+            let key = store.create_api_key(&name, None).await?;
+            store
+                .audit(bursar_store::audit::AuditRecord {
+                    actor_id: None,
+                    actor_kind: "cli",
+                    action: "api_key.create",
+                    target: Some(&key.key.id),
+                    details: serde_json::json!({ "name": name, "prefix": key.key.prefix }),
+                    ip: None,
+                })
+                .await?;
+            eprintln!(
+                "API key {} created; store the secret now, it is not shown again:",
+                key.key.id
+            );
+            println!("{}", key.secret);
+        }
+        Command::Ledger {
+            command: LedgerCommand::Verify,
+        } => {
+            init_logging("warn");
+            let store = open_store(&config).await?;
+            let report = verify::verify(&store.db).await?;
+            for asset in &report.assets {
+                println!(
+                    "asset {}: {} accounts, {} transfers, balances sum to {}",
+                    asset.asset, asset.accounts, asset.transfers, asset.sum_of_balances
+                );
+            }
+            if report.ok {
+                println!("ledger ok: every invariant holds");
+            } else {
+                println!("ledger has {} problem(s):", report.problems.len());
+                for problem in &report.problems {
+                    println!("  - {problem}");
+                }
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -50,7 +50,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn lot(id: &str, remaining: i64, priority: i64, expires: Option<i64>, created: i64) -> GrantLot {
+    fn lot(
+        id: &str,
+        remaining: i64,
+        priority: i64,
+        expires: Option<i64>,
+        created: i64,
+    ) -> GrantLot {
         GrantLot {
             id: id.into(),
             remaining,

@@ -1,1 +1,125 @@
+//! The Bursar HTTP server: routes, auth, problem+json errors, OpenAPI, metrics and the
+//! background jobs, over `bursar_store`.
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod jobs;
+pub mod json;
+pub mod observe;
+pub mod openapi;
+pub mod routes;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use bursar_store::{Clock, SqliteSync, Store, settings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+
+pub use config::Config;
+
+use auth::rate_limit::AuthLimiter;
+use auth::tokens::TokenKeys;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub tokens: Arc<TokenKeys>,
+    pub limiter: Arc<AuthLimiter>,
+    pub decoy_hash: Arc<String>,
+}
+
+/// Opens the store (running migrations) and prepares everything the routes share.
+pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
+    auth::tokens::install_crypto_provider();
+    let sync = if config.sqlite_durable {
+        SqliteSync::Full
+    } else {
+        SqliteSync::Normal
+    };
+    let store = Store::open(&config.database_url, sync, clock).await?;
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            settings::get_or_init(&store.db, "jwt_secret", || {
+                bursar_store::ids::new_secret("jwt")
+            })
+            .await?
+        }
+    };
+    Ok(AppState {
+        tokens: Arc::new(TokenKeys::new(&secret, config.access_token_ttl_s)),
+        limiter: Arc::new(AuthLimiter::new(config.auth_attempts_per_minute)),
+        decoy_hash: Arc::new(auth::password::decoy_hash().await?),
+        config: Arc::new(config),
+        store,
+    })
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = routes::api_router().split_for_parts();
+    let openapi = openapi::finish(openapi);
+    Router::new()
+        .merge(api)
+        .merge(routes::ops::router(openapi))
+        .fallback(routes::ops::not_found)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
+        .layer(axum::middleware::from_fn(observe::record_request))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::custom(observe::panic_response))
+        .layer(observe::trace_layer())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// A running server: where it listens and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub shutdown: CancellationToken,
+    pub finished: tokio::task::JoinHandle<()>,
+}
+
+/// Binds, starts the background jobs and serves until `shutdown` is cancelled.
+pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running> {
+    observe::install_metrics_recorder();
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    jobs::spawn(state.clone(), shutdown.clone());
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = shutdown.clone();
+    let finished = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "server stopped with an error");
+        }
+    });
+    tracing::info!(%addr, "bursar is listening");
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        finished,
+    })
+}

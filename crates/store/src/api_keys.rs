@@ -8,7 +8,7 @@ use crate::ids::{new_id, new_secret, sha256_hex};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
@@ -19,7 +19,7 @@ pub struct ApiKeyView {
 }
 
 /// A key just created: the only time `secret` exists outside the caller's hands.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewApiKey {
     #[serde(flatten)]
     pub key: ApiKeyView,
@@ -63,12 +63,14 @@ impl Store {
 
     /// The id of the live key whose secret this is.
     pub async fn api_key_id(&self, secret: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        Ok(
+            sqlx::query_scalar(
+                "SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(sha256_hex(secret))
+            .fetch_optional(&self.db.pool)
+            .await?,
         )
-        .bind(sha256_hex(secret))
-        .fetch_optional(&self.db.pool)
-        .await?)
     }
 
     pub async fn list_api_keys(&self, page: &PageRequest) -> Result<Page<ApiKeyView>, StoreError> {
@@ -82,14 +84,16 @@ impl Store {
         .await?;
         let keys = rows
             .into_iter()
-            .map(|(id, name, prefix, created_by, created_at, last_used_at)| ApiKeyView {
-                id,
-                name,
-                prefix,
-                created_by,
-                created_at: rfc3339(created_at),
-                last_used_at: last_used_at.map(rfc3339),
-            })
+            .map(
+                |(id, name, prefix, created_by, created_at, last_used_at)| ApiKeyView {
+                    id,
+                    name,
+                    prefix,
+                    created_by,
+                    created_at: rfc3339(created_at),
+                    last_used_at: last_used_at.map(rfc3339),
+                },
+            )
             .collect();
         Ok(page.finish(keys, |k| k.id.clone()))
     }

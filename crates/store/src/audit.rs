@@ -7,7 +7,7 @@ use crate::ids::new_id;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: String,
     pub actor_id: Option<String>,
@@ -30,27 +30,46 @@ pub struct AuditRecord<'a> {
     pub ip: Option<&'a str>,
 }
 
-impl Store {
-    pub async fn audit(&self, record: AuditRecord<'_>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, actor_id, actor_kind, action, target, details, ip, created_at)
+/// Writes an entry on `conn`, so an action and its entry can commit together.
+pub async fn record(
+    conn: &mut sqlx::AnyConnection,
+    record: AuditRecord<'_>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, actor_id, actor_kind, action, target, details, ip, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(new_id("aud"))
-        .bind(record.actor_id)
-        .bind(record.actor_kind)
-        .bind(record.action)
-        .bind(record.target)
-        .bind(record.details.to_string())
-        .bind(record.ip)
-        .bind(self.clock.now_ms())
-        .execute(&self.db.pool)
-        .await?;
-        Ok(())
+    )
+    .bind(new_id("aud"))
+    .bind(record.actor_id)
+    .bind(record.actor_kind)
+    .bind(record.action)
+    .bind(record.target)
+    .bind(record.details.to_string())
+    .bind(record.ip)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn audit(&self, entry: AuditRecord<'_>) -> Result<(), StoreError> {
+        let mut conn = self.db.pool.acquire().await?;
+        record(&mut conn, entry, self.clock.now_ms()).await
     }
 
     pub async fn audit_log(&self, page: &PageRequest) -> Result<Page<AuditEntry>, StoreError> {
-        type Row = (String, Option<String>, String, String, Option<String>, Option<String>, Option<String>, i64);
+        type Row = (
+            String,
+            Option<String>,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+        );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, actor_id, actor_kind, action, target, details, ip, created_at FROM audit_log
              WHERE id < $1 ORDER BY id DESC LIMIT $2",
@@ -61,18 +80,20 @@ impl Store {
         .await?;
         let entries = rows
             .into_iter()
-            .map(|(id, actor_id, actor_kind, action, target, details, ip, created_at)| AuditEntry {
-                id,
-                actor_id,
-                actor_kind,
-                action,
-                target,
-                details: details
-                    .and_then(|d| serde_json::from_str(&d).ok())
-                    .unwrap_or(serde_json::Value::Null),
-                ip,
-                created_at: rfc3339(created_at),
-            })
+            .map(
+                |(id, actor_id, actor_kind, action, target, details, ip, created_at)| AuditEntry {
+                    id,
+                    actor_id,
+                    actor_kind,
+                    action,
+                    target,
+                    details: details
+                        .and_then(|d| serde_json::from_str(&d).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                    ip,
+                    created_at: rfc3339(created_at),
+                },
+            )
             .collect();
         Ok(page.finish(entries, |e| e.id.clone()))
     }

@@ -28,11 +28,8 @@ pub struct Db {
 }
 
 /// Migrations in order. Each runs once, in its own transaction, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "ledger",
-    include_str!("../migrations/001_ledger.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "ledger", include_str!("../migrations/001_ledger.sql"))];
 
 impl Db {
     /// Opens `url`: `sqlite://path` (created if missing) or `postgres://…`. Any other scheme is

@@ -67,7 +67,11 @@ impl Store {
     }
 
     /// Revokes the token's family if it belongs to `user_id`. Returns whether it did.
-    pub async fn revoke_refresh_token(&self, user_id: &str, token: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_refresh_token(
+        &self,
+        user_id: &str,
+        token: &str,
+    ) -> Result<bool, StoreError> {
         let changed = sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = $1
              WHERE revoked_at IS NULL AND user_id = $2 AND family_id IN
@@ -84,11 +88,13 @@ impl Store {
 
     /// Ends every session of a user (password change, suspension).
     pub async fn revoke_all_refresh_tokens(&self, user_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(self.clock.now_ms())
-            .bind(user_id)
-            .execute(&self.db.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(self.clock.now_ms())
+        .bind(user_id)
+        .execute(&self.db.pool)
+        .await?;
         Ok(())
     }
 }

@@ -14,8 +14,10 @@ pub async fn get_or_init(
         .bind(make())
         .execute(&db.pool)
         .await?;
-    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-        .bind(key)
-        .fetch_one(&db.pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&db.pool)
+            .await?,
+    )
 }

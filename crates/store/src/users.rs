@@ -73,7 +73,9 @@ impl Store {
         .await;
         match inserted {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(LedgerError::Conflict("this email is already registered".into()).into());
+                return Err(
+                    LedgerError::Conflict("this email is already registered".into()).into(),
+                );
             }
             other => {
                 other?;
@@ -186,7 +188,10 @@ impl Store {
             .bind(page.fetch_limit())
             .fetch_all(&self.db.pool)
             .await?;
-        let users = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
+        let users = rows
+            .iter()
+            .map(user_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(page.finish(users, |u| u.id.clone()))
     }
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::{Db, StoreError};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AssetSummary {
     pub asset: String,
     pub sum_of_balances: i64,
@@ -12,7 +12,7 @@ pub struct AssetSummary {
     pub transfers: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
     pub assets: Vec<AssetSummary>,
@@ -92,9 +92,7 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
                 .fetch_one(&db.pool)
                 .await?;
         if sum != 0 {
-            problems.push(format!(
-                "asset {asset}: balances sum to {sum}, not 0"
-            ));
+            problems.push(format!("asset {asset}: balances sum to {sum}, not 0"));
         }
         summaries.push(AssetSummary {
             asset,

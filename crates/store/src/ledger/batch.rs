@@ -140,7 +140,10 @@ impl Batch {
     }
 
     fn move_system(&mut self, which: SystemAccount, delta: i64) -> (String, i64) {
-        let state = self.system.get_mut(&which).expect("all system accounts are loaded");
+        let state = self
+            .system
+            .get_mut(&which)
+            .expect("all system accounts are loaded");
         state.balance += delta;
         state.changed = true;
         (self.system_ids[&which].clone(), state.balance)

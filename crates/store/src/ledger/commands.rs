@@ -11,6 +11,7 @@ use super::{
     SpendReceipt, VoidReceipt,
 };
 use crate::StoreError;
+use crate::audit::{self, AuditRecord};
 use crate::clock::rfc3339;
 use crate::ids::new_id;
 
@@ -203,6 +204,7 @@ pub(crate) async fn apply(
             amount,
             reason,
             actor,
+            ip,
         } => {
             let mut account = batch.lock_user(conn, user_id).await?;
             let meta = TransferMeta {
@@ -232,6 +234,19 @@ pub(crate) async fn apply(
                     .await?;
                 posted
             };
+            let entry = AuditRecord {
+                actor_id: Some(actor),
+                actor_kind: "user",
+                action: "ledger.adjustment",
+                target: Some(user_id),
+                details: serde_json::json!({
+                    "amount": amount,
+                    "reason": reason,
+                    "transaction_id": posted.transfer_id,
+                }),
+                ip: ip.as_deref(),
+            };
+            audit::record(conn, entry, batch.now_ms).await?;
             Ok(Reply::new(
                 201,
                 &AdjustmentReceipt {
@@ -314,10 +329,11 @@ async fn lock_open_hold(
     };
     // Every change to a hold locks its account first, so the hold read next is current.
     let account = batch.lock_user(conn, &user_id).await?;
-    let row = sqlx::query("SELECT amount, status, expires_at, description FROM holds WHERE id = $1")
-        .bind(hold_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT amount, status, expires_at, description FROM holds WHERE id = $1")
+            .bind(hold_id)
+            .fetch_one(&mut *conn)
+            .await?;
     let status: String = row.try_get("status")?;
     let expires_at: i64 = row.try_get("expires_at")?;
     if status != HoldStatus::Held.as_str() {

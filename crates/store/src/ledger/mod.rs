@@ -75,16 +75,19 @@ pub enum Command {
         hold_id: String,
         creator: String,
     },
-    /// A signed manual correction by an admin.
+    /// A signed manual correction by an admin, audit-logged in the same transaction.
     Adjust {
         user_id: String,
         amount: i64,
         reason: String,
         actor: String,
+        ip: Option<String>,
     },
     /// Releases overdue holds and moves overdue grants' remainders to `expired`, for at most
     /// `max_accounts` accounts. Answers `{accounts}`: how many were processed.
-    ExpireDue { max_accounts: i64 },
+    ExpireDue {
+        max_accounts: i64,
+    },
 }
 
 /// What a command answered: the HTTP status and the JSON body, exactly as first sent. A replay
@@ -110,14 +113,14 @@ impl Reply {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaidBy {
     pub grant_id: String,
     pub source: String,
     pub amount: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SpendReceipt {
     pub transaction_id: String,
     pub user_id: String,
@@ -127,7 +130,7 @@ pub struct SpendReceipt {
     pub paid_by: Vec<PaidBy>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantReceipt {
     pub transaction_id: String,
     pub grant_id: String,
@@ -136,7 +139,7 @@ pub struct GrantReceipt {
     pub balance_after: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RefundReceipt {
     pub transaction_id: String,
     pub refund_of: String,
@@ -146,7 +149,7 @@ pub struct RefundReceipt {
     pub balance_after: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HoldReceipt {
     pub id: String,
     pub user_id: String,
@@ -156,7 +159,7 @@ pub struct HoldReceipt {
     pub available_after: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CaptureReceipt {
     pub id: String,
     pub status: &'static str,
@@ -166,14 +169,14 @@ pub struct CaptureReceipt {
     pub balance_after: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VoidReceipt {
     pub id: String,
     pub status: &'static str,
     pub released: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdjustmentReceipt {
     pub transaction_id: String,
     pub user_id: String,

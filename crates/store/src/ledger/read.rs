@@ -7,7 +7,7 @@ use crate::clock::rfc3339;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantView {
     pub id: String,
     pub source: String,
@@ -18,7 +18,7 @@ pub struct GrantView {
     pub created_at: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BalanceView {
     pub user_id: String,
     pub asset: String,
@@ -30,7 +30,7 @@ pub struct BalanceView {
     pub grants: Vec<GrantView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TransactionView {
     pub id: String,
     pub kind: String,
@@ -98,7 +98,9 @@ impl Store {
             balance,
             available: balance - held,
             held,
-            overdraft_limit: row.try_get::<Option<i64>, _>("overdraft_limit")?.unwrap_or(0),
+            overdraft_limit: row
+                .try_get::<Option<i64>, _>("overdraft_limit")?
+                .unwrap_or(0),
             grants,
         }))
     }
@@ -135,7 +137,11 @@ impl Store {
                 Ok(TransactionView {
                     id: r.try_get("id")?,
                     kind: r.try_get("kind")?,
-                    amount: if debit_account == account { -amount } else { amount },
+                    amount: if debit_account == account {
+                        -amount
+                    } else {
+                        amount
+                    },
                     balance_after: r.try_get("balance_after")?,
                     order_id: r.try_get("order_id")?,
                     hold_id: r.try_get("hold_id")?,

@@ -42,12 +42,7 @@ impl Ledger {
     }
 }
 
-async fn run(
-    db: Db,
-    clock: Clock,
-    asset: String,
-    mut receiver: mpsc::Receiver<(Request, Answer)>,
-) {
+async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(Request, Answer)>) {
     let mut jobs = Vec::with_capacity(BATCH_MAX);
     while receiver.recv_many(&mut jobs, BATCH_MAX).await > 0 {
         let requests: Vec<&Request> = jobs.iter().map(|(request, _)| request).collect();
@@ -110,7 +105,8 @@ async fn commit_batch(
         };
         if let Ok(reply) = &result {
             if !reply.replayed {
-                metrics::counter!("bursar_ledger_commands_total", "outcome" => "applied").increment(1);
+                metrics::counter!("bursar_ledger_commands_total", "outcome" => "applied")
+                    .increment(1);
             }
         } else {
             metrics::counter!("bursar_ledger_commands_total", "outcome" => "refused").increment(1);

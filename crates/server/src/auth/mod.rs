@@ -1,0 +1,8 @@
+//! Who is calling: passwords, access tokens, API keys and the `Caller` extractor.
+
+pub mod caller;
+pub mod password;
+pub mod rate_limit;
+pub mod tokens;
+
+pub use caller::{Caller, ClientAddr};

@@ -1,0 +1,50 @@
+//! Background work: sweeping overdue holds and grants through the ledger writer, and forgetting
+//! idle rate-limit keys. Each job stops when the shutdown token is cancelled.
+
+use std::time::Duration;
+
+use bursar_store::ledger::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+
+/// Accounts settled per sweep step; a sweep repeats steps until nothing is due.
+const EXPIRY_ACCOUNTS_PER_STEP: i64 = 200;
+/// Steps per sweep. Accounts whose overdue grants are still reserved by holds stay due, so a
+/// sweep must not loop until nothing is due.
+const EXPIRY_STEPS_MAX: usize = 50;
+
+pub fn spawn(state: AppState, shutdown: CancellationToken) {
+    let interval = Duration::from_secs(state.config.expiry_sweep_interval_s.max(1));
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            if let Err(error) = sweep_expired(&state).await {
+                tracing::warn!(%error, "expiry sweep failed; will retry");
+            }
+            state.limiter.forget_idle();
+        }
+    });
+}
+
+/// Settles every overdue hold and grant, a bounded number of accounts at a time.
+pub async fn sweep_expired(state: &AppState) -> Result<(), bursar_store::StoreError> {
+    for _ in 0..EXPIRY_STEPS_MAX {
+        let reply = state
+            .store
+            .ledger
+            .execute(Command::ExpireDue {
+                max_accounts: EXPIRY_ACCOUNTS_PER_STEP,
+            })
+            .await?;
+        let settled = reply.json()["accounts"].as_i64().unwrap_or(0);
+        if settled < EXPIRY_ACCOUNTS_PER_STEP {
+            break;
+        }
+    }
+    Ok(())
+}

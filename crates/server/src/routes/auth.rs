@@ -1,0 +1,230 @@
+//! Registration, login, token refresh with rotation, and logout.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use bursar_core::{Role, UserStatus};
+use bursar_store::sessions::Rotation;
+use bursar_store::users::User;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::password::{self, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+use crate::auth::{Caller, ClientAddr};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::json::{Body, parse};
+use crate::views::UserView;
+
+const EMAIL_CHARS_MAX: usize = 254;
+const DISPLAY_NAME_CHARS_MAX: usize = 100;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub display_name: Option<String>,
+    /// `member` (default) or `merchant`; an admin can only be made by another admin or the CLI.
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub user: UserView,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// Lower-cases and checks an email address: one `@`, something on each side, no spaces.
+pub fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= EMAIL_CHARS_MAX
+        && !email.contains(char::is_whitespace)
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::invalid("email is not a valid address"))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<(), ApiError> {
+    let chars = password.chars().count();
+    if chars < PASSWORD_MIN_CHARS {
+        return Err(ApiError::invalid(format!(
+            "password must be at least {PASSWORD_MIN_CHARS} characters"
+        )));
+    }
+    if chars > PASSWORD_MAX_CHARS {
+        return Err(ApiError::invalid(format!(
+            "password must be at most {PASSWORD_MAX_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_display_name(name: Option<String>) -> Result<Option<String>, ApiError> {
+    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > DISPLAY_NAME_CHARS_MAX)
+    {
+        return Err(ApiError::invalid(format!(
+            "display_name must be at most {DISPLAY_NAME_CHARS_MAX} characters"
+        )));
+    }
+    Ok(name)
+}
+
+async fn session_for(state: &AppState, user: &User, family: Option<&str>) -> ApiResult<Session> {
+    let now_s = state.store.clock.now_ms() / 1000;
+    let access_token = state.tokens.issue(&user.id, user.role.as_str(), now_s)?;
+    let refresh_token = state
+        .store
+        .issue_refresh_token(&user.id, family, state.config.refresh_token_ttl_s * 1000)
+        .await?;
+    Ok(Session {
+        user: UserView::from(user),
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl_s,
+    })
+}
+
+/// Create an account (member or merchant) and sign in.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = Session),
+        (status = 409, description = "email already registered", body = Problem),
+        (status = 422, description = "invalid email, short password or forbidden role", body = Problem),
+        (status = 429, description = "too many attempts", body = Problem)))]
+pub async fn register(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    body: Body<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    let request = body.value;
+    let email = normalize_email(&request.email)?;
+    state.limiter.check(&address, &email)?;
+    check_password(&request.password)?;
+    let display_name = check_display_name(request.display_name)?;
+    let role = match request.role.as_deref() {
+        None | Some("member") => Role::Member,
+        Some("merchant") => Role::Merchant,
+        Some("admin") => return Err(ApiError::invalid("registration cannot create an admin")),
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown role {other:?}: use member or merchant"
+            )));
+        }
+    };
+    let hash = password::hash(request.password).await?;
+    let user = state
+        .store
+        .create_user(&email, &hash, display_name.as_deref(), role)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(session_for(&state, &user, None).await?),
+    ))
+}
+
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = Session),
+        (status = 401, description = "wrong email or password, or a suspended account", body = Problem),
+        (status = 429, description = "too many attempts", body = Problem)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    body: Body<LoginRequest>,
+) -> ApiResult<Json<Session>> {
+    let request = body.value;
+    let email = request.email.trim().to_lowercase();
+    state.limiter.check(&address, &email)?;
+    let user = state.store.user_by_email(&email).await?;
+    let stored = user
+        .as_ref()
+        .map_or_else(|| state.decoy_hash.to_string(), |u| u.password_hash.clone());
+    let matches = password::verify(request.password, stored).await;
+    let user = user
+        .filter(|_| matches)
+        .ok_or_else(|| ApiError::unauthorized("wrong email or password"))?;
+    if user.status == UserStatus::Suspended {
+        return Err(ApiError::unauthorized("this account is suspended"));
+    }
+    Ok(Json(session_for(&state, &user, None).await?))
+}
+
+/// Trade a refresh token for a new pair. The old refresh token stops working; presenting it
+/// again ends every session that descends from the same login.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 200, body = Session), (status = 401, body = Problem)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    body: Body<RefreshRequest>,
+) -> ApiResult<Json<Session>> {
+    let Rotation::Rotated { user_id, family_id } = state
+        .store
+        .rotate_refresh_token(&body.value.refresh_token)
+        .await?
+    else {
+        return Err(ApiError::unauthorized(
+            "the refresh token is invalid, expired or already used",
+        ));
+    };
+    let user = state
+        .store
+        .user(&user_id)
+        .await?
+        .filter(|u| u.status == UserStatus::Active)
+        .ok_or_else(|| ApiError::unauthorized("this account is suspended"))?;
+    Ok(Json(session_for(&state, &user, Some(&family_id)).await?))
+}
+
+/// Sign out: revokes the given refresh token (and its rotations), or with no body every
+/// session of the user. Access tokens already issued expire on their own (minutes).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    request_body(content = Option<RefreshRequest>),
+    responses((status = 204), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    raw: Bytes,
+) -> ApiResult<StatusCode> {
+    let user_id = caller.require_user()?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        state.store.revoke_all_refresh_tokens(user_id).await?;
+    } else {
+        let request: RefreshRequest = parse(&raw)?;
+        state
+            .store
+            .revoke_refresh_token(user_id, &request.refresh_token)
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,103 @@
+//! The signed-in user: profile, balance and history.
+
+use axum::Json;
+use axum::extract::State;
+use bursar_store::ledger::read::{BalanceView, TransactionView};
+use bursar_store::page::Page;
+use bursar_store::users::UserChanges;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::auth::{check_display_name, check_password};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::auth::password;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::json::{Body, Query};
+use crate::views::{PageQuery, UserView};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileChanges {
+    pub display_name: Option<String>,
+    /// A new password (8–256 characters). Ends every other session.
+    pub password: Option<String>,
+}
+
+async fn current_user(state: &AppState, caller: &Caller) -> ApiResult<UserView> {
+    let user_id = caller.require_user()?;
+    let user = state
+        .store
+        .user(user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(UserView::from(&user))
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", tag = "me",
+    responses((status = 200, body = UserView), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<UserView>> {
+    Ok(Json(current_user(&state, &caller).await?))
+}
+
+/// Change the display name or the password.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "me",
+    request_body = ProfileChanges,
+    responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn patch_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Body<ProfileChanges>,
+) -> ApiResult<Json<UserView>> {
+    let user_id = caller.require_user()?.to_string();
+    let request = body.value;
+    let mut changes = UserChanges {
+        display_name: check_display_name(request.display_name)?,
+        ..UserChanges::default()
+    };
+    if let Some(new_password) = request.password {
+        check_password(&new_password)?;
+        changes.password_hash = Some(password::hash(new_password).await?);
+    }
+    state.store.update_user(&user_id, &changes).await?;
+    if changes.password_hash.is_some() {
+        state.store.revoke_all_refresh_tokens(&user_id).await?;
+    }
+    Ok(Json(current_user(&state, &caller).await?))
+}
+
+/// Balance, available credits (balance less active holds) and the live grants in burn order.
+#[utoipa::path(get, path = "/api/v1/me/balance", tag = "credits",
+    responses((status = 200, body = BalanceView), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn balance(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<BalanceView>> {
+    let user_id = caller.require_user()?;
+    let view = state
+        .store
+        .balance(user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    Ok(Json(view))
+}
+
+/// The user's credit movements, newest first; `amount` is negative when credits left.
+#[utoipa::path(get, path = "/api/v1/me/transactions", tag = "credits",
+    params(PageQuery),
+    responses((status = 200, body = Page<TransactionView>), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn transactions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Json<Page<TransactionView>>> {
+    let user_id = caller.require_user()?;
+    Ok(Json(
+        state.store.transactions(user_id, &query.parse()?).await?,
+    ))
+}

@@ -1,0 +1,36 @@
+//! Routes grouped by area. Every handler carries its OpenAPI description, so the served
+//! document cannot drift from the routes.
+
+pub mod admin;
+pub mod auth;
+pub mod credits;
+pub mod me;
+pub mod ops;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(me::get_me, me::patch_me))
+        .routes(routes!(me::balance))
+        .routes(routes!(me::transactions))
+        .routes(routes!(credits::spend))
+        .routes(routes!(credits::refund))
+        .routes(routes!(credits::create_hold))
+        .routes(routes!(credits::capture_hold))
+        .routes(routes!(credits::void_hold))
+        .routes(routes!(admin::list_users))
+        .routes(routes!(admin::get_user, admin::patch_user))
+        .routes(routes!(admin::adjust))
+        .routes(routes!(admin::list_api_keys, admin::create_api_key))
+        .routes(routes!(admin::delete_api_key))
+        .routes(routes!(admin::audit_log))
+        .routes(routes!(admin::verify_ledger))
+}

@@ -1,0 +1,128 @@
+//! Response shapes shared by several routes, and the small request parsers they rely on.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bursar_store::clock::rfc3339;
+use bursar_store::ledger::{Idempotency, Reply};
+use bursar_store::page::{DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
+use bursar_store::users::User;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    /// `member`, `merchant` or `admin`.
+    pub role: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// The game level, with up to two decimals (99.99).
+    pub level: f64,
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role.as_str().to_string(),
+            status: user.status.as_str().to_string(),
+            level: user.level_hundredths as f64 / 100.0,
+            created_at: rfc3339(user.created_at_ms),
+        }
+    }
+}
+
+/// `?limit=&cursor=` on every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1–200, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn parse(&self) -> Result<PageRequest, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
+        }
+        Ok(PageRequest {
+            limit,
+            before: self.cursor.clone().filter(|c| !c.is_empty()),
+        })
+    }
+}
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
+
+/// Reads `Idempotency-Key`. The stored hash covers the method, the path and the exact body, so
+/// the same key with anything different is refused rather than replayed.
+pub fn idempotency(
+    headers: &HeaderMap,
+    caller: &Caller,
+    route: &str,
+    raw_body: &[u8],
+) -> Result<Option<Idempotency>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?;
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_CHARS_MAX {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be 1 to 255 characters",
+        ));
+    }
+    let mut material = Vec::with_capacity(route.len() + raw_body.len() + 1);
+    material.extend_from_slice(route.as_bytes());
+    material.push(b'\n');
+    material.extend_from_slice(raw_body);
+    Ok(Some(Idempotency {
+        scope: caller.id().to_string(),
+        key: key.to_string(),
+        request_hash: bursar_store::ids::sha256_hex(&String::from_utf8_lossy(&material)),
+    }))
+}
+
+/// Sends a ledger reply as it was first produced; a replay is marked `Idempotent-Replayed: true`.
+pub fn reply_response(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, reply.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if reply.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Parses a caller-chosen level (up to two decimals) into hundredths.
+pub fn level_hundredths(level: f64) -> Result<i64, ApiError> {
+    let hundredths = (level * 100.0).round();
+    if !level.is_finite()
+        || !(0.0..=1e9).contains(&level)
+        || ((level * 100.0) - hundredths).abs() > 1e-6
+    {
+        return Err(ApiError::invalid(
+            "level must be between 0 and 1000000000 with at most two decimals",
+        ));
+    }
+    Ok(hundredths as i64)
+}
