@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod page;
 pub mod sessions;
 pub mod settings;
+pub mod testing;
 pub mod users;
 pub mod verify;
 

@@ -1,0 +1,57 @@
+//! Fresh databases for tests: a temporary SQLite file, or a new PostgreSQL schema on the server
+//! named by `BURSAR_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`), so
+//! tests run in parallel without seeing each other.
+
+use sqlx::Executor;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const POSTGRES_URL_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Prefix of every schema the tests create; `.ci/run` drops leftovers by it.
+pub const SCHEMA_PREFIX: &str = "bursar_t_";
+
+fn unique_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// A `DATABASE_URL` for a database nobody else uses.
+pub async fn fresh_database_url(backend: Backend, name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(30)
+        .collect();
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("bursar-tests");
+            std::fs::create_dir_all(&dir).expect("temp dir is writable");
+            let path = dir.join(format!("{name}-{}.db", unique_suffix()));
+            format!("sqlite://{}", path.display())
+        }
+        Backend::Postgres => {
+            let base = std::env::var("BURSAR_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| POSTGRES_URL_DEFAULT.to_string());
+            let schema = format!("{SCHEMA_PREFIX}{name}_{}", unique_suffix());
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+                .await
+                .expect("PostgreSQL answers at BURSAR_TEST_POSTGRES_URL");
+            conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .await
+                .expect("can create a schema");
+            let separator = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{separator}options=-c%20search_path%3D{schema}")
+        }
+    }
+}

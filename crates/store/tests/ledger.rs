@@ -1,0 +1,594 @@
+//! The storage conformance suite: every test runs against SQLite and against PostgreSQL, through
+//! the same `Store` API, and ends by checking every ledger invariant.
+
+use bursar_core::{Credits, GrantSource, Role};
+use bursar_store::ledger::{Command, Idempotency, Reply, Request};
+use bursar_store::testing::{Backend, fresh_database_url};
+use bursar_store::{Clock, SqliteSync, Store, StoreError, verify};
+use proptest::prelude::*;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    spends_burn_soonest_expiring_then_priority_then_oldest,
+    a_grant_to_an_overdrawn_account_pays_the_debt_first,
+    overdue_grants_expire_into_the_expired_account_except_what_holds_reserve,
+    an_expired_hold_releases_its_credits_and_cannot_be_captured,
+    a_refused_command_in_a_batch_leaves_the_others_intact,
+    concurrent_spends_never_overdraw_and_every_acknowledged_one_is_recorded,
+    concurrent_requests_with_one_idempotency_key_apply_once,
+    refunds_never_exceed_the_spend,
+    verify_reports_a_corrupted_balance,
+);
+
+async fn open(backend: Backend, name: &str) -> Store {
+    let url = fresh_database_url(backend, name).await;
+    Store::open(&url, SqliteSync::Full, Clock::default())
+        .await
+        .expect("store opens")
+}
+
+async fn user(store: &Store, email: &str) -> String {
+    store
+        .create_user(email, "not-a-real-hash", None, Role::Member)
+        .await
+        .expect("user created")
+        .id
+}
+
+fn credits(amount: i64) -> Credits {
+    Credits::new(amount).expect("test amounts are valid")
+}
+
+fn grant(
+    user_id: &str,
+    amount: i64,
+    source: GrantSource,
+    priority: i64,
+    expires_at_ms: Option<i64>,
+) -> Command {
+    Command::Grant {
+        user_id: user_id.into(),
+        amount: credits(amount),
+        source,
+        priority,
+        expires_at_ms,
+        description: None,
+        actor: None,
+    }
+}
+
+fn spend(user_id: &str, amount: i64) -> Command {
+    Command::Spend {
+        user_id: user_id.into(),
+        amount: credits(amount),
+        description: None,
+        metadata: None,
+        actor: "test".into(),
+    }
+}
+
+async fn run(store: &Store, command: Command) -> Result<Reply, StoreError> {
+    store.ledger.execute(command).await
+}
+
+async fn ok(store: &Store, command: Command) -> serde_json::Value {
+    run(store, command).await.expect("command succeeds").json()
+}
+
+async fn assert_ledger_consistent(store: &Store) {
+    let report = verify::verify(&store.db).await.expect("verify runs");
+    assert!(report.ok, "ledger problems: {:?}", report.problems);
+}
+
+async fn balance(store: &Store, user_id: &str) -> (i64, i64) {
+    let view = store
+        .balance(user_id)
+        .await
+        .expect("balance reads")
+        .expect("account exists");
+    (view.balance, view.available)
+}
+
+async fn spends_burn_soonest_expiring_then_priority_then_oldest(backend: Backend) {
+    let store = open(backend, "burn_order").await;
+    let u = user(&store, "burn@example.com").await;
+    let far = store.clock.now_ms() + 86_400_000;
+    let near = store.clock.now_ms() + 3_600_000;
+    let purchase = ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
+    let bonus = ok(&store, grant(&u, 20, GrantSource::Bonus, 5, Some(near))).await;
+    let allowance = ok(&store, grant(&u, 30, GrantSource::Allowance, 1, Some(near))).await;
+    let gift = ok(&store, grant(&u, 10, GrantSource::Gift, 0, Some(far))).await;
+
+    let paid = ok(&store, spend(&u, 65)).await;
+    let paid_by: Vec<(String, i64)> = paid["paid_by"]
+        .as_array()
+        .expect("paid_by is a list")
+        .iter()
+        .map(|p| {
+            (
+                p["grant_id"].as_str().unwrap_or_default().to_string(),
+                p["amount"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let id = |v: &serde_json::Value| v["grant_id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        paid_by,
+        vec![
+            (id(&allowance), 30),
+            (id(&bonus), 20),
+            (id(&gift), 10),
+            (id(&purchase), 5)
+        ]
+    );
+    assert_eq!(balance(&store, &u).await, (95, 95));
+    assert_ledger_consistent(&store).await;
+}
+
+async fn a_grant_to_an_overdrawn_account_pays_the_debt_first(backend: Backend) {
+    let store = open(backend, "overdraft").await;
+    let u = user(&store, "debt@example.com").await;
+    bursar_store::accounts::set_overdraft_limit(&store.db, &u, &store.asset, 50)
+        .await
+        .expect("limit set");
+    ok(&store, grant(&u, 10, GrantSource::Purchase, 0, None)).await;
+    ok(&store, spend(&u, 60)).await;
+    assert_eq!(balance(&store, &u).await, (-50, -50));
+    let refused = run(&store, spend(&u, 1)).await;
+    assert!(matches!(
+        refused,
+        Err(StoreError::Domain(
+            bursar_core::LedgerError::InsufficientCredits { .. }
+        ))
+    ));
+    ok(&store, grant(&u, 80, GrantSource::Purchase, 0, None)).await;
+    let view = store.balance(&u).await.expect("reads").expect("exists");
+    assert_eq!(view.balance, 30);
+    assert_eq!(view.grants.iter().map(|g| g.remaining).sum::<i64>(), 30);
+    assert_ledger_consistent(&store).await;
+}
+
+async fn overdue_grants_expire_into_the_expired_account_except_what_holds_reserve(
+    backend: Backend,
+) {
+    let store = open(backend, "grant_expiry").await;
+    let u = user(&store, "expiry@example.com").await;
+    let soon = store.clock.now_ms() + 60_000;
+    ok(&store, grant(&u, 100, GrantSource::Bonus, 0, Some(soon))).await;
+    ok(&store, grant(&u, 5, GrantSource::Purchase, 0, None)).await;
+    let hold = ok(
+        &store,
+        Command::Hold {
+            user_id: u.clone(),
+            amount: credits(40),
+            expires_in_ms: 3_600_000,
+            description: None,
+            creator: "svc".into(),
+        },
+    )
+    .await;
+    store.clock.advance_ms(120_000);
+    ok(&store, Command::ExpireDue { max_accounts: 100 }).await;
+    // 105 - 40 held = 65 could expire, all from the bonus grant; 40 stay reserved for the hold.
+    assert_eq!(balance(&store, &u).await, (40, 0));
+    let captured = ok(
+        &store,
+        Command::Capture {
+            hold_id: hold["id"].as_str().unwrap_or_default().into(),
+            amount: Some(credits(10)),
+            creator: "svc".into(),
+        },
+    )
+    .await;
+    assert_eq!(captured["captured"], 10);
+    assert_eq!(captured["balance_after"], 30);
+    ok(&store, Command::ExpireDue { max_accounts: 100 }).await;
+    // The rest of the overdue bonus grant expires once the hold no longer reserves it; the
+    // purchase never expires.
+    assert_eq!(balance(&store, &u).await, (5, 5));
+    let history = store
+        .transactions(
+            &u,
+            &bursar_store::page::PageRequest {
+                limit: 50,
+                before: None,
+            },
+        )
+        .await
+        .expect("history");
+    let expired: i64 = history
+        .data
+        .iter()
+        .filter(|t| t.kind == "expiry")
+        .map(|t| t.amount)
+        .sum();
+    // 65 at the first sweep; the capture burned 10 of the remaining 35; 25 at the second.
+    assert_eq!(expired, -(65 + 25));
+    assert_ledger_consistent(&store).await;
+}
+
+async fn an_expired_hold_releases_its_credits_and_cannot_be_captured(backend: Backend) {
+    let store = open(backend, "hold_expiry").await;
+    let u = user(&store, "hold@example.com").await;
+    ok(&store, grant(&u, 50, GrantSource::Purchase, 0, None)).await;
+    let hold = ok(
+        &store,
+        Command::Hold {
+            user_id: u.clone(),
+            amount: credits(50),
+            expires_in_ms: 1_000,
+            description: None,
+            creator: "svc".into(),
+        },
+    )
+    .await;
+    assert_eq!(balance(&store, &u).await, (50, 0));
+    store.clock.advance_ms(2_000);
+    assert_eq!(
+        balance(&store, &u).await,
+        (50, 50),
+        "an overdue hold no longer counts"
+    );
+    let hold_id: String = hold["id"].as_str().unwrap_or_default().into();
+    let capture = run(
+        &store,
+        Command::Capture {
+            hold_id: hold_id.clone(),
+            amount: None,
+            creator: "svc".into(),
+        },
+    )
+    .await;
+    assert!(matches!(
+        capture,
+        Err(StoreError::Domain(bursar_core::LedgerError::Conflict(_)))
+    ));
+    // A spend may use the released credits even before the sweep runs.
+    ok(&store, spend(&u, 50)).await;
+    let void = run(
+        &store,
+        Command::Void {
+            hold_id,
+            creator: "svc".into(),
+        },
+    )
+    .await;
+    assert!(matches!(
+        void,
+        Err(StoreError::Domain(bursar_core::LedgerError::Conflict(_)))
+    ));
+    assert_ledger_consistent(&store).await;
+}
+
+async fn a_refused_command_in_a_batch_leaves_the_others_intact(backend: Backend) {
+    let store = open(backend, "batch_failure").await;
+    let u = user(&store, "batch@example.com").await;
+    ok(&store, grant(&u, 10, GrantSource::Purchase, 0, None)).await;
+    // Sent together, these land in one or a few batches; the middle ones fail on their own.
+    let commands = vec![
+        spend(&u, 3),
+        spend(&u, 100),
+        spend(&u, 3),
+        spend("usr_missing", 1),
+        spend(&u, 3),
+    ];
+    let results = futures::future::join_all(commands.into_iter().map(|c| run(&store, c))).await;
+    let succeeded = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(succeeded, 3, "{results:?}");
+    assert_eq!(balance(&store, &u).await, (1, 1));
+    assert_ledger_consistent(&store).await;
+}
+
+async fn concurrent_spends_never_overdraw_and_every_acknowledged_one_is_recorded(backend: Backend) {
+    let store = open(backend, "concurrent_mixed").await;
+    let users = [
+        user(&store, "a@example.com").await,
+        user(&store, "b@example.com").await,
+        user(&store, "c@example.com").await,
+    ];
+    for u in &users {
+        ok(&store, grant(u, 300, GrantSource::Purchase, 0, None)).await;
+    }
+    let tasks = (0..1000).map(|i| {
+        let store = store.clone();
+        let u = users[i % 3].clone();
+        tokio::spawn(async move {
+            let command = match i % 5 {
+                0 => Command::Hold {
+                    user_id: u.clone(),
+                    amount: credits(2),
+                    expires_in_ms: 60_000,
+                    description: None,
+                    creator: "svc".into(),
+                },
+                1 => grant(&u, 1, GrantSource::Gift, 0, None),
+                _ => spend(&u, 1 + (i % 3) as i64),
+            };
+            (u, i % 5, store.ledger.execute(command).await)
+        })
+    });
+    let mut net = std::collections::HashMap::<String, i64>::new();
+    for task in futures::future::join_all(tasks).await {
+        let (u, kind, result) = task.expect("task runs");
+        if let Ok(reply) = result {
+            let body = reply.json();
+            let delta = match kind {
+                0 => 0,
+                1 => 1,
+                _ => -body["amount"].as_i64().unwrap_or_default(),
+            };
+            *net.entry(u).or_default() += delta;
+        }
+    }
+    for u in &users {
+        let (bal, _) = balance(&store, u).await;
+        assert_eq!(bal, 300 + net.get(u).copied().unwrap_or_default());
+        assert!(bal >= 0);
+    }
+    assert_ledger_consistent(&store).await;
+}
+
+async fn concurrent_requests_with_one_idempotency_key_apply_once(backend: Backend) {
+    let store = open(backend, "idempotency").await;
+    let u = user(&store, "idem@example.com").await;
+    ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
+    let request = |hash: &str| Request {
+        command: spend(&u, 7),
+        idempotency: Some(Idempotency {
+            scope: "svc".into(),
+            key: "k-1".into(),
+            request_hash: hash.into(),
+        }),
+    };
+    let replies =
+        futures::future::join_all((0..50).map(|_| store.ledger.execute(request("h")))).await;
+    let bodies: std::collections::HashSet<String> = replies
+        .into_iter()
+        .map(|r| r.expect("replayed or applied").body)
+        .collect();
+    assert_eq!(bodies.len(), 1, "every reply is the first response");
+    assert_eq!(balance(&store, &u).await, (93, 93));
+    let mismatch = store.ledger.execute(request("other")).await;
+    assert!(matches!(
+        mismatch,
+        Err(StoreError::Domain(
+            bursar_core::LedgerError::IdempotencyMismatch
+        ))
+    ));
+    assert_ledger_consistent(&store).await;
+}
+
+async fn refunds_never_exceed_the_spend(backend: Backend) {
+    let store = open(backend, "refunds").await;
+    let u = user(&store, "refund@example.com").await;
+    ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
+    let spent = ok(&store, spend(&u, 60)).await;
+    let id: String = spent["transaction_id"].as_str().unwrap_or_default().into();
+    let refund = |amount: Option<i64>| Command::Refund {
+        transfer_id: id.clone(),
+        amount: amount.map(credits),
+        actor: "svc".into(),
+    };
+    let results = futures::future::join_all((0..10).map(|_| run(&store, refund(Some(25))))).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2);
+    let rest = ok(&store, refund(None)).await;
+    assert_eq!(rest["amount"], 10);
+    assert_eq!(rest["total_refunded"], 60);
+    assert!(run(&store, refund(None)).await.is_err());
+    assert_eq!(balance(&store, &u).await, (100, 100));
+    assert_ledger_consistent(&store).await;
+}
+
+async fn verify_reports_a_corrupted_balance(backend: Backend) {
+    let store = open(backend, "corrupt").await;
+    let u = user(&store, "corrupt@example.com").await;
+    ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
+    sqlx::query("UPDATE accounts SET balance = balance + 7 WHERE owner_id = $1")
+        .bind(&u)
+        .execute(&store.db.pool)
+        .await
+        .expect("corrupts");
+    let report = verify::verify(&store.db).await.expect("verify runs");
+    assert!(!report.ok);
+    assert!(
+        report.problems.iter().any(|p| p.contains("sum to 7")),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("differs from the sum of its transfers"))
+    );
+    assert!(report.problems.iter().any(|p| p.contains("live grants")));
+}
+
+// Property: random sequences of grants, spends, holds, captures, voids, expiries and refunds
+// keep Σ balances = 0, never leave an account below its limit, and keep balance = Σ grants.
+
+#[derive(Debug, Clone)]
+enum Op {
+    Grant {
+        who: usize,
+        amount: i64,
+        expires_in_ms: Option<i64>,
+        priority: i64,
+    },
+    Spend {
+        who: usize,
+        amount: i64,
+    },
+    Hold {
+        who: usize,
+        amount: i64,
+    },
+    Capture {
+        nth: usize,
+        amount: Option<i64>,
+    },
+    Void {
+        nth: usize,
+    },
+    Refund {
+        nth: usize,
+        amount: Option<i64>,
+    },
+    Advance {
+        ms: i64,
+    },
+    Expire,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (
+            0..3usize,
+            1..200i64,
+            proptest::option::of(1_000..50_000i64),
+            0..3i64
+        )
+            .prop_map(|(who, amount, expires_in_ms, priority)| Op::Grant {
+                who,
+                amount,
+                expires_in_ms,
+                priority
+            }),
+        (0..3usize, 1..150i64).prop_map(|(who, amount)| Op::Spend { who, amount }),
+        (0..3usize, 1..100i64).prop_map(|(who, amount)| Op::Hold { who, amount }),
+        (0..8usize, proptest::option::of(1..100i64))
+            .prop_map(|(nth, amount)| Op::Capture { nth, amount }),
+        (0..8usize).prop_map(|nth| Op::Void { nth }),
+        (0..8usize, proptest::option::of(1..100i64))
+            .prop_map(|(nth, amount)| Op::Refund { nth, amount }),
+        (1_000..40_000i64).prop_map(|ms| Op::Advance { ms }),
+        Just(Op::Expire),
+    ]
+}
+
+async fn run_ops(backend: Backend, ops: Vec<Op>) {
+    let store = open(backend, "property").await;
+    let users = [
+        user(&store, "p0@example.com").await,
+        user(&store, "p1@example.com").await,
+        user(&store, "p2@example.com").await,
+    ];
+    bursar_store::accounts::set_overdraft_limit(&store.db, &users[2], &store.asset, 30)
+        .await
+        .expect("limit");
+    let (mut holds, mut spends) = (Vec::new(), Vec::new());
+    for op in ops {
+        let now = store.clock.now_ms();
+        let command = match op {
+            Op::Grant {
+                who,
+                amount,
+                expires_in_ms,
+                priority,
+            } => grant(
+                &users[who],
+                amount,
+                GrantSource::Bonus,
+                priority,
+                expires_in_ms.map(|ms| now + ms),
+            ),
+            Op::Spend { who, amount } => spend(&users[who], amount),
+            Op::Hold { who, amount } => Command::Hold {
+                user_id: users[who].clone(),
+                amount: credits(amount),
+                expires_in_ms: 20_000,
+                description: None,
+                creator: "svc".into(),
+            },
+            Op::Capture { nth, amount } => match holds.get(nth) {
+                Some(id) => Command::Capture {
+                    hold_id: String::clone(id),
+                    amount: amount.map(credits),
+                    creator: "svc".into(),
+                },
+                None => continue,
+            },
+            Op::Void { nth } => match holds.get(nth) {
+                Some(id) => Command::Void {
+                    hold_id: String::clone(id),
+                    creator: "svc".into(),
+                },
+                None => continue,
+            },
+            Op::Refund { nth, amount } => match spends.get(nth) {
+                Some(id) => Command::Refund {
+                    transfer_id: String::clone(id),
+                    amount: amount.map(credits),
+                    actor: "svc".into(),
+                },
+                None => continue,
+            },
+            Op::Advance { ms } => {
+                store.clock.advance_ms(ms);
+                continue;
+            }
+            Op::Expire => Command::ExpireDue { max_accounts: 10 },
+        };
+        let is_hold = matches!(command, Command::Hold { .. });
+        let is_spend = matches!(command, Command::Spend { .. });
+        if let Ok(reply) = run(&store, command).await {
+            let body = reply.json();
+            if is_hold {
+                holds.push(body["id"].as_str().unwrap_or_default().to_string());
+            }
+            if is_spend {
+                spends.push(
+                    body["transaction_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+        for (i, u) in users.iter().enumerate() {
+            let view = store.balance(u).await.expect("reads").expect("exists");
+            let limit = if i == 2 { 30 } else { 0 };
+            assert!(
+                view.balance - view.held >= -limit,
+                "{u} below its limit: {view:?}"
+            );
+        }
+    }
+    assert_ledger_consistent(&store).await;
+}
+
+fn property_config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 12,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(property_config())]
+
+    #[test]
+    fn random_ledger_histories_keep_every_invariant_on_sqlite(ops in proptest::collection::vec(op(), 1..40)) {
+        tokio::runtime::Runtime::new().expect("runtime").block_on(run_ops(Backend::Sqlite, ops));
+    }
+
+    #[test]
+    fn random_ledger_histories_keep_every_invariant_on_postgres(ops in proptest::collection::vec(op(), 1..40)) {
+        tokio::runtime::Runtime::new().expect("runtime").block_on(run_ops(Backend::Postgres, ops));
+    }
+}
