@@ -1,0 +1,243 @@
+use serde_json::json;
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+on_both_backends!(
+    admins_search_users_and_read_their_balance,
+    adjustments_move_credits_both_ways_and_are_audit_logged,
+    an_overdraft_limit_lets_a_balance_go_negative_but_no_further,
+    api_keys_are_shown_once_listed_without_secret_and_stop_working_when_deleted,
+    the_ledger_check_reports_every_asset,
+    an_admin_can_promote_a_member,
+);
+
+async fn admins_search_users_and_read_their_balance(app: TestApp) {
+    let admin = app.admin().await;
+    let member = app.register("findme@example.com").await;
+    app.register("other@example.com").await;
+    app.grant(&member.id, 42).await;
+    let found = app.get("/api/v1/admin/users?q=FINDME", &admin.token).await;
+    assert_eq!(found.status, 200);
+    let data = found.json["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["email"], "findme@example.com");
+    let one = app
+        .get(&format!("/api/v1/admin/users/{}", member.id), &admin.token)
+        .await;
+    assert_eq!(one.json["balance"]["balance"], 42);
+    let everyone = app.get("/api/v1/admin/users?limit=1", &admin.token).await;
+    assert!(everyone.json["next_cursor"].is_string());
+    assert_eq!(
+        app.get("/api/v1/admin/users/usr_missing", &admin.token)
+            .await
+            .status,
+        404
+    );
+}
+
+async fn adjustments_move_credits_both_ways_and_are_audit_logged(app: TestApp) {
+    let admin = app.admin().await;
+    let member = app.register("adjusted@example.com").await;
+    let path = format!("/api/v1/admin/users/{}/adjustments", member.id);
+    let credit = app
+        .post(
+            &path,
+            &admin.token,
+            json!({"amount": 50, "reason": "goodwill"}),
+        )
+        .await;
+    assert_eq!(credit.status, 201, "{}", credit.text);
+    let debit = app
+        .post(
+            &path,
+            &admin.token,
+            json!({"amount": -20, "reason": "correction"}),
+        )
+        .await;
+    assert_eq!(debit.status, 201);
+    assert_eq!(debit.json["balance_after"], 30);
+    let too_much = app
+        .post(
+            &path,
+            &admin.token,
+            json!({"amount": -31, "reason": "correction"}),
+        )
+        .await;
+    assert_eq!(too_much.code(), "insufficient_credits");
+    assert_eq!(app.balance(&member).await, (30, 30));
+    let log = app.get("/api/v1/admin/audit-log", &admin.token).await;
+    let adjustments: Vec<_> = log.json["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["action"] == "ledger.adjustment")
+        .collect();
+    assert_eq!(adjustments.len(), 2, "the refused adjustment left no entry");
+    assert_eq!(adjustments[0]["actor_id"], admin.id.as_str());
+    assert_eq!(adjustments[0]["details"]["reason"], "correction");
+    assert!(adjustments[0]["ip"].is_string() && adjustments[0]["created_at"].is_string());
+    let history = app.get("/api/v1/me/transactions", &member.token).await;
+    assert_eq!(history.json["data"][0]["kind"], "adjustment");
+    app.assert_ledger_ok().await;
+}
+
+async fn an_overdraft_limit_lets_a_balance_go_negative_but_no_further(app: TestApp) {
+    let admin = app.admin().await;
+    let member = app.register("overdraft@example.com").await;
+    app.grant(&member.id, 10).await;
+    let patch = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/admin/users/{}", member.id),
+            Some(&admin.token),
+            Some(&json!({"overdraft_limit": 25, "level": 99.99})),
+            &[],
+        )
+        .await;
+    assert_eq!(patch.status, 200, "{}", patch.text);
+    assert_eq!(patch.json["level"], 99.99);
+    assert_eq!(patch.json["balance"]["overdraft_limit"], 25);
+    assert_eq!(
+        app.post(
+            "/api/v1/credits/spend",
+            &member.token,
+            json!({"amount": 35})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(app.balance(&member).await, (-25, -25));
+    assert_eq!(
+        app.post("/api/v1/credits/spend", &member.token, json!({"amount": 1}))
+            .await
+            .code(),
+        "insufficient_credits"
+    );
+    let lower = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/admin/users/{}", member.id),
+            Some(&admin.token),
+            Some(&json!({"overdraft_limit": 0})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        lower.status, 409,
+        "cannot set a limit the balance already breaks"
+    );
+    app.assert_ledger_ok().await;
+}
+
+async fn api_keys_are_shown_once_listed_without_secret_and_stop_working_when_deleted(app: TestApp) {
+    let admin = app.admin().await;
+    let member = app.register("keyuser@example.com").await;
+    app.grant(&member.id, 10).await;
+    let created = app
+        .post(
+            "/api/v1/admin/api-keys",
+            &admin.token,
+            json!({"name": "ai service"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let secret = created.json["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let id = created.json["id"].as_str().unwrap_or_default().to_string();
+    assert!(secret.starts_with("bsk_"));
+    let list = app.get("/api/v1/admin/api-keys", &admin.token).await;
+    assert!(!list.text.contains(&secret), "the secret is never listed");
+    assert!(list.text.contains(&id));
+    assert_eq!(
+        app.post(
+            "/api/v1/credits/spend",
+            &secret,
+            json!({"user_id": member.id, "amount": 1})
+        )
+        .await
+        .status,
+        200
+    );
+    let deleted = app
+        .send(
+            "DELETE",
+            &format!("/api/v1/admin/api-keys/{id}"),
+            Some(&admin.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, 204);
+    let after = app
+        .post(
+            "/api/v1/credits/spend",
+            &secret,
+            json!({"user_id": member.id, "amount": 1}),
+        )
+        .await;
+    assert_eq!(after.status, 401);
+    assert_eq!(
+        app.send(
+            "DELETE",
+            &format!("/api/v1/admin/api-keys/{id}"),
+            Some(&admin.token),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        404
+    );
+    let log = app.get("/api/v1/admin/audit-log", &admin.token).await;
+    let actions: Vec<&str> = log.json["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["action"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(actions.contains(&"api_key.create") && actions.contains(&"api_key.delete"));
+    assert!(!log.text.contains(&secret), "no secret in the audit log");
+}
+
+async fn the_ledger_check_reports_every_asset(app: TestApp) {
+    let admin = app.admin().await;
+    let member = app.register("verify@example.com").await;
+    app.grant(&member.id, 10).await;
+    let report = app.get("/api/v1/admin/ledger/verify", &admin.token).await;
+    assert_eq!(report.status, 200);
+    assert_eq!(report.json["ok"], true);
+    assert_eq!(report.json["assets"][0]["sum_of_balances"], 0);
+    assert!(
+        report.json["assets"][0]["transfers"]
+            .as_i64()
+            .is_some_and(|n| n >= 1)
+    );
+    assert_eq!(report.json["problems"].as_array().map(Vec::len), Some(0));
+}
+
+async fn an_admin_can_promote_a_member(app: TestApp) {
+    let admin = app.admin().await;
+    let member = app.register("promoted@example.com").await;
+    assert_eq!(
+        app.get("/api/v1/admin/users", &member.token).await.status,
+        403
+    );
+    let patch = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/admin/users/{}", member.id),
+            Some(&admin.token),
+            Some(&json!({"role": "admin"})),
+            &[],
+        )
+        .await;
+    assert_eq!(patch.status, 200);
+    // Roles are read fresh on every request, so the member's current token now works.
+    assert_eq!(
+        app.get("/api/v1/admin/users", &member.token).await.status,
+        200
+    );
+}

@@ -1,0 +1,289 @@
+//! Bad input on every route: each gets a 4xx problem+json and changes nothing.
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+on_both_backends!(
+    bad_amounts_and_bodies_are_refused_on_every_credit_route_and_change_nothing,
+    malformed_json_wrong_content_type_and_oversized_bodies_are_refused,
+    members_get_403_on_every_admin_route,
+);
+
+async fn bad_amounts_and_bodies_are_refused_on_every_credit_route_and_change_nothing(app: TestApp) {
+    let key = app.api_key().await;
+    let admin = app.admin().await;
+    let member = app.register("input@example.com").await;
+    app.grant(&member.id, 100).await;
+    let spent = app
+        .post("/api/v1/credits/spend", &member.token, json!({"amount": 1}))
+        .await;
+    let txn = spent.json["transaction_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let hold = app
+        .post("/api/v1/credits/holds", &member.token, json!({"amount": 1}))
+        .await;
+    let hold_id = hold.json["id"].as_str().unwrap_or_default().to_string();
+    let before = app.balance(&member).await;
+
+    let bad_amounts: Vec<Value> = vec![
+        json!(0),
+        json!(-5),
+        json!(1.5),
+        json!("10"),
+        json!(null),
+        json!(9_007_199_254_740_992_i64),
+        json!(1e300),
+        json!(true),
+        json!([1]),
+    ];
+    let mut cases: Vec<(String, String, Value)> = Vec::new();
+    for amount in &bad_amounts {
+        cases.push((
+            "/api/v1/credits/spend".into(),
+            member.token.clone(),
+            json!({"amount": amount}),
+        ));
+        cases.push((
+            "/api/v1/credits/holds".into(),
+            member.token.clone(),
+            json!({"amount": amount}),
+        ));
+        // On refund and capture the amount is optional: null means "all of it".
+        if !amount.is_null() {
+            cases.push((
+                "/api/v1/credits/refund".into(),
+                key.clone(),
+                json!({"transaction_id": txn, "amount": amount}),
+            ));
+            cases.push((
+                format!("/api/v1/credits/holds/{hold_id}/capture"),
+                member.token.clone(),
+                json!({"amount": amount}),
+            ));
+        }
+        // Adjustments are signed: a negative amount is a valid debit there.
+        if amount.as_i64() != Some(-5) {
+            cases.push((
+                format!("/api/v1/admin/users/{}/adjustments", member.id),
+                admin.token.clone(),
+                json!({"amount": amount, "reason": "x"}),
+            ));
+        }
+    }
+    let spend = "/api/v1/credits/spend".to_string();
+    cases.extend([
+        (spend.clone(), member.token.clone(), json!({})),
+        (
+            spend.clone(),
+            member.token.clone(),
+            json!({"amount": 1, "unexpected": 1}),
+        ),
+        (
+            spend.clone(),
+            member.token.clone(),
+            json!({"amount": 1, "description": 5}),
+        ),
+        (
+            spend.clone(),
+            member.token.clone(),
+            json!({"amount": 1, "metadata": "not an object"}),
+        ),
+        (
+            spend.clone(),
+            member.token.clone(),
+            json!({"amount": 1, "description": "x".repeat(501)}),
+        ),
+        (spend.clone(), member.token.clone(), json!([])),
+        (
+            "/api/v1/credits/holds".into(),
+            member.token.clone(),
+            json!({"amount": 1, "expires_in_seconds": 0}),
+        ),
+        (
+            "/api/v1/credits/holds".into(),
+            member.token.clone(),
+            json!({"amount": 1, "expires_in_seconds": 86_401}),
+        ),
+        (
+            "/api/v1/credits/refund".into(),
+            key.clone(),
+            json!({"amount": 1}),
+        ),
+        (
+            format!("/api/v1/admin/users/{}/adjustments", member.id),
+            admin.token.clone(),
+            json!({"amount": 5}),
+        ),
+        (
+            format!("/api/v1/admin/users/{}/adjustments", member.id),
+            admin.token.clone(),
+            json!({"amount": 5, "reason": "  "}),
+        ),
+        (
+            "/api/v1/auth/register".into(),
+            String::new(),
+            json!({"email": 5, "password": "long enough"}),
+        ),
+        (
+            "/api/v1/auth/register".into(),
+            String::new(),
+            json!({"email": "a@example.com", "password": "long enough", "role": "owner"}),
+        ),
+        (
+            "/api/v1/auth/login".into(),
+            String::new(),
+            json!({"email": "input@example.com"}),
+        ),
+        (
+            "/api/v1/auth/refresh".into(),
+            String::new(),
+            json!({"refresh_token": 1}),
+        ),
+        (
+            "/api/v1/admin/api-keys".into(),
+            admin.token.clone(),
+            json!({"name": ""}),
+        ),
+    ]);
+    for (path, token, body) in &cases {
+        let token = (!token.is_empty()).then_some(token.as_str());
+        let resp = app.send("POST", path, token, Some(body), &[]).await;
+        assert!(
+            (400..500).contains(&resp.status) && resp.is_problem(),
+            "POST {path} {body} → {} {}",
+            resp.status,
+            resp.text
+        );
+    }
+    let patches = [
+        json!({"role": "owner"}),
+        json!({"status": "gone"}),
+        json!({"level": -1}),
+        json!({"level": 1.234}),
+        json!({"overdraft_limit": -1}),
+        json!({"overdraft_limit": 1.5}),
+        json!({"nickname": "x"}),
+    ];
+    for body in &patches {
+        let resp = app
+            .send(
+                "PATCH",
+                &format!("/api/v1/admin/users/{}", member.id),
+                Some(&admin.token),
+                Some(body),
+                &[],
+            )
+            .await;
+        assert!(
+            resp.status == 422 && resp.is_problem(),
+            "PATCH {body} → {} {}",
+            resp.status,
+            resp.text
+        );
+    }
+    let me_patch = app
+        .send(
+            "PATCH",
+            "/api/v1/me",
+            Some(&member.token),
+            Some(&json!({"password": "short"})),
+            &[],
+        )
+        .await;
+    assert_eq!(me_patch.status, 422);
+    assert_eq!(app.balance(&member).await, before);
+    let history = app.get("/api/v1/me/transactions", &member.token).await;
+    assert_eq!(
+        history.json["data"].as_array().map(Vec::len),
+        Some(2),
+        "nothing new was recorded"
+    );
+    app.assert_ledger_ok().await;
+}
+
+async fn malformed_json_wrong_content_type_and_oversized_bodies_are_refused(app: TestApp) {
+    let member = app.register("bytes@example.com").await;
+    app.grant(&member.id, 10).await;
+    let url = format!("{}/api/v1/credits/spend", app.base);
+    let send = |body: Vec<u8>, content_type: &'static str| {
+        let request = app
+            .http
+            .post(&url)
+            .bearer_auth(&member.token)
+            .header("content-type", content_type)
+            .body(body);
+        async move { TestApp::read(request.send().await.expect("answered")).await }
+    };
+    let malformed = send(b"{\"amount\": 1".to_vec(), "application/json").await;
+    assert_eq!(
+        (malformed.status, malformed.code()),
+        (400, "invalid_request")
+    );
+    assert!(malformed.is_problem());
+    let text = send(b"{\"amount\": 1}".to_vec(), "text/plain").await;
+    assert!(text.status == 415 && text.is_problem(), "{}", text.text);
+    let mut huge = b"{\"amount\": 1, \"description\": \"".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
+    huge.extend(b"\"}");
+    let too_big = send(huge, "application/json").await;
+    assert_eq!((too_big.status, too_big.code()), (413, "payload_too_large"));
+    assert!(too_big.is_problem());
+    assert_eq!(app.balance(&member).await, (10, 10));
+}
+
+async fn members_get_403_on_every_admin_route(app: TestApp) {
+    let member = app.register("nosy@example.com").await;
+    let merchant = {
+        let resp = app
+            .send("POST", "/api/v1/auth/register", None, Some(&json!({"email": "shop@example.com", "password": "long enough", "role": "merchant"})), &[])
+            .await;
+        resp.json["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let key = app.api_key().await;
+    let target = &member.id;
+    let routes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", "/api/v1/admin/users".into(), None),
+        ("GET", format!("/api/v1/admin/users/{target}"), None),
+        (
+            "PATCH",
+            format!("/api/v1/admin/users/{target}"),
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/admin/users/{target}/adjustments"),
+            Some(json!({"amount": 1000, "reason": "free money"})),
+        ),
+        ("GET", "/api/v1/admin/api-keys".into(), None),
+        (
+            "POST",
+            "/api/v1/admin/api-keys".into(),
+            Some(json!({"name": "mine"})),
+        ),
+        ("DELETE", "/api/v1/admin/api-keys/key_x".into(), None),
+        ("GET", "/api/v1/admin/audit-log".into(), None),
+        ("GET", "/api/v1/admin/ledger/verify".into(), None),
+    ];
+    for token in [&member.token, &merchant, &key] {
+        for (method, path, body) in &routes {
+            let resp = app
+                .send(method, path, Some(token), body.as_ref(), &[])
+                .await;
+            assert_eq!(
+                (resp.status, resp.code()),
+                (403, "forbidden"),
+                "{method} {path}"
+            );
+        }
+    }
+    let me = app.get("/api/v1/me", &member.token).await;
+    assert_eq!(me.json["role"], "member");
+    assert_eq!(app.balance(&member).await, (0, 0));
+}

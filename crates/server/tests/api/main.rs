@@ -1,0 +1,11 @@
+//! Black-box tests through HTTP, each on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod concurrency;
+mod credits;
+mod idempotency;
+mod input;
+mod ops;

@@ -1,0 +1,105 @@
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+on_both_backends!(
+    health_ready_and_docs_answer_without_auth,
+    the_openapi_document_describes_every_route,
+    metrics_count_requests_per_route_and_ledger_commands,
+    unknown_routes_and_wrong_methods_get_problem_json,
+);
+
+async fn health_ready_and_docs_answer_without_auth(app: TestApp) {
+    let health = app.send("GET", "/health", None, None, &[]).await;
+    assert_eq!(
+        (health.status, health.json["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let ready = app.send("GET", "/ready", None, None, &[]).await;
+    assert_eq!(ready.status, 200);
+    let docs = app.send("GET", "/docs/", None, None, &[]).await;
+    assert_eq!(docs.status, 200);
+    assert!(
+        docs.text.contains("swagger"),
+        "Swagger UI is served from the binary"
+    );
+    assert!(!docs.text.contains("cdn."), "no CDN");
+    assert!(health.headers.contains_key("x-request-id"));
+}
+
+async fn the_openapi_document_describes_every_route(app: TestApp) {
+    let doc = app.send("GET", "/openapi.json", None, None, &[]).await;
+    assert_eq!(doc.status, 200);
+    assert!(
+        doc.json["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
+    let expected = [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/me", "patch"),
+        ("/api/v1/me/balance", "get"),
+        ("/api/v1/me/transactions", "get"),
+        ("/api/v1/credits/spend", "post"),
+        ("/api/v1/credits/refund", "post"),
+        ("/api/v1/credits/holds", "post"),
+        ("/api/v1/credits/holds/{id}/capture", "post"),
+        ("/api/v1/credits/holds/{id}/void", "post"),
+        ("/api/v1/admin/users", "get"),
+        ("/api/v1/admin/users/{id}", "get"),
+        ("/api/v1/admin/users/{id}", "patch"),
+        ("/api/v1/admin/users/{id}/adjustments", "post"),
+        ("/api/v1/admin/api-keys", "get"),
+        ("/api/v1/admin/api-keys", "post"),
+        ("/api/v1/admin/api-keys/{id}", "delete"),
+        ("/api/v1/admin/audit-log", "get"),
+        ("/api/v1/admin/ledger/verify", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            doc.json["paths"][path][method].is_object(),
+            "{method} {path} is documented"
+        );
+    }
+}
+
+async fn metrics_count_requests_per_route_and_ledger_commands(app: TestApp) {
+    let member = app.register("metrics@example.com").await;
+    app.grant(&member.id, 5).await;
+    app.post(
+        "/api/v1/credits/spend",
+        &member.token,
+        serde_json::json!({"amount": 1}),
+    )
+    .await;
+    let metrics = app.send("GET", "/metrics", None, None, &[]).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.text.contains("http_requests_total"),
+        "{}",
+        metrics.text
+    );
+    assert!(metrics.text.contains("route=\"/api/v1/credits/spend\""));
+    assert!(
+        metrics
+            .text
+            .contains("http_request_duration_seconds_bucket")
+    );
+    assert!(metrics.text.contains("bursar_ledger_commands_total"));
+}
+
+async fn unknown_routes_and_wrong_methods_get_problem_json(app: TestApp) {
+    let missing = app
+        .send("GET", "/api/v1/nothing-here", None, None, &[])
+        .await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.is_problem() && missing.code() == "not_found");
+    let wrong = app
+        .send("DELETE", "/api/v1/credits/spend", None, None, &[])
+        .await;
+    assert_eq!(wrong.status, 405);
+    assert!(wrong.is_problem());
+}
