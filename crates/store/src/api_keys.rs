@@ -74,7 +74,8 @@ impl Store {
     }
 
     pub async fn list_api_keys(&self, page: &PageRequest) -> Result<Page<ApiKeyView>, StoreError> {
-        let rows: Vec<(String, String, String, Option<String>, i64, Option<i64>)> = sqlx::query_as(
+        type Row = (String, String, String, Option<String>, i64, Option<i64>);
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, name, prefix, created_by, created_at, last_used_at FROM api_keys
              WHERE revoked_at IS NULL AND id < $1 ORDER BY id DESC LIMIT $2",
         )
