@@ -350,7 +350,10 @@ impl Batch {
     /// Credits a user from the system account that funds `source`, as a new grant. When the
     /// account was in overdraft the debt is paid first, so the grant keeps only what is left
     /// above zero.
-    #[expect(clippy::too_many_arguments, reason = "a grant is described by this many independent facts")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a grant is described by this many independent facts"
+    )]
     pub async fn grant(
         &mut self,
         conn: &mut AnyConnection,
