@@ -7,7 +7,13 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_CHARS: usize = 256;
 
+/// Argon2id needs 19 MiB per hash. Hashes beyond this many at once wait their turn, so a burst
+/// of logins costs time, not gigabytes of memory.
+const HASHES_AT_ONCE_MAX: usize = 2;
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE_MAX);
+
 pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _permit = HASHING.acquire().await?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -18,6 +24,9 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 }
 
 pub async fn verify(password: String, stored: String) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
             .map(|parsed| {

@@ -1,22 +1,33 @@
-//! Each command's own checks and effects, on top of the batch primitives. A command either
-//! succeeds completely or returns an error; the writer rolls a failed command back to its
-//! savepoint, so a refusal leaves no trace.
+//! Each command's checks and effects on the unit of work. Every command checks everything that
+//! can refuse it before it changes anything, so a refusal leaves no trace.
 
 use bursar_core::{GrantSource, HoldStatus, LedgerError, SystemAccount, TransferKind};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
-use super::batch::{Batch, TransferMeta, UserAccount};
+use super::state::{NewHold, TransferMeta, UnitOfWork};
 use super::{
     AdjustmentReceipt, CaptureReceipt, Command, GrantReceipt, HoldReceipt, RefundReceipt, Reply,
     SpendReceipt, VoidReceipt,
 };
 use crate::StoreError;
-use crate::audit::{self, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::clock::rfc3339;
 use crate::ids::new_id;
 
+/// The users and holds a command will touch, so a batch can load them all up front.
+pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {
+    match command {
+        Command::Grant { user_id, .. }
+        | Command::Spend { user_id, .. }
+        | Command::Hold { user_id, .. }
+        | Command::Adjust { user_id, .. } => (Some(user_id), None),
+        Command::Capture { hold_id, .. } | Command::Void { hold_id, .. } => (None, Some(hold_id)),
+        Command::Refund { .. } | Command::ExpireDue { .. } => (None, None),
+    }
+}
+
 pub(crate) async fn apply(
-    batch: &mut Batch,
+    uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     command: &Command,
 ) -> Result<Reply, StoreError> {
@@ -30,32 +41,29 @@ pub(crate) async fn apply(
             description,
             actor,
         } => {
-            let mut account = batch.lock_user(conn, user_id).await?;
+            require_user(uow, conn, user_id).await?;
             let meta = TransferMeta {
                 description: description.as_deref(),
                 actor: actor.as_deref(),
                 ..TransferMeta::kind(source.transfer_kind())
             };
-            let (posted, grant_id) = batch
-                .grant(
-                    conn,
-                    &mut account,
-                    amount.get(),
-                    *source,
-                    source.funding_account(),
-                    *priority,
-                    *expires_at_ms,
-                    meta,
-                )
-                .await?;
+            let (transaction_id, grant_id) = uow.grant(
+                user_id,
+                amount.get(),
+                source.as_str(),
+                source.funding_account(),
+                *priority,
+                *expires_at_ms,
+                &meta,
+            );
             Ok(Reply::new(
                 201,
                 &GrantReceipt {
-                    transaction_id: posted.transfer_id,
+                    transaction_id,
                     grant_id,
                     user_id: user_id.clone(),
                     amount: amount.get(),
-                    balance_after: posted.balance_after,
+                    balance_after: balance(uow, user_id),
                 },
             ))
         }
@@ -66,30 +74,23 @@ pub(crate) async fn apply(
             metadata,
             actor,
         } => {
-            let mut account = batch.lock_user(conn, user_id).await?;
-            ensure_spendable(batch, conn, &mut account, amount.get()).await?;
+            ensure_spendable(uow, conn, user_id, amount.get()).await?;
             let meta = TransferMeta {
                 description: description.as_deref(),
                 metadata: metadata.as_deref(),
                 actor: Some(actor),
                 ..TransferMeta::kind(TransferKind::Spend)
             };
-            let (posted, paid_by) = batch
-                .debit(
-                    conn,
-                    &mut account,
-                    amount.get(),
-                    SystemAccount::Revenue,
-                    meta,
-                )
-                .await?;
+            let (transaction_id, paid_by) =
+                uow.debit(user_id, amount.get(), SystemAccount::Revenue, &meta);
+            let account = uow.account(user_id).expect("loaded above");
             Ok(Reply::new(
                 200,
                 &SpendReceipt {
-                    transaction_id: posted.transfer_id,
+                    transaction_id,
                     user_id: user_id.clone(),
                     amount: amount.get(),
-                    balance_after: posted.balance_after,
+                    balance_after: account.balance,
                     available_after: account.available(),
                     paid_by,
                 },
@@ -99,7 +100,7 @@ pub(crate) async fn apply(
             transfer_id,
             amount,
             actor,
-        } => refund(batch, conn, transfer_id, amount.map(|a| a.get()), actor).await,
+        } => refund(uow, conn, transfer_id, amount.map(|a| a.get()), actor).await,
         Command::Hold {
             user_id,
             amount,
@@ -107,29 +108,20 @@ pub(crate) async fn apply(
             description,
             creator,
         } => {
-            let mut account = batch.lock_user(conn, user_id).await?;
-            ensure_spendable(batch, conn, &mut account, amount.get()).await?;
+            ensure_spendable(uow, conn, user_id, amount.get()).await?;
+            let account_id = uow.account(user_id).expect("loaded above").id.clone();
+            let expires_at = uow.now_ms + expires_in_ms;
             let id = new_id("hld");
-            let expires_at = batch.now_ms + expires_in_ms;
-            sqlx::query(
-                "INSERT INTO holds (id, account_id, user_id, creator, amount, status, description, expires_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 'held', $6, $7, $8)",
-            )
-            .bind(&id)
-            .bind(&account.id)
-            .bind(user_id)
-            .bind(creator)
-            .bind(amount.get())
-            .bind(description.as_deref())
-            .bind(expires_at)
-            .bind(batch.now_ms)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query("UPDATE accounts SET held = held + $1 WHERE id = $2")
-                .bind(amount.get())
-                .bind(&account.id)
-                .execute(&mut *conn)
-                .await?;
+            uow.add_hold(NewHold {
+                id: id.clone(),
+                account_id,
+                user_id: user_id.clone(),
+                creator: creator.clone(),
+                amount: amount.get(),
+                description: description.clone(),
+                expires_at,
+            });
+            let account = uow.account_mut(user_id).expect("loaded above");
             account.held += amount.get();
             Ok(Reply::new(
                 201,
@@ -148,54 +140,47 @@ pub(crate) async fn apply(
             amount,
             creator,
         } => {
-            let (mut account, hold) = lock_open_hold(batch, conn, hold_id, creator).await?;
-            let captured = amount.map(|a| a.get()).unwrap_or(hold.amount);
-            if captured > hold.amount {
+            let (user_id, held) = open_hold(uow, conn, hold_id, creator).await?;
+            let captured = amount.map(|a| a.get()).unwrap_or(held);
+            if captured > held {
                 return Err(LedgerError::Invalid(format!(
-                    "amount {captured} exceeds the held amount {}",
-                    hold.amount
+                    "amount {captured} exceeds the held amount {held}"
                 ))
                 .into());
             }
-            // Expire grants while the hold still reserves its credits, so expiry cannot take them.
-            batch.expire_overdue_grants(conn, &mut account).await?;
-            settle_hold(batch, conn, &mut account, &hold, HoldStatus::Captured).await?;
+            release_hold(uow, &user_id, hold_id, HoldStatus::Captured, held);
+            let description = uow.holds[hold_id.as_str()].description.clone();
             let meta = TransferMeta {
                 hold_id: Some(hold_id),
-                description: hold.description.as_deref(),
+                description: description.as_deref(),
                 actor: Some(creator),
                 ..TransferMeta::kind(TransferKind::Spend)
             };
-            let (posted, _) = batch
-                .debit(conn, &mut account, captured, SystemAccount::Revenue, meta)
-                .await?;
-            sqlx::query("UPDATE holds SET captured = $1, transfer_id = $2 WHERE id = $3")
-                .bind(captured)
-                .bind(&posted.transfer_id)
-                .bind(hold_id)
-                .execute(&mut *conn)
-                .await?;
+            let (transaction_id, _) = uow.debit(&user_id, captured, SystemAccount::Revenue, &meta);
+            let hold = uow.hold_mut(hold_id).expect("loaded above");
+            hold.captured = Some(captured);
+            hold.transfer_id = Some(transaction_id.clone());
             Ok(Reply::new(
                 200,
                 &CaptureReceipt {
                     id: hold_id.clone(),
                     status: HoldStatus::Captured.as_str(),
-                    transaction_id: posted.transfer_id,
+                    transaction_id,
                     captured,
-                    released: hold.amount - captured,
-                    balance_after: posted.balance_after,
+                    released: held - captured,
+                    balance_after: balance(uow, &user_id),
                 },
             ))
         }
         Command::Void { hold_id, creator } => {
-            let (mut account, hold) = lock_open_hold(batch, conn, hold_id, creator).await?;
-            settle_hold(batch, conn, &mut account, &hold, HoldStatus::Voided).await?;
+            let (user_id, held) = open_hold(uow, conn, hold_id, creator).await?;
+            release_hold(uow, &user_id, hold_id, HoldStatus::Voided, held);
             Ok(Reply::new(
                 200,
                 &VoidReceipt {
                     id: hold_id.clone(),
                     status: HoldStatus::Voided.as_str(),
-                    released: hold.amount,
+                    released: held,
                 },
             ))
         }
@@ -206,35 +191,30 @@ pub(crate) async fn apply(
             actor,
             ip,
         } => {
-            let mut account = batch.lock_user(conn, user_id).await?;
             let meta = TransferMeta {
                 description: Some(reason),
                 actor: Some(actor),
                 ..TransferMeta::kind(TransferKind::Adjustment)
             };
-            let posted = if *amount > 0 {
-                let (posted, _) = batch
-                    .grant(
-                        conn,
-                        &mut account,
-                        *amount,
-                        GrantSource::Adjustment,
-                        SystemAccount::Issuance,
-                        0,
-                        None,
-                        meta,
-                    )
-                    .await?;
-                posted
+            let transaction_id = if *amount > 0 {
+                require_user(uow, conn, user_id).await?;
+                let source = GrantSource::Adjustment;
+                let (id, _) = uow.grant(
+                    user_id,
+                    *amount,
+                    source.as_str(),
+                    SystemAccount::Issuance,
+                    0,
+                    None,
+                    &meta,
+                );
+                id
             } else {
                 let debit = amount.unsigned_abs() as i64;
-                ensure_spendable(batch, conn, &mut account, debit).await?;
-                let (posted, _) = batch
-                    .debit(conn, &mut account, debit, SystemAccount::Issuance, meta)
-                    .await?;
-                posted
+                ensure_spendable(uow, conn, user_id, debit).await?;
+                uow.debit(user_id, debit, SystemAccount::Issuance, &meta).0
             };
-            let entry = AuditRecord {
+            uow.audit(AuditRecord {
                 actor_id: Some(actor),
                 actor_kind: "user",
                 action: "ledger.adjustment",
@@ -242,19 +222,18 @@ pub(crate) async fn apply(
                 details: serde_json::json!({
                     "amount": amount,
                     "reason": reason,
-                    "transaction_id": posted.transfer_id,
+                    "transaction_id": transaction_id,
                 }),
                 ip: ip.as_deref(),
-            };
-            audit::record(conn, entry, batch.now_ms).await?;
+            });
             Ok(Reply::new(
                 201,
                 &AdjustmentReceipt {
-                    transaction_id: posted.transfer_id,
+                    transaction_id,
                     user_id: user_id.clone(),
                     amount: *amount,
                     reason: reason.clone(),
-                    balance_after: posted.balance_after,
+                    balance_after: balance(uow, user_id),
                 },
             ))
         }
@@ -267,15 +246,15 @@ pub(crate) async fn apply(
                      SELECT account_id FROM holds WHERE status = 'held' AND expires_at <= $2)
                  ORDER BY id LIMIT $3",
             )
-            .bind(&batch.asset)
-            .bind(batch.now_ms)
+            .bind(&uow.asset)
+            .bind(uow.now_ms)
             .bind(*max_accounts)
             .fetch_all(&mut *conn)
             .await?;
-            for user_id in &users {
-                let mut account = batch.lock_user(conn, user_id).await?;
-                batch.release_overdue_holds(conn, &mut account).await?;
-                batch.expire_overdue_grants(conn, &mut account).await?;
+            let ids: Vec<&str> = users.iter().map(String::as_str).collect();
+            uow.load_users(conn, &ids).await?;
+            for user in &ids {
+                uow.settle_overdue(user);
             }
             Ok(Reply::new(
                 200,
@@ -285,16 +264,33 @@ pub(crate) async fn apply(
     }
 }
 
+fn balance(uow: &UnitOfWork, user_id: &str) -> i64 {
+    uow.account(user_id).map_or(0, |a| a.balance)
+}
+
+async fn require_user(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    uow.load_users(conn, &[user_id]).await?;
+    if uow.account(user_id).is_none() {
+        return Err(LedgerError::NotFound("user").into());
+    }
+    Ok(())
+}
+
 /// Settles overdue holds and grants on the account, then refuses with `insufficient_credits`
 /// unless `amount` fits in what is available (plus any overdraft).
 async fn ensure_spendable(
-    batch: &mut Batch,
+    uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
-    account: &mut UserAccount,
+    user_id: &str,
     amount: i64,
 ) -> Result<(), StoreError> {
-    batch.release_overdue_holds(conn, account).await?;
-    batch.expire_overdue_grants(conn, account).await?;
+    require_user(uow, conn, user_id).await?;
+    uow.settle_overdue(user_id);
+    let account = uow.account(user_id).expect("loaded above");
     if account.spendable() < amount {
         return Err(LedgerError::InsufficientCredits {
             available: account.available(),
@@ -305,80 +301,49 @@ async fn ensure_spendable(
     Ok(())
 }
 
-struct OpenHold {
-    id: String,
-    amount: i64,
-    description: Option<String>,
-}
-
-/// Locks the hold's account and checks that the hold is still open and belongs to `creator`.
-/// A hold of someone else's reads as not found, so ids cannot be probed.
-async fn lock_open_hold(
-    batch: &mut Batch,
+/// Checks that the hold exists, belongs to `creator` and is still open; returns its user and
+/// amount. Someone else's hold reads as not found, so ids cannot be probed. Overdue grants are
+/// settled first, while the hold still reserves its credits, so expiry cannot take them.
+async fn open_hold(
+    uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     hold_id: &str,
     creator: &str,
-) -> Result<(UserAccount, OpenHold), StoreError> {
-    let owner: Option<(String, String)> =
-        sqlx::query_as("SELECT user_id, creator FROM holds WHERE id = $1")
-            .bind(hold_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((user_id, _)) = owner.filter(|(_, hold_creator)| hold_creator == creator) else {
+) -> Result<(String, i64), StoreError> {
+    uow.load_holds(conn, &[hold_id]).await?;
+    let Some(hold) = uow.holds.get(hold_id).filter(|h| h.creator == creator) else {
         return Err(LedgerError::NotFound("hold").into());
     };
-    // Every change to a hold locks its account first, so the hold read next is current.
-    let account = batch.lock_user(conn, &user_id).await?;
-    let row =
-        sqlx::query("SELECT amount, status, expires_at, description FROM holds WHERE id = $1")
-            .bind(hold_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    let status: String = row.try_get("status")?;
-    let expires_at: i64 = row.try_get("expires_at")?;
-    if status != HoldStatus::Held.as_str() {
-        return Err(LedgerError::Conflict(format!("the hold is already {status}")).into());
+    let user_id = hold.user_id.clone();
+    uow.settle_overdue(&user_id);
+    let hold = &uow.holds[hold_id];
+    if hold.status != HoldStatus::Held {
+        return Err(LedgerError::Conflict(format!("the hold is already {}", hold.status)).into());
     }
-    if expires_at <= batch.now_ms {
-        return Err(LedgerError::Conflict("the hold has expired".into()).into());
-    }
-    Ok((
-        account,
-        OpenHold {
-            id: hold_id.to_string(),
-            amount: row.try_get("amount")?,
-            description: row.try_get("description")?,
-        },
-    ))
+    Ok((user_id, hold.amount))
 }
 
-async fn settle_hold(
-    batch: &Batch,
-    conn: &mut AnyConnection,
-    account: &mut UserAccount,
-    hold: &OpenHold,
+fn release_hold(
+    uow: &mut UnitOfWork,
+    user_id: &str,
+    hold_id: &str,
     status: HoldStatus,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE holds SET status = $1, settled_at = $2 WHERE id = $3 AND status = 'held'")
-        .bind(status.as_str())
-        .bind(batch.now_ms)
-        .bind(&hold.id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("UPDATE accounts SET held = held - $1 WHERE id = $2")
-        .bind(hold.amount)
-        .bind(&account.id)
-        .execute(&mut *conn)
-        .await?;
-    account.held -= hold.amount;
-    Ok(())
+    amount: i64,
+) {
+    let now = uow.now_ms;
+    let hold = uow.hold_mut(hold_id).expect("loaded by open_hold");
+    hold.status = status;
+    hold.settled_at = Some(now);
+    if let Some(account) = uow.account_mut(user_id) {
+        account.held -= amount;
+    }
 }
 
 /// Returns credits of a spend to the user as a new `refund` grant. The refund grant expires when
 /// the latest of the grants that paid for the spend would have (never, if any of them never
 /// expires or the spend ran into overdraft), so a refund cannot extend promotional credits.
 async fn refund(
-    batch: &mut Batch,
+    uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     transfer_id: &str,
     amount: Option<i64>,
@@ -390,7 +355,7 @@ async fn refund(
          WHERE t.id = $1 AND a.owner_kind = 'user' AND t.asset = $2",
     )
     .bind(transfer_id)
-    .bind(&batch.asset)
+    .bind(&uow.asset)
     .fetch_optional(&mut *conn)
     .await?;
     let Some((user_id, _, spent)) =
@@ -398,37 +363,37 @@ async fn refund(
     else {
         return Err(LedgerError::NotFound("spend transaction").into());
     };
-    // Refunds of one spend are serialised by the lock on the user's account.
-    let mut account = batch.lock_user(conn, &user_id).await?;
-    let refunded: i64 = sqlx::query_scalar(
+    require_user(uow, conn, &user_id).await?;
+    let refunded_before: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM transfers WHERE refund_of = $1",
     )
     .bind(transfer_id)
     .fetch_one(&mut *conn)
     .await?;
+    let refunded = refunded_before + uow.refunded_in_batch.get(transfer_id).copied().unwrap_or(0);
     let refundable = spent - refunded;
-    let amount = amount.unwrap_or(refundable);
     if refundable == 0 {
         return Err(LedgerError::Conflict("the spend is already fully refunded".into()).into());
     }
+    let amount = amount.unwrap_or(refundable);
     if amount > refundable {
         return Err(LedgerError::Conflict(format!(
             "only {refundable} of this spend is left to refund"
         ))
         .into());
     }
-    let paid: (i64, i64, Option<i64>) = sqlx::query_as(
-        "SELECT CAST(COALESCE(SUM(tg.amount), 0) AS BIGINT),
-                CAST(COUNT(g.expires_at) AS BIGINT) - CAST(COUNT(*) AS BIGINT),
+    let (covered_by_grants, never_expiring, latest_expiry): (i64, i64, Option<i64>) =
+        sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(tg.amount), 0) AS BIGINT),
+                CAST(COUNT(*) AS BIGINT) - CAST(COUNT(g.expires_at) AS BIGINT),
                 MAX(g.expires_at)
          FROM transfer_grants tg JOIN grants g ON g.id = tg.grant_id
          WHERE tg.transfer_id = $1",
-    )
-    .bind(transfer_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let (covered_by_grants, never_expiring_negated, latest_expiry) = paid;
-    let expires_at = if covered_by_grants < spent || never_expiring_negated != 0 {
+        )
+        .bind(transfer_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let expires_at = if covered_by_grants < spent || never_expiring > 0 {
         None
     } else {
         latest_expiry
@@ -438,27 +403,28 @@ async fn refund(
         actor: Some(actor),
         ..TransferMeta::kind(TransferKind::Refund)
     };
-    let (posted, _) = batch
-        .grant(
-            conn,
-            &mut account,
-            amount,
-            GrantSource::Refund,
-            SystemAccount::Revenue,
-            0,
-            expires_at,
-            meta,
-        )
-        .await?;
+    let source = GrantSource::Refund;
+    let (transaction_id, _) = uow.grant(
+        &user_id,
+        amount,
+        source.as_str(),
+        SystemAccount::Revenue,
+        0,
+        expires_at,
+        &meta,
+    );
+    *uow.refunded_in_batch
+        .entry(transfer_id.to_string())
+        .or_default() += amount;
     Ok(Reply::new(
         200,
         &RefundReceipt {
-            transaction_id: posted.transfer_id,
+            transaction_id,
             refund_of: transfer_id.to_string(),
+            balance_after: balance(uow, &user_id),
             user_id,
             amount,
             total_refunded: refunded + amount,
-            balance_after: posted.balance_after,
         },
     ))
 }

@@ -2,9 +2,10 @@
 //! which applies it inside a transaction on the single writer (see `writer.rs`), together with
 //! the idempotency record that makes a retry safe. Reads are in `read.rs`.
 
-mod batch;
 mod commands;
 pub mod read;
+mod sql;
+mod state;
 mod writer;
 
 use bursar_core::{Credits, GrantSource};

@@ -5,10 +5,10 @@
 //! is acknowledged before it is durable.
 
 use bursar_core::LedgerError;
-use sqlx::{AnyConnection, Executor};
+use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::batch::Batch;
+use super::state::UnitOfWork;
 use super::{Reply, Request, commands};
 use crate::{Clock, Db, StoreError};
 
@@ -56,10 +56,18 @@ async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(
                 for request in &requests {
                     results.push(match commit_batch(&db, &clock, &asset, &[request]).await {
                         Ok(mut single) => single.remove(0),
+                        Err(error)
+                            if error.is_unique_violation() && request.idempotency.is_some() =>
+                        {
+                            replay_after_race(&db, &clock, &asset, request).await
+                        }
                         Err(error) => Err(error),
                     });
                 }
                 results
+            }
+            Err(error) if error.is_unique_violation() && requests[0].idempotency.is_some() => {
+                vec![replay_after_race(&db, &clock, &asset, requests[0]).await]
             }
             Err(error) => vec![Err(error)],
         };
@@ -82,93 +90,106 @@ async fn commit_batch(
     requests: &[&Request],
 ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
     let mut tx = db.begin_write().await?;
-    let mut batch = Batch::open(&mut tx, db.dialect, asset, clock.now_ms()).await?;
+    let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms()).await?;
+    prefetch(&mut uow, &mut tx, requests).await?;
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
-        tx.execute("SAVEPOINT command").await?;
-        let snapshot = batch.snapshot();
-        let result = apply_once(&mut batch, &mut tx, request).await;
-        if result.is_err() {
-            tx.execute("ROLLBACK TO SAVEPOINT command").await?;
-            batch.restore(snapshot);
-        }
-        tx.execute("RELEASE SAVEPOINT command").await?;
-        let result = match result {
-            // Another instance stored the same key first: answer with what it stored.
-            Err(error) if error.is_unique_violation() && request.idempotency.is_some() => {
-                match stored_reply(&mut tx, request).await? {
-                    Some(reply) => Ok(reply),
-                    None => Err(error),
-                }
-            }
-            other => other,
+        let result = match apply_once(&mut uow, &mut tx, request).await {
+            // A refusal is this request's answer; any other failure fails the whole batch.
+            Err(StoreError::Domain(refusal)) => Err(StoreError::Domain(refusal)),
+            Err(failure) => return Err(failure),
+            Ok(reply) => Ok(reply),
         };
-        if let Ok(reply) = &result {
-            if !reply.replayed {
-                metrics::counter!("bursar_ledger_commands_total", "outcome" => "applied")
-                    .increment(1);
-            }
-        } else {
-            metrics::counter!("bursar_ledger_commands_total", "outcome" => "refused").increment(1);
-        }
+        let outcome = match &result {
+            Ok(reply) if reply.replayed => "replayed",
+            Ok(_) => "applied",
+            Err(_) => "refused",
+        };
+        metrics::counter!("bursar_ledger_commands_total", "outcome" => outcome).increment(1);
         results.push(result);
     }
-    batch.flush(&mut tx).await?;
+    uow.flush(&mut tx).await?;
     tx.commit().await?;
     Ok(results)
 }
 
-/// Replays a stored response for a repeated idempotency key, or applies the command and stores
-/// its response under the key in the same transaction.
+/// Loads everything the batch's requests name, in a few bulk reads.
+async fn prefetch(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    requests: &[&Request],
+) -> Result<(), StoreError> {
+    let keys: Vec<(&str, &str)> = requests
+        .iter()
+        .filter_map(|r| r.idempotency.as_ref())
+        .map(|k| (k.scope.as_str(), k.key.as_str()))
+        .collect();
+    uow.load_idempotency(conn, &keys).await?;
+    let (mut users, mut holds) = (Vec::new(), Vec::new());
+    for request in requests {
+        let (user, hold) = commands::wants(&request.command);
+        users.extend(user);
+        holds.extend(hold);
+    }
+    uow.load_holds(conn, &holds).await?;
+    uow.load_users(conn, &users).await
+}
+
+/// Replays a stored response for a repeated idempotency key, or applies the command and records
+/// its response under the key, to be written in the same transaction.
 async fn apply_once(
-    batch: &mut Batch,
+    uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     request: &Request,
 ) -> Result<Reply, StoreError> {
-    if let Some(reply) = stored_reply(conn, request).await? {
-        return Ok(reply);
+    if let Some(key) = &request.idempotency
+        && let Some((hash, status, body)) = uow.stored_reply(&key.scope, &key.key)
+    {
+        if *hash != key.request_hash {
+            return Err(LedgerError::IdempotencyMismatch.into());
+        }
+        return Ok(Reply {
+            status: u16::try_from(*status).unwrap_or(200),
+            body: body.clone(),
+            replayed: true,
+        });
     }
-    let reply = commands::apply(batch, conn, &request.command).await?;
+    let reply = commands::apply(uow, conn, &request.command).await?;
     if let Some(key) = &request.idempotency {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.scope)
-        .bind(&key.key)
-        .bind(&key.request_hash)
-        .bind(i64::from(reply.status))
-        .bind(&reply.body)
-        .bind(batch.now_ms)
-        .execute(&mut *conn)
-        .await?;
+        uow.remember_reply(
+            &key.scope,
+            &key.key,
+            &key.request_hash,
+            i64::from(reply.status),
+            &reply.body,
+        );
     }
     Ok(reply)
 }
 
-async fn stored_reply(
-    conn: &mut AnyConnection,
+/// After a lone request failed on a unique key: another instance committed the same
+/// idempotency key first, so answer with what it stored.
+async fn replay_after_race(
+    db: &Db,
+    clock: &Clock,
+    asset: &str,
     request: &Request,
-) -> Result<Option<Reply>, StoreError> {
-    let Some(key) = &request.idempotency else {
-        return Ok(None);
-    };
-    let stored: Option<(String, i64, String)> = sqlx::query_as(
-        "SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
-    )
-    .bind(&key.scope)
-    .bind(&key.key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match stored {
-        None => Ok(None),
-        Some((hash, _, _)) if hash != key.request_hash => {
+) -> Result<Reply, StoreError> {
+    let mut tx = db.begin_write().await?;
+    let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms()).await?;
+    prefetch(&mut uow, &mut tx, &[request]).await?;
+    let key = request.idempotency.as_ref().ok_or(StoreError::WriterGone)?;
+    let reply = match uow.stored_reply(&key.scope, &key.key) {
+        Some((hash, _, _)) if *hash != key.request_hash => {
             Err(LedgerError::IdempotencyMismatch.into())
         }
-        Some((_, status, body)) => Ok(Some(Reply {
-            status: u16::try_from(status).unwrap_or(200),
-            body,
+        Some((_, status, body)) => Ok(Reply {
+            status: u16::try_from(*status).unwrap_or(200),
+            body: body.clone(),
             replayed: true,
-        })),
-    }
+        }),
+        None => Err(StoreError::WriterGone),
+    };
+    tx.rollback().await?;
+    reply
 }

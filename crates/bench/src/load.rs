@@ -1,0 +1,162 @@
+//! The load itself: `concurrency` client tasks, each looping over its profile's requests until
+//! the deadline, recording every latency and status.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::setup::Fixture;
+use crate::{Args, Profile};
+
+#[derive(Default)]
+pub struct Outcome {
+    pub latencies_us: Vec<u32>,
+    pub by_status: BTreeMap<u16, u64>,
+    /// Credits spent according to acknowledged (200) spends and captures.
+    pub spent: i64,
+    /// Spends and captures acknowledged.
+    pub spends: u64,
+    pub transport_errors: u64,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.latencies_us.extend(other.latencies_us);
+        for (status, count) in other.by_status {
+            *self.by_status.entry(status).or_default() += count;
+        }
+        self.spent += other.spent;
+        self.spends += other.spends;
+        self.transport_errors += other.transport_errors;
+    }
+}
+
+struct Client<'a> {
+    fixture: &'a Fixture,
+    outcome: Outcome,
+}
+
+impl Client<'_> {
+    /// Sends one request; returns the status and the body when it was answered.
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Option<(u16, serde_json::Value)> {
+        let started = Instant::now();
+        let answered = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.json().await.unwrap_or_default();
+                Some((status, body))
+            }
+            Err(_) => None,
+        };
+        self.outcome
+            .latencies_us
+            .push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        match &answered {
+            Some((status, _)) => *self.outcome.by_status.entry(*status).or_default() += 1,
+            None => self.outcome.transport_errors += 1,
+        }
+        answered
+    }
+
+    fn post(&self, path: &str, body: String) -> reqwest::RequestBuilder {
+        self.fixture
+            .client
+            .post(format!("{}{path}", self.fixture.base))
+            .bearer_auth(&self.fixture.api_key)
+            .header("content-type", "application/json")
+            .body(body)
+    }
+
+    async fn spend(&mut self, user: &str, amount: i64) {
+        let request = self.post(
+            "/api/v1/credits/spend",
+            format!(r#"{{"user_id":"{user}","amount":{amount}}}"#),
+        );
+        if let Some((200, _)) = self.send(request).await {
+            self.outcome.spent += amount;
+            self.outcome.spends += 1;
+        }
+    }
+
+    async fn hold_and_capture(&mut self, user: &str, captured: i64) {
+        let request = self.post(
+            "/api/v1/credits/holds",
+            format!(r#"{{"user_id":"{user}","amount":5}}"#),
+        );
+        let Some((201, hold)) = self.send(request).await else {
+            return;
+        };
+        let id = hold["id"].as_str().unwrap_or_default().to_string();
+        let request = self.post(
+            &format!("/api/v1/credits/holds/{id}/capture"),
+            format!(r#"{{"amount":{captured}}}"#),
+        );
+        if let Some((200, _)) = self.send(request).await {
+            self.outcome.spent += captured;
+            self.outcome.spends += 1;
+        }
+    }
+
+    async fn read_balance(&mut self, token: &str) {
+        let request = self
+            .fixture
+            .client
+            .get(format!("{}/api/v1/me/balance", self.fixture.base))
+            .bearer_auth(token);
+        self.send(request).await;
+    }
+}
+
+async fn client_loop(fixture: &Fixture, profile: Profile, deadline: Instant) -> Outcome {
+    let mut client = Client {
+        fixture,
+        outcome: Outcome::default(),
+    };
+    while Instant::now() < deadline {
+        let (index, roll, captured) = {
+            let mut rng = rand::rng();
+            (
+                rng.random_range(0..fixture.users.len()),
+                rng.random_range(0..100u32),
+                rng.random_range(1..=5i64),
+            )
+        };
+        let (user, token) = &fixture.users[index];
+        match profile {
+            Profile::Spend | Profile::Hot => client.spend(user, 1).await,
+            Profile::HoldCapture => client.hold_and_capture(user, captured).await,
+            Profile::Balance => client.read_balance(token).await,
+            Profile::Mixed => match roll {
+                0..70 => client.spend(user, 1).await,
+                70..85 => client.hold_and_capture(user, captured).await,
+                _ => client.read_balance(token).await,
+            },
+        }
+    }
+    client.outcome
+}
+
+pub async fn drive(fixture: Arc<Fixture>, args: &Args, duration: Duration) -> Outcome {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let profile = args.profile;
+    let clients: Vec<_> = (0..args.concurrency)
+        .map(|_| {
+            let fixture = Arc::clone(&fixture);
+            tokio::spawn(async move { client_loop(&fixture, profile, deadline).await })
+        })
+        .collect();
+    let mut total = Outcome::default();
+    for outcome in futures::future::join_all(clients)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        total.merge(outcome);
+    }
+    total.elapsed = started.elapsed();
+    total
+}

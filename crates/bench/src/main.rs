@@ -1,0 +1,109 @@
+//! `bursar-bench`: starts a Bursar server on 127.0.0.1, creates users with credits, drives a
+//! request mix at a fixed concurrency for a fixed time, prints throughput and latency, and then
+//! checks that the ledger agrees with every acknowledged response.
+//!
+//! cargo run --release -p bursar-bench -- --backend sqlite --profile spend --concurrency 256 --seconds 10
+
+mod load;
+mod report;
+mod server;
+mod setup;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Spends of 1 on random accounts.
+    Spend,
+    /// Every client spends on one account.
+    Hot,
+    /// Hold 5, then capture 1–5, on random accounts.
+    HoldCapture,
+    /// Balance reads.
+    Balance,
+    /// An AI service: 70% spends, 15% hold+capture, 15% balance reads.
+    Mixed,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendArg {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Load benchmark for Bursar (loopback only, bounded in time and count)")]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: BackendArg,
+    #[arg(long, value_enum, default_value = "spend")]
+    pub profile: Profile,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// How long to drive load, in seconds (at most 300).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Users to create.
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    /// Credits each user starts with.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub credits: i64,
+    /// The bursar binary to start (build it with `cargo build --release` first).
+    #[arg(long, default_value = "target/release/bursar")]
+    pub bursar: PathBuf,
+    /// Set BURSAR_SQLITE_SYNCHRONOUS=normal on the server (not durable against power loss).
+    #[arg(long)]
+    pub sqlite_normal: bool,
+    /// Where to write the JSON result.
+    #[arg(long, default_value = "bench-result.json")]
+    pub out: PathBuf,
+}
+
+/// Hard bounds so a typo cannot run a load test for hours.
+const SECONDS_MAX: u64 = 300;
+const CONCURRENCY_MAX: usize = 4096;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    args.seconds = args.seconds.clamp(1, SECONDS_MAX);
+    args.concurrency = args.concurrency.clamp(1, CONCURRENCY_MAX);
+    args.users = args.users.max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let passed = runtime.block_on(run(args))?;
+    if !passed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> anyhow::Result<bool> {
+    let server = server::Server::start(&args).await?;
+    let fixture = std::sync::Arc::new(setup::prepare(&server, &args).await?);
+    eprintln!(
+        "driving {:?} with {} clients for {} s against {} ({:?})",
+        args.profile, args.concurrency, args.seconds, server.base, args.backend
+    );
+    let outcome = load::drive(
+        std::sync::Arc::clone(&fixture),
+        &args,
+        Duration::from_secs(args.seconds),
+    )
+    .await;
+    let peak_rss_kib = server.peak_rss_kib();
+    let check = setup::check(&fixture, &outcome).await?;
+    let result = report::Result::new(&args, &outcome, peak_rss_kib, check);
+    result.print();
+    std::fs::write(&args.out, serde_json::to_string_pretty(&result)?)?;
+    eprintln!("result written to {}", args.out.display());
+    drop(server);
+    Ok(result.check.passed)
+}

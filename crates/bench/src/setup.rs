@@ -1,0 +1,180 @@
+//! Before the load: an admin, a service key and users with credits. After it: the check that
+//! the ledger agrees with every acknowledged response.
+
+use serde_json::{Value, json};
+
+use crate::load::Outcome;
+use crate::server::Server;
+use crate::{Args, Profile};
+
+pub struct Fixture {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub api_key: String,
+    pub admin_token: String,
+    /// (user id, access token)
+    pub users: Vec<(String, String)>,
+    pub credits_each: i64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Check {
+    pub passed: bool,
+    pub credits_before: i64,
+    pub credits_after: i64,
+    pub acknowledged_spent: i64,
+    pub accounts_below_zero: usize,
+    pub ledger_verify_ok: bool,
+    pub problems: Vec<String>,
+}
+
+async fn json_post(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    anyhow::ensure!(status.is_success(), "setup request failed: {status} {body}");
+    Ok(body)
+}
+
+pub async fn prepare(server: &Server, args: &Args) -> anyhow::Result<Fixture> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency + 16)
+        .build()?;
+    let base = server.base.clone();
+    server.command(&[
+        "admin",
+        "create",
+        "--email",
+        "bench-admin@example.com",
+        "--password",
+        "bench password",
+    ])?;
+    let api_key = server.command(&["api-key", "create", "--name", "bench"])?;
+    let login = json_post(
+        &client,
+        format!("{base}/api/v1/auth/login"),
+        None,
+        json!({"email": "bench-admin@example.com", "password": "bench password"}),
+    )
+    .await?;
+    let admin_token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let users_wanted = if matches!(args.profile, Profile::Hot) {
+        1
+    } else {
+        args.users
+    };
+    eprintln!(
+        "creating {users_wanted} users with {} credits each",
+        args.credits
+    );
+    let mut users = Vec::with_capacity(users_wanted);
+    for chunk in (0..users_wanted).collect::<Vec<_>>().chunks(32) {
+        let registrations = chunk.iter().map(|i| {
+            json_post(
+                &client,
+                format!("{base}/api/v1/auth/register"),
+                None,
+                json!({"email": format!("bench-{i}@example.com"), "password": "bench password"}),
+            )
+        });
+        for registered in futures::future::join_all(registrations).await {
+            let registered = registered?;
+            users.push((
+                registered["user"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                registered["access_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+    }
+    for chunk in users.chunks(32) {
+        let grants = chunk.iter().map(|(id, _)| {
+            json_post(
+                &client,
+                format!("{base}/api/v1/admin/users/{id}/adjustments"),
+                Some(&admin_token),
+                json!({"amount": args.credits, "reason": "benchmark credits"}),
+            )
+        });
+        for granted in futures::future::join_all(grants).await {
+            granted?;
+        }
+    }
+    Ok(Fixture {
+        base,
+        client,
+        api_key,
+        admin_token,
+        users,
+        credits_each: args.credits,
+    })
+}
+
+pub async fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<Check> {
+    let mut credits_after = 0;
+    let mut below_zero = 0;
+    for (id, _) in &fixture.users {
+        let user: Value = fixture
+            .client
+            .get(format!("{}/api/v1/admin/users/{id}", fixture.base))
+            .bearer_auth(&fixture.admin_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let balance = user["balance"]["balance"].as_i64().unwrap_or(i64::MIN);
+        if balance < 0 {
+            below_zero += 1;
+        }
+        credits_after += balance;
+    }
+    let verify: Value = fixture
+        .client
+        .get(format!("{}/api/v1/admin/ledger/verify", fixture.base))
+        .bearer_auth(&fixture.admin_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let credits_before = fixture.credits_each * fixture.users.len() as i64;
+    let ledger_verify_ok = verify["ok"].as_bool() == Some(true);
+    let mut problems: Vec<String> = verify["problems"]
+        .as_array()
+        .map(|p| p.iter().map(|v| v.to_string()).collect())
+        .unwrap_or_default();
+    if credits_before - credits_after != outcome.spent {
+        problems.push(format!(
+            "balances dropped by {} but acknowledged spends total {}",
+            credits_before - credits_after,
+            outcome.spent
+        ));
+    }
+    if below_zero > 0 {
+        problems.push(format!("{below_zero} accounts below zero"));
+    }
+    Ok(Check {
+        passed: problems.is_empty() && ledger_verify_ok,
+        credits_before,
+        credits_after,
+        acknowledged_spent: outcome.spent,
+        accounts_below_zero: below_zero,
+        ledger_verify_ok,
+        problems,
+    })
+}
