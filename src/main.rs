@@ -9,6 +9,11 @@ use bursar_server::{Config, auth::password};
 use bursar_store::{Clock, SqliteSync, Store, verify};
 use clap::{Parser, Subcommand};
 
+// mimalloc: fewer cycles per allocation on the request path than the system allocator, and it
+// hands Argon2's 19 MiB work areas back instead of keeping one per thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "bursar",

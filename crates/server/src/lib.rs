@@ -40,6 +40,7 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<AuthLimiter>,
     pub decoy_hash: Arc<String>,
+    pub access: Arc<auth::cache::AccessCache>,
 }
 
 /// Opens the store (running migrations) and prepares everything the routes share.
@@ -64,6 +65,7 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
         tokens: Arc::new(TokenKeys::new(&secret, config.access_token_ttl_s)),
         limiter: Arc::new(AuthLimiter::new(config.auth_attempts_per_minute)),
         decoy_hash: Arc::new(auth::password::decoy_hash().await?),
+        access: Arc::default(),
         config: Arc::new(config),
         store,
     })

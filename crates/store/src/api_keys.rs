@@ -61,13 +61,13 @@ impl Store {
         })
     }
 
-    /// The id of the live key whose secret this is.
-    pub async fn api_key_id(&self, secret: &str) -> Result<Option<String>, StoreError> {
+    /// The id of the live key whose secret hashes (SHA-256, hex) to `key_hash`.
+    pub async fn api_key_id_by_hash(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar(
                 "SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
             )
-            .bind(sha256_hex(secret))
+            .bind(key_hash)
             .fetch_optional(&self.db.pool)
             .await?,
         )

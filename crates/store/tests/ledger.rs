@@ -28,6 +28,7 @@ on_both_backends!(
     overdue_grants_expire_into_the_expired_account_except_what_holds_reserve,
     an_expired_hold_releases_its_credits_and_cannot_be_captured,
     a_refused_command_in_a_batch_leaves_the_others_intact,
+    commands_apply_in_arrival_order,
     concurrent_spends_never_overdraw_and_every_acknowledged_one_is_recorded,
     concurrent_requests_with_one_idempotency_key_apply_once,
     refunds_never_exceed_the_spend,
@@ -290,6 +291,26 @@ async fn a_refused_command_in_a_batch_leaves_the_others_intact(backend: Backend)
     let succeeded = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(succeeded, 3, "{results:?}");
     assert_eq!(balance(&store, &u).await, (1, 1));
+    assert_ledger_consistent(&store).await;
+}
+
+async fn commands_apply_in_arrival_order(backend: Backend) {
+    let store = open(backend, "batch_order").await;
+    let u = user(&store, "order@example.com").await;
+    ok(&store, grant(&u, 10, GrantSource::Purchase, 0, None)).await;
+    // join_all sends these to the writer in this order; applied in any other order, a different
+    // spend would be refused.
+    let results =
+        futures::future::join_all([6, 5, 4].map(|amount| run(&store, spend(&u, amount)))).await;
+    let outcome: Vec<bool> = results.iter().map(Result::is_ok).collect();
+    assert_eq!(outcome, vec![true, false, true]);
+    assert_eq!(
+        results[2]
+            .as_ref()
+            .map(|r| r.json()["balance_after"].clone())
+            .ok(),
+        Some(serde_json::json!(0))
+    );
     assert_ledger_consistent(&store).await;
 }
 

@@ -97,18 +97,32 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
         if token.starts_with("bsk_") {
-            let key_id = state
-                .store
-                .api_key_id(token)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+            let hash = bursar_store::ids::sha256_hex(token);
+            let key_id = match state.access.api_key(&hash) {
+                Some(cached) => cached,
+                None => {
+                    let found = state.store.api_key_id_by_hash(&hash).await?;
+                    state.access.remember_api_key(hash, found.clone());
+                    found
+                }
+            };
+            let key_id =
+                key_id.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
             return Ok(Caller::Service { key_id });
         }
         let claims = state
             .tokens
             .verify(token)
             .ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))?;
-        match state.store.user_access(&claims.sub).await? {
+        let access = match state.access.user(&claims.sub) {
+            Some(cached) => cached,
+            None => {
+                let found = state.store.user_access(&claims.sub).await?;
+                state.access.remember_user(claims.sub.clone(), found);
+                found
+            }
+        };
+        match access {
             Some((role, UserStatus::Active)) => Ok(Caller::User {
                 id: claims.sub,
                 role,

@@ -1,5 +1,6 @@
 //! Who is calling: passwords, access tokens, API keys and the `Caller` extractor.
 
+pub mod cache;
 pub mod caller;
 pub mod password;
 pub mod rate_limit;

@@ -169,6 +169,7 @@ pub async fn patch_user(
         accounts::set_overdraft_limit(&state.store.db, &id, &state.store.asset, limit).await?;
     }
     state.store.update_user(&id, &changes).await?;
+    state.access.forget_user(&id);
     if changes.status == Some(UserStatus::Suspended) {
         state.store.revoke_all_refresh_tokens(&id).await?;
     }
@@ -300,6 +301,7 @@ pub async fn delete_api_key(
     if !state.store.revoke_api_key(&id).await? {
         return Err(ApiError::not_found("API key"));
     }
+    state.access.forget_api_key(&id);
     state
         .store
         .audit(AuditRecord {

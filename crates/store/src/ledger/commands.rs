@@ -4,7 +4,7 @@
 use bursar_core::{GrantSource, HoldStatus, LedgerError, SystemAccount, TransferKind};
 use sqlx::AnyConnection;
 
-use super::state::{NewHold, TransferMeta, UnitOfWork};
+use super::state::{GrantSpec, NewHold, TransferMeta, UnitOfWork};
 use super::{
     AdjustmentReceipt, CaptureReceipt, Command, GrantReceipt, HoldReceipt, RefundReceipt, Reply,
     SpendReceipt, VoidReceipt,
@@ -47,15 +47,14 @@ pub(crate) async fn apply(
                 actor: actor.as_deref(),
                 ..TransferMeta::kind(source.transfer_kind())
             };
-            let (transaction_id, grant_id) = uow.grant(
-                user_id,
-                amount.get(),
-                source.as_str(),
-                source.funding_account(),
-                *priority,
-                *expires_at_ms,
-                &meta,
-            );
+            let spec = GrantSpec {
+                amount: amount.get(),
+                source: source.as_str(),
+                from: source.funding_account(),
+                priority: *priority,
+                expires_at: *expires_at_ms,
+            };
+            let (transaction_id, grant_id) = uow.grant(user_id, spec, &meta);
             Ok(Reply::new(
                 201,
                 &GrantReceipt {
@@ -199,15 +198,14 @@ pub(crate) async fn apply(
             let transaction_id = if *amount > 0 {
                 require_user(uow, conn, user_id).await?;
                 let source = GrantSource::Adjustment;
-                let (id, _) = uow.grant(
-                    user_id,
-                    *amount,
-                    source.as_str(),
-                    SystemAccount::Issuance,
-                    0,
-                    None,
-                    &meta,
-                );
+                let spec = GrantSpec {
+                    amount: *amount,
+                    source: source.as_str(),
+                    from: SystemAccount::Issuance,
+                    priority: 0,
+                    expires_at: None,
+                };
+                let (id, _) = uow.grant(user_id, spec, &meta);
                 id
             } else {
                 let debit = amount.unsigned_abs() as i64;
@@ -404,15 +402,14 @@ async fn refund(
         ..TransferMeta::kind(TransferKind::Refund)
     };
     let source = GrantSource::Refund;
-    let (transaction_id, _) = uow.grant(
-        &user_id,
+    let spec = GrantSpec {
         amount,
-        source.as_str(),
-        SystemAccount::Revenue,
-        0,
+        source: source.as_str(),
+        from: SystemAccount::Revenue,
+        priority: 0,
         expires_at,
-        &meta,
-    );
+    };
+    let (transaction_id, _) = uow.grant(&user_id, spec, &meta);
     *uow.refunded_in_batch
         .entry(transfer_id.to_string())
         .or_default() += amount;

@@ -453,17 +453,15 @@ impl UnitOfWork {
     }
 
     pub fn account_mut(&mut self, user_id: &str) -> Option<&mut Account> {
-        self.accounts.get_mut(user_id).map(|account| {
-            account.dirty = true;
-            account
-        })
+        let account = self.accounts.get_mut(user_id)?;
+        account.dirty = true;
+        Some(account)
     }
 
     pub fn hold_mut(&mut self, hold_id: &str) -> Option<&mut Hold> {
-        self.holds.get_mut(hold_id).map(|hold| {
-            hold.dirty = true;
-            hold
-        })
+        let hold = self.holds.get_mut(hold_id)?;
+        hold.dirty = true;
+        Some(hold)
     }
 
     // ---- changes ----
@@ -627,13 +625,16 @@ impl UnitOfWork {
     pub fn grant(
         &mut self,
         user_id: &str,
-        amount: i64,
-        source: &str,
-        from: SystemAccount,
-        priority: i64,
-        expires_at: Option<i64>,
+        spec: GrantSpec<'_>,
         meta: &TransferMeta<'_>,
     ) -> (String, String) {
+        let GrantSpec {
+            amount,
+            source,
+            from,
+            priority,
+            expires_at,
+        } = spec;
         let before = self.accounts.get(user_id).map_or(0, |a| a.balance);
         let transfer_id = self.post(Side::System(from), Side::User(user_id), amount, meta);
         let grant_id = new_id("grt");
@@ -903,6 +904,16 @@ impl UnitOfWork {
         .await?;
         Ok(())
     }
+}
+
+/// A grant to make: how much, of what source, funded from which system account, and how it
+/// burns.
+pub(crate) struct GrantSpec<'a> {
+    pub amount: i64,
+    pub source: &'a str,
+    pub from: SystemAccount,
+    pub priority: i64,
+    pub expires_at: Option<i64>,
 }
 
 /// A hold to create.

@@ -46,6 +46,7 @@ async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(
     let mut jobs = Vec::with_capacity(BATCH_MAX);
     while receiver.recv_many(&mut jobs, BATCH_MAX).await > 0 {
         let requests: Vec<&Request> = jobs.iter().map(|(request, _)| request).collect();
+        let started = std::time::Instant::now();
         let results = match commit_batch(&db, &clock, &asset, &requests).await {
             Ok(results) => results,
             // The batch as a whole failed (a lost connection, a deadlock with another instance):
@@ -72,6 +73,7 @@ async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(
             Err(error) => vec![Err(error)],
         };
         metrics::counter!("bursar_ledger_batches_total").increment(1);
+        metrics::histogram!("bursar_ledger_batch_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("bursar_ledger_batch_size").record(requests.len() as f64);
         drop(requests);
         for ((_, answer), result) in jobs.drain(..).zip(results) {
