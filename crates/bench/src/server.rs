@@ -33,7 +33,11 @@ impl Server {
             .env("BURSAR_AUTH_ATTEMPTS_PER_MINUTE", "1000000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(if std::env::var_os("BENCH_SERVER_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
         if args.sqlite_normal {
             command.env("BURSAR_SQLITE_SYNCHRONOUS", "normal");
         }

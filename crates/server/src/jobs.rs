@@ -8,6 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 
+/// How long idempotency keys are kept (the API promises at least 24 hours).
+const IDEMPOTENCY_KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Accounts settled per sweep step; a sweep repeats steps until nothing is due.
 const EXPIRY_ACCOUNTS_PER_STEP: i64 = 200;
 /// Steps per sweep. Accounts whose overdue grants are still reserved by holds stay due, so a
@@ -25,6 +27,13 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) {
             }
             if let Err(error) = sweep_expired(&state).await {
                 tracing::warn!(%error, "expiry sweep failed; will retry");
+            }
+            if let Err(error) = state
+                .store
+                .purge_idempotency_keys(IDEMPOTENCY_KEEP_MS)
+                .await
+            {
+                tracing::warn!(%error, "purging old idempotency keys failed; will retry");
             }
             state.limiter.forget_idle();
         }

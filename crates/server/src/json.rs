@@ -28,15 +28,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                     || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
+        let too_large = || {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is over 1 MiB",
+            )
+        };
+        // Refuse an announced oversized body before reading any of it.
+        let announced = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > crate::BODY_BYTES_MAX as u64) {
+            return Err(too_large());
+        }
         let raw = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        "the request body is over 1 MiB",
-                    )
+                    too_large()
                 } else {
                     ApiError::bad_request(rejection.body_text())
                 }

@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
-use tower_http::trace::{MakeSpan, TraceLayer};
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, MakeSpan, TraceLayer};
 
 use crate::error::ApiError;
 
@@ -87,8 +87,17 @@ impl<B> MakeSpan<B> for SpanWithRequestId {
     }
 }
 
-pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, SpanWithRequestId> {
-    TraceLayer::new_for_http().make_span_with(SpanWithRequestId)
+/// One log line per request at `info` (method, path, request id, status, latency); never
+/// headers or bodies.
+pub fn trace_layer() -> TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    SpanWithRequestId,
+    DefaultOnRequest,
+    DefaultOnResponse,
+> {
+    TraceLayer::new_for_http()
+        .make_span_with(SpanWithRequestId)
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
 }
 
 pub fn panic_response(

@@ -25,6 +25,25 @@ pub enum SqliteSync {
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    options: AnyConnectOptions,
+    sync: SqliteSync,
+}
+
+/// Per-connection settings for SQLite: WAL, the chosen durability, a busy timeout, and foreign
+/// keys (off by default in SQLite).
+async fn apply_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    sync: SqliteSync,
+) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute(match sync {
+        SqliteSync::Full => "PRAGMA synchronous = FULL",
+        SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
+    })
+    .await?;
+    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    Ok(())
 }
 
 /// Migrations in order. Each runs once, in its own transaction, recorded in `schema_migrations`.
@@ -60,26 +79,19 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10));
         let pool = match dialect {
             Dialect::Sqlite => {
-                let synchronous = match sync {
-                    SqliteSync::Full => "PRAGMA synchronous = FULL",
-                    SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
-                };
                 pool_options
-                    .after_connect(move |conn, _meta| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute(synchronous).await?;
-                            conn.execute("PRAGMA busy_timeout = 10000").await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
+                    .after_connect(move |conn, _meta| Box::pin(apply_pragmas(conn, sync)))
+                    .connect_with(options.clone())
                     .await?
             }
-            Dialect::Postgres => pool_options.connect_with(options).await?,
+            Dialect::Postgres => pool_options.connect_with(options.clone()).await?,
         };
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool,
+            dialect,
+            options,
+            sync,
+        })
     }
 
     /// Applies every migration not yet applied. Safe to run from several processes at once on
@@ -135,6 +147,28 @@ impl Db {
         Ok(match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A connection of its own, outside the pool, set up like the pool's.
+    pub async fn connect_one(&self) -> Result<sqlx::AnyConnection, StoreError> {
+        use sqlx::ConnectOptions;
+        let mut conn = self.options.connect().await?;
+        if self.dialect == Dialect::Sqlite {
+            apply_pragmas(&mut conn, self.sync).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Like `begin_write`, on a connection the caller holds (the ledger writer keeps one).
+    pub async fn begin_write_on<'c>(
+        &self,
+        conn: &'c mut sqlx::AnyConnection,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Any>, StoreError> {
+        use sqlx::Connection;
+        Ok(match self.dialect {
+            Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => conn.begin().await?,
         })
     }
 

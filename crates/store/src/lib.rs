@@ -58,7 +58,7 @@ impl Store {
         db.migrate().await?;
         let asset = DEFAULT_ASSET.to_string();
         accounts::ensure_system_accounts(&db, &asset, clock.now_ms()).await?;
-        let ledger = Ledger::start(db.clone(), clock.clone(), asset.clone());
+        let ledger = Ledger::start(db.clone(), clock.clone(), asset.clone())?;
         Ok(Self {
             db,
             ledger,

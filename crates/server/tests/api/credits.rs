@@ -42,6 +42,11 @@ async fn a_spend_lowers_the_balance_and_appears_in_the_history(app: TestApp) {
     assert_eq!(entries[0]["balance_after"], 70);
     assert_eq!(entries[0]["description"], "image generation");
     assert_eq!(entries[0]["metadata"]["model"], "x");
+    assert_eq!(
+        entries[0]["paid_by"][0]["source"], "purchase",
+        "history says which credits paid"
+    );
+    assert_eq!(entries[0]["paid_by"][0]["amount"], 30);
     assert_eq!(entries[1]["kind"], "purchase");
     assert_eq!(entries[1]["amount"], 100);
     assert!(history.json["next_cursor"].is_null());

@@ -1,6 +1,26 @@
 use crate::helpers::TestApp;
 use crate::on_both_backends;
 
+#[test]
+fn the_openapi_document_matches_the_reviewed_snapshot() {
+    // A contract change shows up in review as a change to this file. To accept one, run the
+    // test with UPDATE_SNAPSHOTS=1.
+    let (_, doc) = bursar_server::routes::api_router().split_for_parts();
+    let generated = serde_json::to_string_pretty(&bursar_server::openapi::finish(doc))
+        .expect("serialises")
+        + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi.snapshot.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &generated).expect("snapshot written");
+    }
+    let reviewed =
+        std::fs::read_to_string(&path).expect("snapshot exists (run with UPDATE_SNAPSHOTS=1)");
+    assert!(
+        generated == reviewed,
+        "the OpenAPI document changed: review it and rerun with UPDATE_SNAPSHOTS=1"
+    );
+}
+
 on_both_backends!(
     health_ready_and_docs_answer_without_auth,
     the_openapi_document_describes_every_route,

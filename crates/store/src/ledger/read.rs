@@ -47,6 +47,10 @@ pub struct TransactionView {
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// For debits: which grants paid, and so whether purchased, bonus or allowance credits
+    /// were used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paid_by: Vec<crate::ledger::PaidBy>,
     pub created_at: String,
 }
 
@@ -150,10 +154,62 @@ impl Store {
                     metadata: r
                         .try_get::<Option<String>, _>("metadata")?
                         .and_then(|m| serde_json::from_str(&m).ok()),
+                    paid_by: Vec::new(),
                     created_at: rfc3339(r.try_get("created_at")?),
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(page.finish(views, |t| t.id.clone()))
+        let mut page = page.finish(views, |t| t.id.clone());
+        self.attach_paid_by(&mut page.data).await?;
+        Ok(page)
+    }
+
+    /// Fills `paid_by` for the debits on a page, in one query.
+    async fn attach_paid_by(&self, views: &mut [TransactionView]) -> Result<(), StoreError> {
+        let debits: Vec<String> = views
+            .iter()
+            .filter(|t| t.amount < 0)
+            .map(|t| t.id.clone())
+            .collect();
+        if debits.is_empty() {
+            return Ok(());
+        }
+        let placeholders = (1..=debits.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT tg.transfer_id, tg.grant_id, g.source, tg.amount
+             FROM transfer_grants tg JOIN grants g ON g.id = tg.grant_id
+             WHERE tg.transfer_id IN ({placeholders}) ORDER BY tg.transfer_id, tg.grant_id"
+        );
+        let mut query =
+            sqlx::query_as::<_, (String, String, String, i64)>(sqlx::AssertSqlSafe(sql))
+                .persistent(false);
+        for id in &debits {
+            query = query.bind(id);
+        }
+        for (transfer_id, grant_id, source, amount) in query.fetch_all(&self.db.pool).await? {
+            if let Some(view) = views.iter_mut().find(|t| t.id == transfer_id) {
+                view.paid_by.push(crate::ledger::PaidBy {
+                    grant_id,
+                    source,
+                    amount,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets idempotency records older than `age_ms`; they are kept at least 24 hours.
+    pub async fn purge_idempotency_keys(&self, age_ms: i64) -> Result<u64, StoreError> {
+        let cutoff = self.clock.now_ms() - age_ms.max(24 * 3600 * 1000);
+        Ok(
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(cutoff)
+                .execute(&self.db.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 }

@@ -25,10 +25,21 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn start(db: Db, clock: Clock, asset: String) -> Self {
+    /// Starts the writer on a thread of its own with its own runtime: its chain of database
+    /// round trips is the ledger's critical path, so it must never wait in a queue behind
+    /// request handlers for a turn on a shared worker thread. It stops when every `Ledger`
+    /// handle is gone.
+    pub fn start(db: Db, clock: Clock, asset: String) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE_MAX);
-        tokio::spawn(run(db, clock, asset, receiver));
-        Self { sender }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Config(format!("cannot start the ledger writer: {e}")))?;
+        std::thread::Builder::new()
+            .name("bursar-ledger-writer".into())
+            .spawn(move || runtime.block_on(run(db, clock, asset, receiver)))
+            .map_err(|e| StoreError::Config(format!("cannot start the ledger writer: {e}")))?;
+        Ok(Self { sender })
     }
 
     /// Applies one request and waits until it is committed (or refused).
@@ -42,35 +53,79 @@ impl Ledger {
     }
 }
 
+/// The writer task's own connection and settings.
+struct Writer {
+    db: Db,
+    clock: Clock,
+    asset: String,
+    /// Its own connection, opened on the writer's thread; replaced after a failure.
+    conn: Option<AnyConnection>,
+}
+
+impl Writer {
+    async fn connection(&mut self) -> Result<&mut AnyConnection, StoreError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.db.connect_one().await?);
+        }
+        self.conn.as_mut().ok_or(StoreError::WriterGone)
+    }
+
+    async fn commit(
+        &mut self,
+        requests: &[&Request],
+    ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+        let (db, clock, asset) = (self.db.clone(), self.clock.clone(), self.asset.clone());
+        let conn = self.connection().await?;
+        let result = commit_batch(conn, &db, &clock, &asset, requests).await;
+        if result.is_err() {
+            // A failed transaction may have left the connection unusable: start afresh.
+            self.conn = None;
+        }
+        result
+    }
+
+    /// Commits one request alone; when another instance stored its idempotency key first,
+    /// answers with what that instance stored.
+    async fn commit_one(&mut self, request: &Request) -> Result<Reply, StoreError> {
+        match self.commit(&[request]).await {
+            Ok(mut single) => single.remove(0),
+            Err(error) if error.is_unique_violation() && request.idempotency.is_some() => {
+                let (db, clock, asset) = (self.db.clone(), self.clock.clone(), self.asset.clone());
+                let conn = self.connection().await?;
+                replay_after_race(conn, &db, &clock, &asset, request).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
 async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(Request, Answer)>) {
+    let mut writer = Writer {
+        db,
+        clock,
+        asset,
+        conn: None,
+    };
     let mut jobs = Vec::with_capacity(BATCH_MAX);
     while receiver.recv_many(&mut jobs, BATCH_MAX).await > 0 {
         let requests: Vec<&Request> = jobs.iter().map(|(request, _)| request).collect();
         let started = std::time::Instant::now();
-        let results = match commit_batch(&db, &clock, &asset, &requests).await {
-            Ok(results) => results,
-            // The batch as a whole failed (a lost connection, a deadlock with another instance):
-            // nothing in it was committed, so each request is retried alone and answered alone.
-            Err(error) if requests.len() > 1 => {
-                tracing::warn!(%error, size = requests.len(), "batch failed; retrying one by one");
-                let mut results = Vec::with_capacity(requests.len());
-                for request in &requests {
-                    results.push(match commit_batch(&db, &clock, &asset, &[request]).await {
-                        Ok(mut single) => single.remove(0),
-                        Err(error)
-                            if error.is_unique_violation() && request.idempotency.is_some() =>
-                        {
-                            replay_after_race(&db, &clock, &asset, request).await
-                        }
-                        Err(error) => Err(error),
-                    });
+        let results = if requests.len() == 1 {
+            vec![writer.commit_one(requests[0]).await]
+        } else {
+            match writer.commit(&requests).await {
+                Ok(results) => results,
+                // The batch as a whole failed (a lost connection, a deadlock with another
+                // instance): nothing in it was committed, so each request is retried alone.
+                Err(error) => {
+                    tracing::warn!(%error, size = requests.len(), "batch failed; retrying one by one");
+                    let mut results = Vec::with_capacity(requests.len());
+                    for request in &requests {
+                        results.push(writer.commit_one(request).await);
+                    }
+                    results
                 }
-                results
             }
-            Err(error) if error.is_unique_violation() && requests[0].idempotency.is_some() => {
-                vec![replay_after_race(&db, &clock, &asset, requests[0]).await]
-            }
-            Err(error) => vec![Err(error)],
         };
         metrics::counter!("bursar_ledger_batches_total").increment(1);
         metrics::histogram!("bursar_ledger_batch_seconds").record(started.elapsed().as_secs_f64());
@@ -86,12 +141,13 @@ async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(
 /// Applies `requests` in one transaction and commits. `Ok` holds one result per request; `Err`
 /// means nothing was committed.
 async fn commit_batch(
+    conn: &mut AnyConnection,
     db: &Db,
     clock: &Clock,
     asset: &str,
     requests: &[&Request],
 ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_write_on(conn).await?;
     let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms()).await?;
     prefetch(&mut uow, &mut tx, requests).await?;
     let mut results = Vec::with_capacity(requests.len());
@@ -172,12 +228,13 @@ async fn apply_once(
 /// After a lone request failed on a unique key: another instance committed the same
 /// idempotency key first, so answer with what it stored.
 async fn replay_after_race(
+    conn: &mut AnyConnection,
     db: &Db,
     clock: &Clock,
     asset: &str,
     request: &Request,
 ) -> Result<Reply, StoreError> {
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_write_on(conn).await?;
     let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms()).await?;
     prefetch(&mut uow, &mut tx, &[request]).await?;
     let key = request.idempotency.as_ref().ok_or(StoreError::WriterGone)?;
