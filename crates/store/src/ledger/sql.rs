@@ -57,35 +57,111 @@ impl Params {
     }
 }
 
-/// Runs `make_sql(values_list)` for the rows in chunks. `make_sql` receives the `VALUES` rows
-/// as placeholder text and returns the whole statement.
-pub(crate) async fn execute_rows<'a>(
+/// A column of the rows being written, and its SQL type.
+pub(crate) type Column = (&'static str, ColumnType);
+
+#[derive(Clone, Copy)]
+pub(crate) enum ColumnType {
+    Int,
+    Text,
+}
+
+/// Writes `rows` with as few statements as possible. `make_sql(source, columns)` returns the
+/// statement, where `source` is a relation aliased `v` with the named `columns` (for use as
+/// `INSERT INTO t (columns) SELECT columns FROM source` or `UPDATE t … FROM source WHERE …`).
+///
+/// SQLite gets the rows as a `VALUES` list of anonymous parameters. PostgreSQL gets them as one
+/// JSON parameter unpacked by `jsonb_to_recordset`: the statement text then never changes, so
+/// it is prepared and planned once, where a `VALUES` list of thousands of parameters cost tens
+/// of milliseconds to plan on every batch.
+pub(crate) async fn execute_rows(
     conn: &mut AnyConnection,
     dialect: Dialect,
-    columns: usize,
-    rows: &[Vec<Value<'a>>],
-    make_sql: impl Fn(&str) -> String,
+    columns: &[Column],
+    rows: &[Vec<Value<'_>>],
+    make_sql: impl Fn(&str, &str) -> String,
 ) -> Result<(), StoreError> {
-    let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns).max(1);
-    for chunk in rows.chunks(rows_per_statement) {
-        let sql = make_sql(&Params::new(dialect).rows(chunk.len(), columns));
-        let mut arguments = AnyArguments::default();
-        for row in chunk {
-            debug_assert_eq!(row.len(), columns);
-            for value in row {
-                match value {
-                    Value::Int(v) => arguments.add(*v),
-                    Value::OptInt(v) => arguments.add(*v),
-                    Value::Text(v) => arguments.add(*v),
-                    Value::OptText(v) => arguments.add(*v),
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names = columns
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match dialect {
+        Dialect::Sqlite => {
+            let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
+            for chunk in rows.chunks(rows_per_statement) {
+                let renamed = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, _))| format!("column{} AS {name}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let values = Params::new(dialect).rows(chunk.len(), columns.len());
+                let source = format!("(SELECT {renamed} FROM (VALUES {values})) AS v");
+                let mut arguments = AnyArguments::default();
+                for row in chunk {
+                    debug_assert_eq!(row.len(), columns.len());
+                    for value in row {
+                        match value {
+                            Value::Int(v) => arguments.add(*v),
+                            Value::OptInt(v) => arguments.add(*v),
+                            Value::Text(v) => arguments.add(*v),
+                            Value::OptText(v) => arguments.add(*v),
+                        }
+                        .map_err(sqlx::Error::Encode)?;
+                    }
                 }
-                .map_err(sqlx::Error::Encode)?;
+                sqlx::query_with(sqlx::AssertSqlSafe(make_sql(&source, &names)), arguments)
+                    .persistent(false)
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
-        sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments)
-            .persistent(false)
-            .execute(&mut *conn)
-            .await?;
+        Dialect::Postgres => {
+            let record = columns
+                .iter()
+                .map(|(name, kind)| {
+                    let sql_type = match kind {
+                        ColumnType::Int => "bigint",
+                        ColumnType::Text => "text",
+                    };
+                    format!("{name} {sql_type}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let source = format!("jsonb_to_recordset($1::jsonb) AS v({record})");
+            let json: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| {
+                    let object = columns
+                        .iter()
+                        .zip(row)
+                        .map(|((name, _), value)| {
+                            let value = match value {
+                                Value::Int(v) => serde_json::Value::from(*v),
+                                Value::OptInt(v) => {
+                                    v.map_or(serde_json::Value::Null, serde_json::Value::from)
+                                }
+                                Value::Text(v) => serde_json::Value::from(*v),
+                                Value::OptText(v) => {
+                                    v.map_or(serde_json::Value::Null, serde_json::Value::from)
+                                }
+                            };
+                            (name.to_string(), value)
+                        })
+                        .collect();
+                    serde_json::Value::Object(object)
+                })
+                .collect();
+            let payload = serde_json::Value::Array(json).to_string();
+            sqlx::query(sqlx::AssertSqlSafe(make_sql(&source, &names)))
+                .bind(payload)
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     Ok(())
 }

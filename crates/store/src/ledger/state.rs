@@ -13,7 +13,8 @@ use bursar_core::{GrantLot, HoldStatus, SystemAccount, TransferKind, plan_burn};
 use sqlx::{AnyConnection, Row};
 
 use super::PaidBy;
-use super::sql::{Params, Value, execute_rows};
+use super::sql::ColumnType::{Int, Text};
+use super::sql::{Column, Params, Value, execute_rows};
 use crate::audit::AuditRecord;
 use crate::db::Dialect;
 use crate::ids::new_id;
@@ -722,13 +723,15 @@ impl UnitOfWork {
                 ]
             })
             .collect();
-        execute_rows(conn, self.dialect, 15, &transfers, |values| {
-            format!(
-                "INSERT INTO transfers (id, asset, kind, debit_account_id, credit_account_id, amount,
-                     debit_balance_after, credit_balance_after, refund_of, hold_id, order_id,
-                     description, metadata, actor, created_at) VALUES {values}"
-            )
-        })
+        execute_rows(
+            conn,
+            self.dialect,
+            TRANSFER_COLUMNS,
+            &transfers,
+            |source, columns| {
+                format!("INSERT INTO transfers ({columns}) SELECT {columns} FROM {source}")
+            },
+        )
         .await?;
 
         let accounts: Vec<&Account> = {
@@ -757,17 +760,20 @@ impl UnitOfWork {
                 }
             }
         }
-        execute_rows(conn, self.dialect, 9, &new_grants, |values| {
-            format!(
-                "INSERT INTO grants (id, account_id, source, priority, amount, remaining, expires_at, transfer_id, created_at)
-                 VALUES {values}"
-            )
-        })
+        execute_rows(
+            conn,
+            self.dialect,
+            GRANT_COLUMNS,
+            &new_grants,
+            |source, columns| {
+                format!("INSERT INTO grants ({columns}) SELECT {columns} FROM {source}")
+            },
+        )
         .await?;
-        execute_rows(conn, self.dialect, 2, &changed_grants, |values| {
+        let columns = &[("id", Text), ("remaining", Int)];
+        execute_rows(conn, self.dialect, columns, &changed_grants, |source, _| {
             format!(
-                "WITH v (id, remaining) AS (VALUES {values})
-                 UPDATE grants SET remaining = v.remaining FROM v WHERE grants.id = v.id"
+                "UPDATE grants SET remaining = v.remaining FROM {source} WHERE grants.id = v.id"
             )
         })
         .await?;
@@ -783,8 +789,9 @@ impl UnitOfWork {
                 ]
             })
             .collect();
-        execute_rows(conn, self.dialect, 3, &links, |values| {
-            format!("INSERT INTO transfer_grants (transfer_id, grant_id, amount) VALUES {values}")
+        let columns = &[("transfer_id", Text), ("grant_id", Text), ("amount", Int)];
+        execute_rows(conn, self.dialect, columns, &links, |source, columns| {
+            format!("INSERT INTO transfer_grants ({columns}) SELECT {columns} FROM {source}")
         })
         .await?;
 
@@ -816,19 +823,28 @@ impl UnitOfWork {
                 ]);
             }
         }
-        execute_rows(conn, self.dialect, 12, &new_holds, |values| {
-            format!(
-                "INSERT INTO holds (id, account_id, user_id, creator, amount, status, description,
-                     expires_at, created_at, settled_at, captured, transfer_id) VALUES {values}"
-            )
-        })
+        execute_rows(
+            conn,
+            self.dialect,
+            HOLD_INSERT_COLUMNS,
+            &new_holds,
+            |source, columns| {
+                format!("INSERT INTO holds ({columns}) SELECT {columns} FROM {source}")
+            },
+        )
         .await?;
-        execute_rows(conn, self.dialect, 5, &changed_holds, |values| {
+        let columns = &[
+            ("id", Text),
+            ("status", Text),
+            ("settled_at", Int),
+            ("captured", Int),
+            ("transfer_id", Text),
+        ];
+        execute_rows(conn, self.dialect, columns, &changed_holds, |source, _| {
             format!(
-                "WITH v (id, status, settled_at, captured, transfer_id) AS (VALUES {values})
-                 UPDATE holds SET status = v.status, settled_at = v.settled_at, captured = v.captured,
+                "UPDATE holds SET status = v.status, settled_at = v.settled_at, captured = v.captured,
                         transfer_id = v.transfer_id
-                 FROM v WHERE holds.id = v.id"
+                 FROM {source} WHERE holds.id = v.id"
             )
         })
         .await?;
@@ -855,10 +871,10 @@ impl UnitOfWork {
                 .into_iter()
                 .map(|(id, balance)| vec![Value::Text(id), Value::Int(balance), Value::Int(0)]),
         );
-        execute_rows(conn, self.dialect, 3, &balances, |values| {
+        let columns = &[("id", Text), ("balance", Int), ("held", Int)];
+        execute_rows(conn, self.dialect, columns, &balances, |source, _| {
             format!(
-                "WITH v (id, balance, held) AS (VALUES {values})
-                 UPDATE accounts SET balance = v.balance, held = v.held FROM v WHERE accounts.id = v.id"
+                "UPDATE accounts SET balance = v.balance, held = v.held FROM {source} WHERE accounts.id = v.id"
             )
         })
         .await?;
@@ -877,8 +893,16 @@ impl UnitOfWork {
                 ]
             })
             .collect();
-        execute_rows(conn, self.dialect, 6, &keys, |values| {
-            format!("INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at) VALUES {values}")
+        let columns = &[
+            ("scope", Text),
+            ("key", Text),
+            ("request_hash", Text),
+            ("status", Int),
+            ("body", Text),
+            ("created_at", Int),
+        ];
+        execute_rows(conn, self.dialect, columns, &keys, |source, columns| {
+            format!("INSERT INTO idempotency_keys ({columns}) SELECT {columns} FROM {source}")
         })
         .await?;
 
@@ -898,8 +922,18 @@ impl UnitOfWork {
                 ]
             })
             .collect();
-        execute_rows(conn, self.dialect, 8, &audits, |values| {
-            format!("INSERT INTO audit_log (id, actor_id, actor_kind, action, target, details, ip, created_at) VALUES {values}")
+        let columns = &[
+            ("id", Text),
+            ("actor_id", Text),
+            ("actor_kind", Text),
+            ("action", Text),
+            ("target", Text),
+            ("details", Text),
+            ("ip", Text),
+            ("created_at", Int),
+        ];
+        execute_rows(conn, self.dialect, columns, &audits, |source, columns| {
+            format!("INSERT INTO audit_log ({columns}) SELECT {columns} FROM {source}")
         })
         .await?;
         Ok(())
@@ -926,6 +960,51 @@ pub(crate) struct NewHold {
     pub description: Option<String>,
     pub expires_at: i64,
 }
+
+const TRANSFER_COLUMNS: &[Column] = &[
+    ("id", Text),
+    ("asset", Text),
+    ("kind", Text),
+    ("debit_account_id", Text),
+    ("credit_account_id", Text),
+    ("amount", Int),
+    ("debit_balance_after", Int),
+    ("credit_balance_after", Int),
+    ("refund_of", Text),
+    ("hold_id", Text),
+    ("order_id", Text),
+    ("description", Text),
+    ("metadata", Text),
+    ("actor", Text),
+    ("created_at", Int),
+];
+
+const GRANT_COLUMNS: &[Column] = &[
+    ("id", Text),
+    ("account_id", Text),
+    ("source", Text),
+    ("priority", Int),
+    ("amount", Int),
+    ("remaining", Int),
+    ("expires_at", Int),
+    ("transfer_id", Text),
+    ("created_at", Int),
+];
+
+const HOLD_INSERT_COLUMNS: &[Column] = &[
+    ("id", Text),
+    ("account_id", Text),
+    ("user_id", Text),
+    ("creator", Text),
+    ("amount", Int),
+    ("status", Text),
+    ("description", Text),
+    ("expires_at", Int),
+    ("created_at", Int),
+    ("settled_at", Int),
+    ("captured", Int),
+    ("transfer_id", Text),
+];
 
 const HOLD_COLUMNS: &str = "id, account_id, user_id, creator, amount, status, description, expires_at, created_at, settled_at, captured, transfer_id";
 
