@@ -29,6 +29,7 @@ on_both_backends!(
     an_expired_hold_releases_its_credits_and_cannot_be_captured,
     a_refused_command_in_a_batch_leaves_the_others_intact,
     commands_apply_in_arrival_order,
+    two_instances_on_one_database_never_overdraw_or_deadlock,
     concurrent_spends_never_overdraw_and_every_acknowledged_one_is_recorded,
     concurrent_requests_with_one_idempotency_key_apply_once,
     refunds_never_exceed_the_spend,
@@ -312,6 +313,52 @@ async fn commands_apply_in_arrival_order(backend: Backend) {
         Some(serde_json::json!(0))
     );
     assert_ledger_consistent(&store).await;
+}
+
+async fn two_instances_on_one_database_never_overdraw_or_deadlock(backend: Backend) {
+    // Two stores, each with its own ledger writer, as two Bursar processes would have.
+    let url = fresh_database_url(backend, "two_instances").await;
+    let first = Store::open(&url, SqliteSync::Full, Clock::default())
+        .await
+        .expect("opens");
+    let second = Store::open(&url, SqliteSync::Full, Clock::default())
+        .await
+        .expect("opens again");
+    let users = [
+        user(&first, "i1@example.com").await,
+        user(&first, "i2@example.com").await,
+    ];
+    for u in &users {
+        ok(&first, grant(u, 150, GrantSource::Purchase, 0, None)).await;
+    }
+    let tasks = (0..400).map(|i| {
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        // Each command touches both accounts in a different order, the classic deadlock shape.
+        let (a, b) = if i % 4 < 2 {
+            (users[0].clone(), users[1].clone())
+        } else {
+            (users[1].clone(), users[0].clone())
+        };
+        tokio::spawn(async move {
+            let one = store.ledger.execute(spend(&a, 1)).await.is_ok();
+            let two = store.ledger.execute(spend(&b, 1)).await.is_ok();
+            usize::from(one) + usize::from(two)
+        })
+    });
+    let succeeded: usize = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task runs"))
+        .sum();
+    assert_eq!(succeeded, 300, "exactly the 2 × 150 credits were spent");
+    for u in &users {
+        assert_eq!(balance(&first, u).await, (0, 0));
+    }
+    assert_ledger_consistent(&first).await;
 }
 
 async fn concurrent_spends_never_overdraw_and_every_acknowledged_one_is_recorded(backend: Backend) {
