@@ -69,6 +69,26 @@ pub struct ApiKeyRequest {
     pub name: String,
 }
 
+/// Writes an audit-log entry for an admin action on `target`.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    ip: &str,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    let entry = AuditRecord {
+        actor_id: Some(caller.id()),
+        actor_kind: caller.kind(),
+        action,
+        target: Some(target),
+        details,
+        ip: Some(ip),
+    };
+    Ok(state.store.audit(entry).await?)
+}
+
 async fn admin_user_view(state: &AppState, user_id: &str) -> ApiResult<AdminUserView> {
     let user = state
         .store
@@ -179,17 +199,7 @@ pub async fn patch_user(
         "level": request.level,
         "overdraft_limit": request.overdraft_limit,
     });
-    state
-        .store
-        .audit(AuditRecord {
-            actor_id: Some(caller.id()),
-            actor_kind: caller.kind(),
-            action: "user.update",
-            target: Some(&id),
-            details,
-            ip: Some(&ip),
-        })
-        .await?;
+    record(&state, &caller, &ip, "user.update", &id, details).await?;
     Ok(Json(admin_user_view(&state, &id).await?))
 }
 
@@ -272,17 +282,15 @@ pub async fn create_api_key(
         )));
     }
     let key = state.store.create_api_key(name, Some(caller.id())).await?;
-    state
-        .store
-        .audit(AuditRecord {
-            actor_id: Some(caller.id()),
-            actor_kind: caller.kind(),
-            action: "api_key.create",
-            target: Some(&key.key.id),
-            details: serde_json::json!({ "name": name, "prefix": key.key.prefix }),
-            ip: Some(&ip),
-        })
-        .await?;
+    record(
+        &state,
+        &caller,
+        &ip,
+        "api_key.create",
+        &key.key.id,
+        serde_json::json!({ "name": name, "prefix": key.key.prefix }),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -302,17 +310,15 @@ pub async fn delete_api_key(
         return Err(ApiError::not_found("API key"));
     }
     state.access.forget_api_key(&id);
-    state
-        .store
-        .audit(AuditRecord {
-            actor_id: Some(caller.id()),
-            actor_kind: caller.kind(),
-            action: "api_key.delete",
-            target: Some(&id),
-            details: serde_json::Value::Null,
-            ip: Some(&ip),
-        })
-        .await?;
+    record(
+        &state,
+        &caller,
+        &ip,
+        "api_key.delete",
+        &id,
+        serde_json::Value::Null,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
