@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::from_fn(observe::problem_for_bare_errors))
         .layer(CatchPanicLayer::custom(observe::panic_response))
         .layer(observe::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -8,7 +8,7 @@ use axum::response::Response;
 use bursar_core::{MAX_CREDITS, Role, UserStatus};
 use bursar_store::api_keys::{ApiKeyView, NewApiKey};
 use bursar_store::audit::{AuditEntry, AuditRecord};
-use bursar_store::ledger::read::BalanceView;
+use bursar_store::ledger::read::{BalanceView, TransactionView};
 use bursar_store::ledger::{AdjustmentReceipt, Command, Request};
 use bursar_store::page::Page;
 use bursar_store::users::UserChanges;
@@ -136,6 +136,27 @@ pub async fn get_user(
 ) -> ApiResult<Json<AdminUserView>> {
     caller.require_admin()?;
     Ok(Json(admin_user_view(&state, &id).await?))
+}
+
+/// A user's credit movements, newest first, with the grants that paid for each debit.
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}/transactions", tag = "admin",
+    params(("id" = String, Path), PageQuery),
+    responses((status = 200, body = Page<TransactionView>), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn user_transactions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Json<Page<TransactionView>>> {
+    caller.require_admin()?;
+    let page = query.parse()?;
+    state
+        .store
+        .user(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(state.store.transactions(&id, &page).await?))
 }
 
 /// Change a user's role, status, level or overdraft limit. Role and status changes are

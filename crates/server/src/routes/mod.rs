@@ -32,5 +32,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list_api_keys, admin::create_api_key))
         .routes(routes!(admin::delete_api_key))
         .routes(routes!(admin::audit_log))
+        .routes(routes!(admin::user_transactions))
         .routes(routes!(admin::verify_ledger))
 }

@@ -80,6 +80,27 @@ async fn adjustments_move_credits_both_ways_and_are_audit_logged(app: TestApp) {
     assert!(adjustments[0]["ip"].is_string() && adjustments[0]["created_at"].is_string());
     let history = app.get("/api/v1/me/transactions", &member.token).await;
     assert_eq!(history.json["data"][0]["kind"], "adjustment");
+    let seen_by_admin = app
+        .get(
+            &format!("/api/v1/admin/users/{}/transactions", member.id),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(seen_by_admin.status, 200);
+    assert_eq!(seen_by_admin.json["data"][0]["amount"], -20);
+    assert_eq!(
+        seen_by_admin.json["data"][0]["paid_by"][0]["source"],
+        "adjustment"
+    );
+    assert_eq!(
+        app.get(
+            &format!("/api/v1/admin/users/{}/transactions", member.id),
+            &member.token
+        )
+        .await
+        .status,
+        403
+    );
     app.assert_ledger_ok().await;
 }
 

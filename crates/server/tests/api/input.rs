@@ -272,6 +272,11 @@ async fn members_get_403_on_every_admin_route(app: TestApp) {
         ("GET", "/api/v1/admin/users".into(), None),
         ("GET", format!("/api/v1/admin/users/{target}"), None),
         (
+            "GET",
+            format!("/api/v1/admin/users/{target}/transactions"),
+            None,
+        ),
+        (
             "PATCH",
             format!("/api/v1/admin/users/{target}"),
             Some(json!({"role": "admin"})),

@@ -72,6 +72,7 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
         ("/api/v1/admin/users/{id}", "get"),
         ("/api/v1/admin/users/{id}", "patch"),
         ("/api/v1/admin/users/{id}/adjustments", "post"),
+        ("/api/v1/admin/users/{id}/transactions", "get"),
         ("/api/v1/admin/api-keys", "get"),
         ("/api/v1/admin/api-keys", "post"),
         ("/api/v1/admin/api-keys/{id}", "delete"),
