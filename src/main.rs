@@ -28,7 +28,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API, the web UI and the background jobs (migrations run first).
-    Serve,
+    Serve {
+        /// Do not create the demo catalog on first start (same as BURSAR_DEMO_CATALOG=false).
+        #[arg(long)]
+        no_demo: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage administrators.
@@ -116,8 +120,10 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::from_sources(&load_settings_file()?)?;
     match cli.command {
-        Command::Serve => {
+        Command::Serve { no_demo } => {
             init_logging("info");
+            let mut config = config;
+            config.demo_catalog &= !no_demo;
             let state = bursar_server::prepare(config.clone(), Clock::default()).await?;
             let running = bursar_server::start(state, config.addr).await?;
             eprintln!("bursar listening on http://{}", running.addr);

@@ -87,6 +87,14 @@ string_enum!(
 );
 
 string_enum!(
+    /// What a package sells: a one-off pack of credits, or a subscription with a daily allowance.
+    PackageKind {
+        CreditPack => "credit_pack",
+        Subscription => "subscription",
+    }
+);
+
+string_enum!(
     UserStatus {
         Active => "active",
         Suspended => "suspended",

@@ -5,8 +5,12 @@ pub mod burn;
 pub mod credits;
 pub mod error;
 pub mod kinds;
+pub mod money;
 
 pub use burn::{GrantLot, plan_burn};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
-pub use kinds::{GrantSource, HoldStatus, Role, SystemAccount, TransferKind, UserStatus};
+pub use kinds::{
+    GrantSource, HoldStatus, PackageKind, Role, SystemAccount, TransferKind, UserStatus,
+};
+pub use money::{Money, MoneyError};

@@ -22,6 +22,8 @@ pub struct Config {
     pub expiry_sweep_interval_s: u64,
     /// Trust `X-Forwarded-For` for the client address (only behind a proxy you run).
     pub trust_forwarded_for: bool,
+    /// Create the demo catalog on first start with an empty catalog.
+    pub demo_catalog: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,7 @@ impl Config {
             auth_attempts_per_minute: src.parsed("BURSAR_AUTH_ATTEMPTS_PER_MINUTE", 10)?,
             expiry_sweep_interval_s: src.parsed("BURSAR_EXPIRY_SWEEP_SECONDS", 30)?,
             trust_forwarded_for: src.parsed("BURSAR_TRUST_FORWARDED_FOR", false)?,
+            demo_catalog: src.parsed("BURSAR_DEMO_CATALOG", true)?,
         })
     }
 
@@ -98,6 +101,7 @@ impl Config {
             auth_attempts_per_minute: 1000,
             expiry_sweep_interval_s: 3600,
             trust_forwarded_for: true,
+            demo_catalog: false,
         }
     }
 }

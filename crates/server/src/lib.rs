@@ -61,6 +61,9 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
             .await?
         }
     };
+    if config.demo_catalog && store.seed_demo_catalog().await? {
+        tracing::info!("created the demo catalog");
+    }
     Ok(AppState {
         tokens: Arc::new(TokenKeys::new(&secret, config.access_token_ttl_s)),
         limiter: Arc::new(AuthLimiter::new(config.auth_attempts_per_minute)),

@@ -14,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "auth", description = "Register, sign in, refresh, sign out"),
         (name = "me", description = "The signed-in user"),
         (name = "credits", description = "Balances, spends, refunds and holds"),
+        (name = "catalog", description = "Packages users can buy"),
         (name = "admin", description = "Back office (admins only)"),
     )
 )]

@@ -47,8 +47,10 @@ async fn apply_pragmas(
 }
 
 /// Migrations in order. Each runs once, in its own transaction, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "ledger", include_str!("../migrations/001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "ledger", include_str!("../migrations/001_ledger.sql")),
+    (2, "catalog", include_str!("../migrations/002_catalog.sql")),
+];
 
 impl Db {
     /// Opens `url`: `sqlite://path` (created if missing) or `postgres://…`. Any other scheme is

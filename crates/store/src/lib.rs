@@ -8,6 +8,7 @@ pub mod clock;
 pub mod db;
 pub mod ids;
 pub mod ledger;
+pub mod packages;
 pub mod page;
 pub mod sessions;
 pub mod settings;

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod catalog;
 pub mod credits;
 pub mod me;
 pub mod ops;
@@ -34,4 +35,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::audit_log))
         .routes(routes!(admin::user_transactions))
         .routes(routes!(admin::verify_ledger))
+        .routes(routes!(catalog::list_packages))
+        .routes(routes!(
+            catalog::admin_list_packages,
+            catalog::create_package
+        ))
+        .routes(routes!(
+            catalog::get_package,
+            catalog::update_package,
+            catalog::delete_package
+        ))
 }

@@ -295,6 +295,23 @@ async fn members_get_403_on_every_admin_route(app: TestApp) {
         ("DELETE", "/api/v1/admin/api-keys/key_x".into(), None),
         ("GET", "/api/v1/admin/audit-log".into(), None),
         ("GET", "/api/v1/admin/ledger/verify".into(), None),
+        ("GET", "/api/v1/admin/packages".into(), None),
+        (
+            "POST",
+            "/api/v1/admin/packages".into(),
+            Some(
+                json!({"name": "x", "kind": "credit_pack", "credits": 1, "price": {"amount": 0, "currency": "CNY"}}),
+            ),
+        ),
+        ("GET", "/api/v1/admin/packages/pkg_x".into(), None),
+        (
+            "PUT",
+            "/api/v1/admin/packages/pkg_x".into(),
+            Some(
+                json!({"name": "x", "kind": "credit_pack", "credits": 1, "price": {"amount": 0, "currency": "CNY"}}),
+            ),
+        ),
+        ("DELETE", "/api/v1/admin/packages/pkg_x".into(), None),
     ];
     for token in [&member.token, &merchant, &key] {
         for (method, path, body) in &routes {

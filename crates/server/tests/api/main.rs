@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod catalog;
 mod concurrency;
 mod credits;
 mod idempotency;

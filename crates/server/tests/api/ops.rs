@@ -78,6 +78,12 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
         ("/api/v1/admin/api-keys/{id}", "delete"),
         ("/api/v1/admin/audit-log", "get"),
         ("/api/v1/admin/ledger/verify", "get"),
+        ("/api/v1/packages", "get"),
+        ("/api/v1/admin/packages", "get"),
+        ("/api/v1/admin/packages", "post"),
+        ("/api/v1/admin/packages/{id}", "get"),
+        ("/api/v1/admin/packages/{id}", "put"),
+        ("/api/v1/admin/packages/{id}", "delete"),
     ];
     for (path, method) in expected {
         assert!(
