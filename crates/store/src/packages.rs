@@ -60,6 +60,27 @@ fn package_from_row(row: &AnyRow) -> Result<Package, StoreError> {
     })
 }
 
+/// Binds a package's 13 settings as `$1`…`$13`, in the order both statements list them.
+fn bind_spec<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    spec: &'q PackageSpec,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
+        .bind(&spec.name)
+        .bind(spec.kind.as_str())
+        .bind(spec.credits)
+        .bind(spec.bonus_credits)
+        .bind(spec.price.amount)
+        .bind(&spec.price.currency)
+        .bind(spec.daily_credits)
+        .bind(spec.duration_days)
+        .bind(spec.first_purchase_bonus_percent)
+        .bind(spec.min_level_hundredths)
+        .bind(spec.min_balance)
+        .bind(spec.sort_order)
+        .bind(i64::from(spec.active))
+}
+
 /// The demo catalog of PRODUCT.md: volume discounts on credit packs, priced in CNY.
 pub fn demo_catalog() -> Vec<PackageSpec> {
     [(100, 1000), (500, 4500), (1000, 8000), (5000, 35000)]
@@ -89,29 +110,17 @@ impl Store {
     pub async fn create_package(&self, spec: &PackageSpec) -> Result<Package, StoreError> {
         let id = new_id("pkg");
         let now = self.clock.now_ms();
-        sqlx::query(
-            "INSERT INTO packages (id, name, kind, credits, bonus_credits, price_amount, price_currency,
+        let insert = sqlx::query(
+            "INSERT INTO packages (name, kind, credits, bonus_credits, price_amount, price_currency,
                  daily_credits, duration_days, first_purchase_bonus_percent, min_level_hundredths,
-                 min_balance, sort_order, active, created_at, updated_at)
+                 min_balance, sort_order, active, id, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
-        )
-        .bind(&id)
-        .bind(&spec.name)
-        .bind(spec.kind.as_str())
-        .bind(spec.credits)
-        .bind(spec.bonus_credits)
-        .bind(spec.price.amount)
-        .bind(&spec.price.currency)
-        .bind(spec.daily_credits)
-        .bind(spec.duration_days)
-        .bind(spec.first_purchase_bonus_percent)
-        .bind(spec.min_level_hundredths)
-        .bind(spec.min_balance)
-        .bind(spec.sort_order)
-        .bind(i64::from(spec.active))
-        .bind(now)
-        .execute(&self.db.pool)
-        .await?;
+        );
+        bind_spec(insert, spec)
+            .bind(&id)
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
         Ok(Package {
             id,
             spec: spec.clone(),
@@ -125,31 +134,19 @@ impl Store {
         id: &str,
         spec: &PackageSpec,
     ) -> Result<Option<Package>, StoreError> {
-        let changed = sqlx::query(
+        let update = sqlx::query(
             "UPDATE packages SET name = $1, kind = $2, credits = $3, bonus_credits = $4,
                  price_amount = $5, price_currency = $6, daily_credits = $7, duration_days = $8,
                  first_purchase_bonus_percent = $9, min_level_hundredths = $10, min_balance = $11,
                  sort_order = $12, active = $13, updated_at = $14
              WHERE id = $15 AND deleted_at IS NULL",
-        )
-        .bind(&spec.name)
-        .bind(spec.kind.as_str())
-        .bind(spec.credits)
-        .bind(spec.bonus_credits)
-        .bind(spec.price.amount)
-        .bind(&spec.price.currency)
-        .bind(spec.daily_credits)
-        .bind(spec.duration_days)
-        .bind(spec.first_purchase_bonus_percent)
-        .bind(spec.min_level_hundredths)
-        .bind(spec.min_balance)
-        .bind(spec.sort_order)
-        .bind(i64::from(spec.active))
-        .bind(self.clock.now_ms())
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?
-        .rows_affected();
+        );
+        let changed = bind_spec(update, spec)
+            .bind(self.clock.now_ms())
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?
+            .rows_affected();
         if changed == 0 {
             return Ok(None);
         }

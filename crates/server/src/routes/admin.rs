@@ -70,7 +70,7 @@ pub struct ApiKeyRequest {
 }
 
 /// Writes an audit-log entry for an admin action on `target`.
-async fn record(
+pub(crate) async fn record(
     state: &AppState,
     caller: &Caller,
     ip: &str,

@@ -15,6 +15,8 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::Body;
 use crate::views::level_hundredths;
 
+use super::admin;
+
 const NAME_CHARS_MAX: usize = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -182,25 +184,6 @@ fn parse(request: PackageRequest) -> ApiResult<PackageSpec> {
     })
 }
 
-async fn record(
-    state: &AppState,
-    caller: &Caller,
-    ip: &str,
-    action: &str,
-    target: &str,
-    details: serde_json::Value,
-) -> ApiResult<()> {
-    let entry = bursar_store::audit::AuditRecord {
-        actor_id: Some(caller.id()),
-        actor_kind: caller.kind(),
-        action,
-        target: Some(target),
-        details,
-        ip: Some(ip),
-    };
-    Ok(state.store.audit(entry).await?)
-}
-
 /// The packages this user may buy, in catalog order. A package with `min_level` or
 /// `min_balance` appears only for users at or above both.
 #[utoipa::path(get, path = "/api/v1/packages", tag = "catalog",
@@ -248,7 +231,7 @@ pub async fn create_package(
     caller.require_admin()?;
     let spec = parse(body.value)?;
     let package = state.store.create_package(&spec).await?;
-    record(
+    admin::record(
         &state,
         &caller,
         &ip,
@@ -299,7 +282,7 @@ pub async fn update_package(
         .update_package(&id, &spec)
         .await?
         .ok_or_else(|| ApiError::not_found("package"))?;
-    record(
+    admin::record(
         &state,
         &caller,
         &ip,
@@ -326,7 +309,7 @@ pub async fn delete_package(
     if !state.store.delete_package(&id).await? {
         return Err(ApiError::not_found("package"));
     }
-    record(
+    admin::record(
         &state,
         &caller,
         &ip,
