@@ -127,7 +127,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = bursar_server::prepare(config.clone(), Clock::default()).await?;
             let running = bursar_server::start(state, config.addr).await?;
             eprintln!("bursar listening on http://{}", running.addr);
-            tokio::signal::ctrl_c().await?;
+            stop_signal().await?;
+            tracing::info!("stopping: finishing requests in flight");
             running.shutdown.cancel();
             running.finished.await?;
         }
@@ -222,6 +223,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C or SIGTERM (what service managers and containers send to stop).
+async fn stop_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
