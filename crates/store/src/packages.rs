@@ -108,24 +108,8 @@ pub fn demo_catalog() -> Vec<PackageSpec> {
 
 impl Store {
     pub async fn create_package(&self, spec: &PackageSpec) -> Result<Package, StoreError> {
-        let id = new_id("pkg");
-        let now = self.clock.now_ms();
-        let insert = sqlx::query(
-            "INSERT INTO packages (name, kind, credits, bonus_credits, price_amount, price_currency,
-                 daily_credits, duration_days, first_purchase_bonus_percent, min_level_hundredths,
-                 min_balance, sort_order, active, id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
-        );
-        bind_spec(insert, spec)
-            .bind(&id)
-            .bind(now)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(Package {
-            id,
-            spec: spec.clone(),
-            created_at_ms: now,
-        })
+        let mut conn = self.db.pool.acquire().await?;
+        insert_package(&mut conn, spec, self.clock.now_ms()).await
     }
 
     /// Replaces a package's settings; `None` if there is no such (undeleted) package.
@@ -207,17 +191,51 @@ impl Store {
     }
 
     /// Creates the demo catalog when the database has never had a package. Returns whether it
-    /// did.
+    /// did. The check and the inserts share one write transaction (and, on PostgreSQL, a lock),
+    /// so instances starting together seed it once.
     pub async fn seed_demo_catalog(&self) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        if self.db.dialect == crate::Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7364013)")
+                .execute(&mut *tx)
+                .await?;
+        }
         let any: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM packages")
-            .fetch_one(&self.db.pool)
+            .fetch_one(&mut *tx)
             .await?;
         if any > 0 {
+            tx.rollback().await?;
             return Ok(false);
         }
+        let now = self.clock.now_ms();
         for spec in demo_catalog() {
-            self.create_package(&spec).await?;
+            insert_package(&mut tx, &spec, now).await?;
         }
+        tx.commit().await?;
         Ok(true)
     }
+}
+
+async fn insert_package(
+    conn: &mut sqlx::AnyConnection,
+    spec: &PackageSpec,
+    now_ms: i64,
+) -> Result<Package, StoreError> {
+    let id = new_id("pkg");
+    let insert = sqlx::query(
+        "INSERT INTO packages (name, kind, credits, bonus_credits, price_amount, price_currency,
+             daily_credits, duration_days, first_purchase_bonus_percent, min_level_hundredths,
+             min_balance, sort_order, active, id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+    );
+    bind_spec(insert, spec)
+        .bind(&id)
+        .bind(now_ms)
+        .execute(conn)
+        .await?;
+    Ok(Package {
+        id,
+        spec: spec.clone(),
+        created_at_ms: now_ms,
+    })
 }
