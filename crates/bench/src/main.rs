@@ -61,6 +61,9 @@ pub struct Args {
     /// Set BURSAR_SQLITE_SYNCHRONOUS=normal on the server (not durable against power loss).
     #[arg(long)]
     pub sqlite_normal: bool,
+    /// Show the server's own log lines (warnings and errors) on this terminal.
+    #[arg(long)]
+    pub server_logs: bool,
     /// Where to write the JSON result.
     #[arg(long, default_value = "bench-result.json")]
     pub out: PathBuf,

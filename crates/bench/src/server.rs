@@ -33,7 +33,7 @@ impl Server {
             .env("BURSAR_AUTH_ATTEMPTS_PER_MINUTE", "1000000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("BENCH_SERVER_STDERR").is_some() {
+            .stderr(if args.server_logs {
                 Stdio::inherit()
             } else {
                 Stdio::null()
