@@ -79,14 +79,13 @@ impl Result {
     }
 
     pub fn print(&self) {
+        let durability = match self.backend {
+            BackendArg::Sqlite => format!(" (synchronous={})", self.sqlite_synchronous),
+            BackendArg::Postgres => String::new(),
+        };
         println!(
-            "{:?} {:?} (sqlite synchronous={}), {} clients, {:.1} s on {} cores",
-            self.backend,
-            self.profile,
-            self.sqlite_synchronous,
-            self.concurrency,
-            self.seconds,
-            self.cores
+            "{:?} {:?}{durability}, {} clients, {:.1} s on {} cores",
+            self.backend, self.profile, self.concurrency, self.seconds, self.cores
         );
         println!(
             "  requests: {} ({:.0}/s), acknowledged spends: {:.0}/s",
