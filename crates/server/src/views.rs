@@ -94,7 +94,7 @@ pub fn idempotency(
     Ok(Some(Idempotency {
         scope: caller.id().to_string(),
         key: key.to_string(),
-        request_hash: bursar_store::ids::sha256_hex(&String::from_utf8_lossy(&material)),
+        request_hash: bursar_store::ids::sha256_hex(&material),
     }))
 }
 

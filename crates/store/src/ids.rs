@@ -13,7 +13,7 @@ pub fn new_secret(prefix: &str) -> String {
     format!("{prefix}_{}", hex::encode(bytes))
 }
 
-pub fn sha256_hex(text: &str) -> String {
+pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    hex::encode(sha2::Sha256::digest(data.as_ref()))
 }

@@ -174,8 +174,9 @@ impl Store {
         if debits.is_empty() {
             return Ok(());
         }
-        let placeholders = (1..=debits.len())
-            .map(|i| format!("${i}"))
+        let mut params = super::sql::Params::new(self.db.dialect);
+        let placeholders = (0..debits.len())
+            .map(|_| params.next())
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
