@@ -1,8 +1,8 @@
 //! The single writer with group commit. Callers send requests and wait; the writer takes every
 //! request that queued up while the previous commit was in flight (at most `BATCH_MAX`),
-//! applies them in arrival order inside one transaction, each behind its own savepoint so a
-//! refusal undoes only that request, commits once, and only then answers every caller. Nothing
-//! is acknowledged before it is durable.
+//! applies them in arrival order as one unit of work (`state.rs`) in one transaction, commits
+//! once, and only then answers every caller. Each command checks everything before it changes
+//! anything, so a refusal fails only that command. Nothing is acknowledged before it is durable.
 
 use bursar_core::LedgerError;
 use sqlx::AnyConnection;
@@ -63,20 +63,18 @@ struct Writer {
 }
 
 impl Writer {
-    async fn connection(&mut self) -> Result<&mut AnyConnection, StoreError> {
-        if self.conn.is_none() {
-            self.conn = Some(self.db.connect_one().await?);
-        }
-        self.conn.as_mut().ok_or(StoreError::WriterGone)
-    }
-
     async fn commit(
         &mut self,
         requests: &[&Request],
     ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
-        let (db, clock, asset) = (self.db.clone(), self.clock.clone(), self.asset.clone());
-        let conn = self.connection().await?;
-        let result = commit_batch(conn, &db, &clock, &asset, requests).await;
+        let Writer {
+            db,
+            clock,
+            asset,
+            conn,
+        } = self;
+        let conn = connected(conn, db).await?;
+        let result = commit_batch(conn, db, clock, asset, requests).await;
         if result.is_err() {
             // A failed transaction may have left the connection unusable: start afresh.
             self.conn = None;
@@ -90,12 +88,27 @@ impl Writer {
         match self.commit(&[request]).await {
             Ok(mut single) => single.remove(0),
             Err(error) if error.is_unique_violation() && request.idempotency.is_some() => {
-                let (db, clock, asset) = (self.db.clone(), self.clock.clone(), self.asset.clone());
-                let conn = self.connection().await?;
-                replay_after_race(conn, &db, &clock, &asset, request).await
+                let Writer {
+                    db,
+                    clock,
+                    asset,
+                    conn,
+                } = self;
+                replay_after_race(connected(conn, db).await?, db, clock, asset, request).await
             }
             Err(error) => Err(error),
         }
+    }
+}
+
+/// The writer's connection, opened on first use (and after a failure dropped it).
+async fn connected<'c>(
+    slot: &'c mut Option<AnyConnection>,
+    db: &Db,
+) -> Result<&'c mut AnyConnection, StoreError> {
+    match slot {
+        Some(conn) => Ok(conn),
+        None => Ok(slot.insert(db.connect_one().await?)),
     }
 }
 
