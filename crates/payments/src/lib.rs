@@ -1,4 +1,13 @@
 //! Payment providers: request building, signatures and webhook parsing. No database access;
 //! the server decides what a verified event does.
 
+pub mod provider;
+pub mod sandbox;
 pub mod signature;
+pub mod stripe;
+
+pub use provider::{
+    Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment, EventKind,
+    PaymentProvider, PaymentRequest, ProviderError, RefundRequest, RefundResult, WebhookError,
+    WebhookEvent,
+};

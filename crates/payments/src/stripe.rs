@@ -1,0 +1,1 @@
+//! Stripe: Checkout Sessions, refunds and `Stripe-Signature` webhooks over Stripe's HTTP API.
