@@ -43,6 +43,20 @@ string_enum!(
         Gift => "gift",
         Adjustment => "adjustment",
         AutoTopup => "auto_topup",
+        Clawback => "clawback", // credits taken back when their order is refunded
+    }
+);
+
+string_enum!(
+    /// Where an order is in its life: `pending` until paid, failed, cancelled or expired;
+    /// `paid` until fully refunded.
+    OrderStatus {
+        Pending => "pending",
+        Paid => "paid",
+        Failed => "failed",
+        Cancelled => "cancelled",
+        Expired => "expired",
+        Refunded => "refunded",
     }
 );
 

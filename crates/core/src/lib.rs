@@ -6,11 +6,14 @@ pub mod credits;
 pub mod error;
 pub mod kinds;
 pub mod money;
+pub mod pricing;
 
 pub use burn::{GrantLot, plan_burn};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{
-    GrantSource, HoldStatus, PackageKind, Role, SystemAccount, TransferKind, UserStatus,
+    GrantSource, HoldStatus, OrderStatus, PackageKind, Role, SystemAccount, TransferKind,
+    UserStatus,
 };
 pub use money::{Money, MoneyError};
+pub use pricing::Discount;

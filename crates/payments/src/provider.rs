@@ -51,9 +51,13 @@ pub struct CreatedPayment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     Succeeded,
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// The provider refunded (part of) a payment; `amount` is the total refunded so far.
-    Refunded { amount: Amount },
+    Refunded {
+        amount: Amount,
+    },
     /// A well-signed event of a type Bursar does not act on; acknowledged and recorded.
     Ignored,
 }

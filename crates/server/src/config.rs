@@ -24,6 +24,42 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Create the demo catalog on first start with an empty catalog.
     pub demo_catalog: bool,
+    /// How long an order waits for its payment before it expires.
+    pub order_ttl_s: i64,
+    /// The address people and providers reach this server at (hosted pages, return URLs).
+    /// Defaults to `http://<BURSAR_ADDR>`.
+    pub public_url: String,
+    /// `None`: generate one on first start and keep it in the database.
+    pub sandbox_webhook_secret: Option<String>,
+    pub stripe: Option<StripeSettings>,
+    /// Printed on receipts.
+    pub seller: Seller,
+}
+
+#[derive(Clone)]
+pub struct StripeSettings {
+    pub secret_key: String,
+    /// Several while rotating: a webhook signed with any of them is accepted.
+    pub webhook_secrets: Vec<String>,
+    pub api_base: String,
+}
+
+// Secrets stay out of logs and panics.
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who sells, as receipts show it.
+#[derive(Debug, Clone, Default)]
+pub struct Seller {
+    pub name: String,
+    pub address: Option<String>,
+    pub tax_id: Option<String>,
+    pub email: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +121,39 @@ impl Config {
             expiry_sweep_interval_s: src.parsed("BURSAR_EXPIRY_SWEEP_SECONDS", 30)?,
             trust_forwarded_for: src.parsed("BURSAR_TRUST_FORWARDED_FOR", false)?,
             demo_catalog: src.parsed("BURSAR_DEMO_CATALOG", true)?,
+            order_ttl_s: src.parsed("BURSAR_ORDER_TTL_SECONDS", 30 * 60)?,
+            public_url: src.var("BURSAR_PUBLIC_URL").unwrap_or_else(|| {
+                format!(
+                    "http://{}",
+                    src.var("BURSAR_ADDR").unwrap_or("127.0.0.1:8080".into())
+                )
+            }),
+            sandbox_webhook_secret: src.var("BURSAR_SANDBOX_WEBHOOK_SECRET"),
+            stripe: src
+                .var("BURSAR_STRIPE_SECRET_KEY")
+                .map(|secret_key| StripeSettings {
+                    secret_key,
+                    webhook_secrets: src
+                        .var("BURSAR_STRIPE_WEBHOOK_SECRET")
+                        .map(|v| {
+                            v.split(',')
+                                .map(|s| s.trim().to_string())
+                                .filter(|s| !s.is_empty())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    api_base: src
+                        .var("BURSAR_STRIPE_API_BASE")
+                        .unwrap_or_else(|| "https://api.stripe.com".into()),
+                }),
+            seller: Seller {
+                name: src
+                    .var("BURSAR_SELLER_NAME")
+                    .unwrap_or_else(|| "Bursar".into()),
+                address: src.var("BURSAR_SELLER_ADDRESS"),
+                tax_id: src.var("BURSAR_SELLER_TAX_ID"),
+                email: src.var("BURSAR_SELLER_EMAIL"),
+            },
         })
     }
 
@@ -102,6 +171,16 @@ impl Config {
             expiry_sweep_interval_s: 3600,
             trust_forwarded_for: true,
             demo_catalog: false,
+            order_ttl_s: 30 * 60,
+            public_url: "http://127.0.0.1".into(),
+            sandbox_webhook_secret: Some("whsec_test_sandbox".into()),
+            stripe: None,
+            seller: Seller {
+                name: "Bursar Test Shop".into(),
+                address: Some("1 Test Street".into()),
+                tax_id: Some("TAX-1".into()),
+                email: None,
+            },
         }
     }
 }

@@ -50,6 +50,7 @@ async fn apply_pragmas(
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "ledger", include_str!("../migrations/001_ledger.sql")),
     (2, "catalog", include_str!("../migrations/002_catalog.sql")),
+    (3, "orders", include_str!("../migrations/003_orders.sql")),
 ];
 
 impl Db {

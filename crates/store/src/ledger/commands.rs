@@ -22,7 +22,10 @@ pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {
         | Command::Hold { user_id, .. }
         | Command::Adjust { user_id, .. } => (Some(user_id), None),
         Command::Capture { hold_id, .. } | Command::Void { hold_id, .. } => (None, Some(hold_id)),
-        Command::Refund { .. } | Command::ExpireDue { .. } => (None, None),
+        Command::Refund { .. }
+        | Command::ExpireDue { .. }
+        | Command::Fulfil(_)
+        | Command::RefundOrder(_) => (None, None),
     }
 }
 
@@ -234,6 +237,11 @@ pub(crate) async fn apply(
                     balance_after: balance(uow, user_id),
                 },
             ))
+        }
+        Command::Fulfil(event) => super::orders::fulfil(uow, conn, event).await,
+        Command::RefundOrder(refund) => {
+            let receipt = super::orders::refund_order(uow, conn, refund, "pending").await?;
+            Ok(Reply::new(200, &receipt))
         }
         Command::ExpireDue { max_accounts } => {
             let users: Vec<String> = sqlx::query_scalar(

@@ -3,12 +3,13 @@
 //! the idempotency record that makes a retry safe. Reads are in `read.rs`.
 
 mod commands;
+pub mod orders;
 pub mod read;
 mod sql;
 mod state;
 mod writer;
 
-use bursar_core::{Credits, GrantSource};
+use bursar_core::{Credits, GrantSource, Money};
 use serde::Serialize;
 
 pub use writer::Ledger;
@@ -89,6 +90,34 @@ pub enum Command {
     ExpireDue {
         max_accounts: i64,
     },
+    /// Applies a verified payment provider event to its order, exactly once.
+    Fulfil(PaymentEvent),
+    /// Refunds (part of) a paid order and claws back its credits.
+    RefundOrder(orders::OrderRefund),
+}
+
+/// A provider's webhook, verified and parsed, in the ledger's terms.
+#[derive(Debug, Clone)]
+pub struct PaymentEvent {
+    pub provider: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub outcome: PaymentOutcome,
+    /// Bursar's payment id, when the provider echoes it; else `provider_ref` finds the order.
+    pub payment_id: Option<String>,
+    pub provider_ref: Option<String>,
+    pub amount: Option<Money>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Succeeded,
+    Failed(String),
+    /// The provider has refunded this much of the payment in all.
+    Refunded {
+        total_refunded: i64,
+    },
+    Ignored,
 }
 
 /// What a command answered: the HTTP status and the JSON body, exactly as first sent. A replay
@@ -101,7 +130,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(status: u16, body: &impl Serialize) -> Self {
+    pub(crate) fn new(status: u16, body: &impl Serialize) -> Self {
         Self {
             status,
             body: serde_json::to_string(body).unwrap_or_else(|_| "{}".into()),

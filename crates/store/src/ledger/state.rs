@@ -585,23 +585,46 @@ impl UnitOfWork {
         to: SystemAccount,
         meta: &TransferMeta<'_>,
     ) -> (String, Vec<PaidBy>) {
-        let lots: Vec<GrantLot> = self
+        self.debit_preferring(user_id, amount, to, meta, |_| false)
+    }
+
+    /// Like `debit`, but burns the grants `first` picks before any other (a refunded order's
+    /// own grants), each group in the usual burn-down order.
+    pub fn debit_preferring(
+        &mut self,
+        user_id: &str,
+        amount: i64,
+        to: SystemAccount,
+        meta: &TransferMeta<'_>,
+        first: impl Fn(&Grant) -> bool,
+    ) -> (String, Vec<PaidBy>) {
+        let (preferred, others): (Vec<GrantLot>, Vec<GrantLot>) = self
             .accounts
             .get(user_id)
             .map(|a| {
                 a.grants
                     .iter()
-                    .map(|g| GrantLot {
-                        id: g.id.clone(),
-                        remaining: g.remaining,
-                        priority: g.priority,
-                        expires_at_ms: g.expires_at,
-                        created_at_ms: g.created_at,
+                    .map(|g| {
+                        let lot = GrantLot {
+                            id: g.id.clone(),
+                            remaining: g.remaining,
+                            priority: g.priority,
+                            expires_at_ms: g.expires_at,
+                            created_at_ms: g.created_at,
+                        };
+                        (first(g), lot)
                     })
-                    .collect()
+                    .partition::<Vec<_>, _>(|(preferred, _)| *preferred)
+            })
+            .map(|(p, o)| {
+                (
+                    p.into_iter().map(|(_, lot)| lot).collect(),
+                    o.into_iter().map(|(_, lot)| lot).collect(),
+                )
             })
             .unwrap_or_default();
-        let (taken, _uncovered) = plan_burn(&lots, amount);
+        let (mut taken, rest) = plan_burn(&preferred, amount);
+        taken.extend(plan_burn(&others, rest).0);
         let transfer_id = self.post(Side::User(user_id), Side::System(to), amount, meta);
         let mut paid_by = Vec::with_capacity(taken.len());
         if let Some(account) = self.accounts.get_mut(user_id) {

@@ -1,0 +1,491 @@
+//! The commands that turn payments into credits and refunds back into clawbacks. They run on
+//! the ledger writer like every other credit-moving command, so an order's guarded status
+//! change, its grants, its coupon redemption and its receipt number commit in one transaction.
+//!
+//! Unlike the other commands these write some rows directly (orders, provider events); each
+//! does all of its refusing before its first write, so a refusal still leaves no trace.
+
+use bursar_core::{GrantSource, LedgerError, OrderStatus, SystemAccount, TransferKind, pricing};
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::state::{GrantSpec, TransferMeta, UnitOfWork};
+use super::{PaymentEvent, PaymentOutcome, Reply};
+use crate::StoreError;
+use crate::audit::AuditRecord;
+use crate::coupons;
+use crate::ids::new_id;
+use crate::orders::{COLUMNS, Order, order_from_row};
+
+/// What a payment event did; `outcome` is one of the `OUTCOME_*` values.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FulfilmentReply {
+    pub outcome: &'static str,
+    pub order_id: Option<String>,
+    /// For `provider_refund`: the refund recorded for money the provider returned.
+    pub refund: Option<OrderRefundReceipt>,
+}
+
+/// The order is now paid and its credits granted.
+pub const OUTCOME_FULFILLED: &str = "fulfilled";
+/// This event was handled before: nothing to do.
+pub const OUTCOME_DUPLICATE: &str = "duplicate";
+/// Another event already paid this order.
+pub const OUTCOME_ALREADY_PAID: &str = "already_paid";
+pub const OUTCOME_FAILED: &str = "failed";
+/// The provider collected a different amount or currency: recorded, not fulfilled.
+pub const OUTCOME_MISMATCH: &str = "amount_mismatch";
+/// Money arrived for an order that was cancelled, expired or failed: it must go back.
+pub const OUTCOME_REFUND_REQUIRED: &str = "refund_required";
+pub const OUTCOME_PROVIDER_REFUND: &str = "provider_refund";
+pub const OUTCOME_UNKNOWN_PAYMENT: &str = "unknown_payment";
+pub const OUTCOME_IGNORED: &str = "ignored";
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrderRefundReceipt {
+    pub id: String,
+    pub order_id: String,
+    /// Money refunded, in the order's currency's minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// Credits the refund took back from the user.
+    pub credits_clawed_back: i64,
+    /// Credits the order granted that the refund could not take back (already spent).
+    pub credits_not_recovered: i64,
+    pub transaction_id: Option<String>,
+    pub balance_after: i64,
+    pub order_status: &'static str,
+    pub amount_refunded_total: i64,
+}
+
+/// A refund of (part of) a paid order.
+#[derive(Debug, Clone)]
+pub struct OrderRefund {
+    pub refund_id: String,
+    pub order_id: String,
+    /// Minor units; `None` refunds what is left.
+    pub amount: Option<i64>,
+    /// Whether the clawback may also take the user's other credits and overdraft, instead of
+    /// only what is left of the order's own grants.
+    pub allow_negative: bool,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub actor_kind: &'static str,
+    pub ip: Option<String>,
+}
+
+async fn find_order(
+    conn: &mut AnyConnection,
+    event: &PaymentEvent,
+) -> Result<Option<Order>, StoreError> {
+    let row = if let Some(payment_id) = &event.payment_id {
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE payment_id = $1 AND provider = $2");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(payment_id)
+            .bind(&event.provider)
+            .fetch_optional(&mut *conn)
+            .await?
+    } else if let Some(reference) = &event.provider_ref {
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE provider_ref = $1 AND provider = $2");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reference)
+            .bind(&event.provider)
+            .fetch_optional(&mut *conn)
+            .await?
+    } else {
+        None
+    };
+    row.as_ref().map(order_from_row).transpose()
+}
+
+async fn load_order(conn: &mut AnyConnection, id: &str) -> Result<Option<Order>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(order_from_row)
+        .transpose()
+}
+
+/// Applies a verified provider event exactly once: the event's id is recorded first (a repeat
+/// finds it and stops), then the order moves from `pending` with a guarded UPDATE, and only
+/// when that UPDATE changed the row are credits granted.
+pub(crate) async fn fulfil(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    event: &PaymentEvent,
+) -> Result<Reply, StoreError> {
+    // Reads first: they cannot leave a trace.
+    let order = find_order(conn, event).await?;
+    if let Some(order) = &order {
+        uow.load_users(conn, &[order.user_id.as_str()]).await?;
+    }
+    let recorded = sqlx::query(
+        "INSERT INTO provider_events (provider, event_id, event_type, order_id, payment_id, amount,
+             currency, outcome, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8)
+         ON CONFLICT (provider, event_id) DO NOTHING",
+    )
+    .bind(&event.provider)
+    .bind(&event.event_id)
+    .bind(&event.event_type)
+    .bind(order.as_ref().map(|o| o.id.as_str()))
+    .bind(event.payment_id.as_deref())
+    .bind(event.amount.as_ref().map(|m| m.amount))
+    .bind(event.amount.as_ref().map(|m| m.currency.as_str()))
+    .bind(uow.now_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if recorded == 0 {
+        return Ok(fulfilment_reply(OUTCOME_DUPLICATE, None, None));
+    }
+    let (outcome, detail, refund) = match &order {
+        None => (OUTCOME_UNKNOWN_PAYMENT, None, None),
+        Some(order) => match &event.outcome {
+            PaymentOutcome::Ignored => (OUTCOME_IGNORED, None, None),
+            PaymentOutcome::Failed(reason) => {
+                let closed = crate::orders::close_pending_on(
+                    conn,
+                    &order.id,
+                    OrderStatus::Failed,
+                    Some(reason),
+                    uow.now_ms,
+                )
+                .await?;
+                let outcome = if closed {
+                    OUTCOME_FAILED
+                } else {
+                    OUTCOME_IGNORED
+                };
+                (outcome, Some(reason.clone()), None)
+            }
+            PaymentOutcome::Succeeded => {
+                let (outcome, detail) = pay(uow, conn, order, event).await?;
+                (outcome, detail, None)
+            }
+            PaymentOutcome::Refunded { total_refunded } => {
+                provider_refund(uow, conn, order, event, *total_refunded).await?
+            }
+        },
+    };
+    sqlx::query(
+        "UPDATE provider_events SET outcome = $1, detail = $2 WHERE provider = $3 AND event_id = $4",
+    )
+    .bind(outcome)
+    .bind(detail)
+    .bind(&event.provider)
+    .bind(&event.event_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(fulfilment_reply(outcome, order.map(|o| o.id), refund))
+}
+
+fn fulfilment_reply(
+    outcome: &'static str,
+    order_id: Option<String>,
+    refund: Option<OrderRefundReceipt>,
+) -> Reply {
+    Reply::new(
+        200,
+        &FulfilmentReply {
+            outcome,
+            order_id,
+            refund,
+        },
+    )
+}
+
+/// A successful payment: pays the order if it is still pending and the amount is right.
+async fn pay(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    order: &Order,
+    event: &PaymentEvent,
+) -> Result<(&'static str, Option<String>), StoreError> {
+    let amount_matches = event
+        .amount
+        .as_ref()
+        .is_some_and(|m| m.amount == order.total && m.currency == order.currency);
+    if !amount_matches {
+        let got = event
+            .amount
+            .as_ref()
+            .map_or("nothing".into(), |m| format!("{} {}", m.amount, m.currency));
+        sqlx::query(
+            "UPDATE orders SET payment_status = 'mismatch', updated_at = $1
+             WHERE id = $2 AND payment_status IN ('pending', 'failed')",
+        )
+        .bind(uow.now_ms)
+        .bind(&order.id)
+        .execute(&mut *conn)
+        .await?;
+        let detail = format!(
+            "the provider reported {got}; the order's total is {} {}",
+            order.total, order.currency
+        );
+        return Ok((OUTCOME_MISMATCH, Some(detail)));
+    }
+    if uow.account(&order.user_id).is_none() {
+        return Ok((
+            OUTCOME_UNKNOWN_PAYMENT,
+            Some("the order's user is gone".into()),
+        ));
+    }
+    // Whether this is the user's first paid order, asked before this one becomes paid; the
+    // writer serialises fulfilments, so two first orders cannot both see "none".
+    let earlier_paid: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM orders WHERE user_id = $1 AND paid_at IS NOT NULL",
+    )
+    .bind(&order.user_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let first_bonus = match order.first_purchase_bonus_percent {
+        Some(percent) if earlier_paid == 0 => pricing::first_purchase_bonus(order.credits, percent),
+        _ => 0,
+    };
+    let granted = order.credits + order.bonus_credits + first_bonus;
+    let paid = sqlx::query(
+        "UPDATE orders SET status = 'paid', payment_status = 'succeeded', paid_at = $1,
+             updated_at = $1, credits_granted = $2, first_purchase_bonus = $3,
+             provider_ref = COALESCE(provider_ref, $4)
+         WHERE id = $5 AND status = 'pending'",
+    )
+    .bind(uow.now_ms)
+    .bind(granted)
+    .bind(first_bonus)
+    .bind(event.provider_ref.as_deref())
+    .bind(&order.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if paid == 0 {
+        let Some(now) = load_order(conn, &order.id).await? else {
+            return Ok((OUTCOME_UNKNOWN_PAYMENT, None));
+        };
+        if matches!(now.status, OrderStatus::Paid | OrderStatus::Refunded) {
+            return Ok((OUTCOME_ALREADY_PAID, None));
+        }
+        sqlx::query(
+            "UPDATE orders SET payment_status = 'refund_required', updated_at = $1
+             WHERE id = $2 AND payment_status IN ('pending', 'failed')",
+        )
+        .bind(uow.now_ms)
+        .bind(&order.id)
+        .execute(&mut *conn)
+        .await?;
+        return Ok((
+            OUTCOME_REFUND_REQUIRED,
+            Some(format!("the order is {}", now.status)),
+        ));
+    }
+    let receipt: i64 = sqlx::query_scalar(
+        "UPDATE counters SET value = value + 1 WHERE name = 'receipt' RETURNING value",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE orders SET receipt_number = $1 WHERE id = $2")
+        .bind(receipt)
+        .bind(&order.id)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(coupon) = &order.coupon_id {
+        coupons::redeem(conn, coupon).await?;
+    }
+    let description = format!("{} × {}", order.quantity, order.package_name);
+    for (amount, source) in [
+        (order.credits, GrantSource::Purchase),
+        (order.bonus_credits, GrantSource::Bonus),
+        (first_bonus, GrantSource::Bonus),
+    ] {
+        if amount == 0 {
+            continue;
+        }
+        let meta = TransferMeta {
+            order_id: Some(&order.id),
+            description: Some(&description),
+            ..TransferMeta::kind(source.transfer_kind())
+        };
+        let spec = GrantSpec {
+            amount,
+            source: source.as_str(),
+            from: source.funding_account(),
+            priority: 0,
+            expires_at: None,
+        };
+        uow.grant(&order.user_id, spec, &meta);
+    }
+    Ok((OUTCOME_FULFILLED, None))
+}
+
+/// The provider says it has refunded `total_refunded` of the payment in all. What Bursar has not
+/// yet recorded (a refund made in the provider's dashboard) is recorded now, with the credits
+/// clawed back as far as the order's own grants remain.
+async fn provider_refund(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    order: &Order,
+    event: &PaymentEvent,
+    total_refunded: i64,
+) -> Result<(&'static str, Option<String>, Option<OrderRefundReceipt>), StoreError> {
+    let new = total_refunded.min(order.total) - order.amount_refunded;
+    if new <= 0 || !matches!(order.status, OrderStatus::Paid) {
+        return Ok((OUTCOME_IGNORED, None, None));
+    }
+    let refund = OrderRefund {
+        refund_id: new_id("orf"),
+        order_id: order.id.clone(),
+        amount: Some(new),
+        allow_negative: false,
+        reason: Some(format!("refunded at the provider ({})", event.event_type)),
+        actor: event.provider.clone(),
+        actor_kind: "provider",
+        ip: None,
+    };
+    let receipt = refund_order(uow, conn, &refund, "succeeded").await?;
+    Ok((OUTCOME_PROVIDER_REFUND, None, Some(receipt)))
+}
+
+/// Refunds (part of) a paid order and claws back the credits it granted, in proportion to the
+/// money refunded (the last refund takes whatever is left), from the order's own grants first.
+/// The refund is recorded with `status` (`pending` until the provider confirms it).
+pub(crate) async fn refund_order(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    refund: &OrderRefund,
+    status: &str,
+) -> Result<OrderRefundReceipt, StoreError> {
+    let Some(order) = load_order(conn, &refund.order_id).await? else {
+        return Err(LedgerError::NotFound("order").into());
+    };
+    if order.status != OrderStatus::Paid {
+        return Err(LedgerError::Conflict(format!(
+            "only a paid order can be refunded; this one is {}",
+            order.status
+        ))
+        .into());
+    }
+    let refundable = order.total - order.amount_refunded;
+    let amount = refund.amount.unwrap_or(refundable);
+    if amount <= 0 || amount > refundable {
+        return Err(LedgerError::Conflict(format!(
+            "{refundable} {} of this order is left to refund",
+            order.currency
+        ))
+        .into());
+    }
+    uow.load_users(conn, &[order.user_id.as_str()]).await?;
+    uow.settle_overdue(&order.user_id);
+    let Some(account) = uow.account(&order.user_id) else {
+        return Err(LedgerError::NotFound("user").into());
+    };
+    let fully = amount == refundable;
+    let owed = order.credits_granted - order.credits_clawed_back;
+    let target = if fully || order.total == 0 {
+        owed
+    } else {
+        pricing::share(order.credits_granted, amount, order.total).min(owed)
+    };
+    let order_transfers: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM transfers WHERE order_id = $1 AND kind IN ('purchase', 'bonus')",
+    )
+    .bind(&order.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let is_orders = |transfer_id: &str| order_transfers.iter().any(|t| t == transfer_id);
+    let left_of_order: i64 = account
+        .grants
+        .iter()
+        .filter(|g| is_orders(&g.transfer_id))
+        .map(|g| g.remaining)
+        .sum();
+    let limit = if refund.allow_negative {
+        account.spendable()
+    } else {
+        left_of_order.min(account.available())
+    };
+    let clawback = target.min(limit.max(0));
+    let transaction_id = (clawback > 0).then(|| {
+        let meta = TransferMeta {
+            order_id: Some(&order.id),
+            description: refund.reason.as_deref(),
+            actor: Some(&refund.actor),
+            ..TransferMeta::kind(TransferKind::Clawback)
+        };
+        uow.debit_preferring(
+            &order.user_id,
+            clawback,
+            SystemAccount::Issuance,
+            &meta,
+            |g| is_orders(&g.transfer_id),
+        )
+        .0
+    });
+    let new_status = if fully {
+        OrderStatus::Refunded
+    } else {
+        OrderStatus::Paid
+    };
+    let changed = sqlx::query(
+        "UPDATE orders SET amount_refunded = amount_refunded + $1,
+             credits_clawed_back = credits_clawed_back + $2, status = $3, updated_at = $4,
+             closed_at = CASE WHEN $3 = 'refunded' THEN $4 ELSE closed_at END
+         WHERE id = $5 AND status = 'paid' AND amount_refunded = $6",
+    )
+    .bind(amount)
+    .bind(clawback)
+    .bind(new_status.as_str())
+    .bind(uow.now_ms)
+    .bind(&order.id)
+    .bind(order.amount_refunded)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        // The writer serialises refunds, so this means a concurrent change outside it.
+        return Err(StoreError::Config(format!(
+            "order {} changed during its refund",
+            order.id
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO order_refunds (id, order_id, amount, credits, allow_negative, reason, actor,
+             transfer_id, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+    )
+    .bind(&refund.refund_id)
+    .bind(&order.id)
+    .bind(amount)
+    .bind(clawback)
+    .bind(i64::from(refund.allow_negative))
+    .bind(refund.reason.as_deref())
+    .bind(&refund.actor)
+    .bind(transaction_id.as_deref())
+    .bind(status)
+    .bind(uow.now_ms)
+    .execute(&mut *conn)
+    .await?;
+    let receipt = OrderRefundReceipt {
+        id: refund.refund_id.clone(),
+        order_id: order.id.clone(),
+        amount,
+        currency: order.currency.clone(),
+        credits_clawed_back: clawback,
+        credits_not_recovered: target - clawback,
+        transaction_id,
+        balance_after: uow.account(&order.user_id).map_or(0, |a| a.balance),
+        order_status: new_status.as_str(),
+        amount_refunded_total: order.amount_refunded + amount,
+    };
+    uow.audit(AuditRecord {
+        actor_id: Some(&refund.actor),
+        actor_kind: refund.actor_kind,
+        action: "order.refund",
+        target: Some(&order.id),
+        details: serde_json::to_value(&receipt).unwrap_or_default(),
+        ip: refund.ip.as_deref(),
+    });
+    Ok(receipt)
+}

@@ -1,0 +1,428 @@
+//! Orders: created pending with their price fixed, then paid (through the ledger writer, see
+//! `ledger::orders`), failed, cancelled or expired. Each transition is a guarded UPDATE on
+//! `status`, so of two racing transitions exactly one wins.
+
+use bursar_core::OrderStatus;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::coupons::{self, Coupon};
+use crate::page::{Page, PageRequest};
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: String,
+    pub user_id: String,
+    pub package_id: String,
+    pub package_name: String,
+    pub quantity: i64,
+    pub currency: String,
+    pub unit_price: i64,
+    pub discount: i64,
+    pub total: i64,
+    pub credits: i64,
+    pub bonus_credits: i64,
+    pub first_purchase_bonus_percent: Option<i64>,
+    pub coupon_id: Option<String>,
+    pub coupon_code: Option<String>,
+    pub provider: String,
+    pub status: OrderStatus,
+    pub failure_reason: Option<String>,
+    pub payment_id: String,
+    pub provider_ref: Option<String>,
+    pub payment_status: String,
+    /// The `payment` object handed to the client, as JSON text.
+    pub payment_json: Option<String>,
+    pub payment_method: Option<String>,
+    pub credits_granted: i64,
+    pub first_purchase_bonus: i64,
+    pub credits_clawed_back: i64,
+    pub amount_refunded: i64,
+    pub receipt_number: Option<i64>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub paid_at_ms: Option<i64>,
+    pub closed_at_ms: Option<i64>,
+}
+
+pub(crate) const COLUMNS: &str = "id, user_id, package_id, package_name, quantity, currency,
+    unit_price, discount, total, credits, bonus_credits, first_purchase_bonus_percent, coupon_id,
+    coupon_code, provider, status, failure_reason, payment_id, provider_ref, payment_status,
+    payment_json, payment_method, credits_granted, first_purchase_bonus, credits_clawed_back,
+    amount_refunded, receipt_number, created_at, expires_at, paid_at, closed_at";
+
+pub(crate) fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(Order {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        package_id: row.try_get("package_id")?,
+        package_name: row.try_get("package_name")?,
+        quantity: row.try_get("quantity")?,
+        currency: row.try_get("currency")?,
+        unit_price: row.try_get("unit_price")?,
+        discount: row.try_get("discount")?,
+        total: row.try_get("total")?,
+        credits: row.try_get("credits")?,
+        bonus_credits: row.try_get("bonus_credits")?,
+        first_purchase_bonus_percent: row.try_get("first_purchase_bonus_percent")?,
+        coupon_id: row.try_get("coupon_id")?,
+        coupon_code: row.try_get("coupon_code")?,
+        provider: row.try_get("provider")?,
+        status: OrderStatus::parse(&status).unwrap_or(OrderStatus::Pending),
+        failure_reason: row.try_get("failure_reason")?,
+        payment_id: row.try_get("payment_id")?,
+        provider_ref: row.try_get("provider_ref")?,
+        payment_status: row.try_get("payment_status")?,
+        payment_json: row.try_get("payment_json")?,
+        payment_method: row.try_get("payment_method")?,
+        credits_granted: row.try_get("credits_granted")?,
+        first_purchase_bonus: row.try_get("first_purchase_bonus")?,
+        credits_clawed_back: row.try_get("credits_clawed_back")?,
+        amount_refunded: row.try_get("amount_refunded")?,
+        receipt_number: row.try_get("receipt_number")?,
+        created_at_ms: row.try_get("created_at")?,
+        expires_at_ms: row.try_get("expires_at")?,
+        paid_at_ms: row.try_get("paid_at")?,
+        closed_at_ms: row.try_get("closed_at")?,
+    })
+}
+
+/// A new order, priced by the caller from the package and the coupon.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub id: String,
+    pub user_id: String,
+    pub package_id: String,
+    pub package_name: String,
+    pub quantity: i64,
+    pub currency: String,
+    pub unit_price: i64,
+    pub discount: i64,
+    pub total: i64,
+    pub credits: i64,
+    pub bonus_credits: i64,
+    pub first_purchase_bonus_percent: Option<i64>,
+    pub coupon: Option<Coupon>,
+    pub provider: String,
+    pub payment_id: String,
+    pub expires_at_ms: i64,
+}
+
+/// Admin filters for the order list.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub user_id: Option<String>,
+    pub status: Option<OrderStatus>,
+    pub provider: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+/// What became of an `Idempotency-Key` claimed for a request outside the ledger writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// First use: the request goes ahead and must `complete_key` with its response.
+    Claimed,
+    /// Used before with the same request: its response.
+    Replay {
+        status: u16,
+        body: String,
+    },
+    /// Used before with the same request, which has not finished yet.
+    InProgress,
+    Mismatch,
+}
+
+/// A claimed key's placeholder status until the request's response is stored.
+const KEY_IN_PROGRESS: i64 = 0;
+
+impl Store {
+    /// Creates a pending order, taking one use of its coupon in the same transaction. The
+    /// `Idempotency-Key`, if any, is claimed in that transaction too. `Err` from the inner
+    /// result: why the coupon cannot be used.
+    pub async fn create_order(
+        &self,
+        order: &NewOrder,
+        key: Option<(&str, &str, &str)>,
+    ) -> Result<Result<KeyClaim, &'static str>, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        if let Some((scope, key, hash)) = key {
+            let claim = claim_key(&mut tx, scope, key, hash, self.clock.now_ms()).await?;
+            if claim != KeyClaim::Claimed {
+                tx.rollback().await?;
+                return Ok(Ok(claim));
+            }
+        }
+        if let Some(coupon) = &order.coupon
+            && let Err(refusal) = coupons::reserve(&mut tx, coupon, &order.user_id).await?
+        {
+            tx.rollback().await?;
+            return Ok(Err(refusal));
+        }
+        let now = self.clock.now_ms();
+        sqlx::query(
+            "INSERT INTO orders (id, user_id, package_id, package_name, quantity, currency,
+                 unit_price, discount, total, credits, bonus_credits, first_purchase_bonus_percent,
+                 coupon_id, coupon_code, provider, status, payment_id, created_at, expires_at,
+                 updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'pending',
+                 $16, $17, $18, $17)",
+        )
+        .bind(&order.id)
+        .bind(&order.user_id)
+        .bind(&order.package_id)
+        .bind(&order.package_name)
+        .bind(order.quantity)
+        .bind(&order.currency)
+        .bind(order.unit_price)
+        .bind(order.discount)
+        .bind(order.total)
+        .bind(order.credits)
+        .bind(order.bonus_credits)
+        .bind(order.first_purchase_bonus_percent)
+        .bind(order.coupon.as_ref().map(|c| c.id.as_str()))
+        .bind(order.coupon.as_ref().map(|c| c.spec.code.as_str()))
+        .bind(&order.provider)
+        .bind(&order.payment_id)
+        .bind(now)
+        .bind(order.expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(KeyClaim::Claimed))
+    }
+
+    /// Stores what the provider said to do next (and its reference to the payment).
+    pub async fn set_order_payment(
+        &self,
+        order_id: &str,
+        provider_ref: Option<&str>,
+        payment_json: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE orders SET provider_ref = $1, payment_json = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(provider_ref)
+        .bind(payment_json)
+        .bind(self.clock.now_ms())
+        .bind(order_id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn order(&self, id: &str) -> Result<Option<Order>, StoreError> {
+        self.order_where("id = $1", id).await
+    }
+
+    pub async fn order_by_payment(&self, payment_id: &str) -> Result<Option<Order>, StoreError> {
+        self.order_where("payment_id = $1", payment_id).await
+    }
+
+    async fn order_where(&self, condition: &str, value: &str) -> Result<Option<Order>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE {condition}"));
+        sqlx::query(sql)
+            .bind(value)
+            .fetch_optional(&self.db.pool)
+            .await?
+            .as_ref()
+            .map(order_from_row)
+            .transpose()
+    }
+
+    /// Orders, newest first, narrowed by `filter`.
+    pub async fn orders(
+        &self,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Order>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM orders
+             WHERE id < $1 AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR status = $3)
+               AND ($4 IS NULL OR provider = $4) AND created_at >= $5 AND created_at < $6
+             ORDER BY id DESC LIMIT $7"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(page.before_or_max())
+            .bind(filter.user_id.as_deref())
+            .bind(filter.status.map(OrderStatus::as_str))
+            .bind(filter.provider.as_deref())
+            .bind(filter.from_ms.unwrap_or(i64::MIN))
+            .bind(filter.to_ms.unwrap_or(i64::MAX))
+            .bind(page.fetch_limit())
+            .fetch_all(&self.db.pool)
+            .await?;
+        let orders = rows
+            .iter()
+            .map(order_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(page.finish(orders, |o| o.id.clone()))
+    }
+
+    /// Cancels a pending order of this user. `Ok(None)`: no such order of theirs; otherwise the
+    /// order as it now is (the caller checks whether it is `cancelled`).
+    pub async fn cancel_order(
+        &self,
+        order_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Order>, StoreError> {
+        let Some(order) = self.order(order_id).await? else {
+            return Ok(None);
+        };
+        if order.user_id != user_id {
+            return Ok(None);
+        }
+        self.close_pending(order_id, OrderStatus::Cancelled, None)
+            .await?;
+        self.order(order_id).await
+    }
+
+    /// Moves a pending order to `failed`, `cancelled` or `expired` and gives back its coupon.
+    /// Returns whether this call made the change.
+    pub async fn close_pending(
+        &self,
+        order_id: &str,
+        to: OrderStatus,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let closed = close_pending_on(&mut tx, order_id, to, reason, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(closed)
+    }
+
+    /// Expires up to `limit` pending orders whose time is up; returns how many.
+    pub async fn expire_due_orders(&self, limit: i64) -> Result<u64, StoreError> {
+        let now = self.clock.now_ms();
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM orders WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut expired = 0;
+        for id in due {
+            if self.close_pending(&id, OrderStatus::Expired, None).await? {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Records what became of money that arrived for an order that could not take it.
+    pub async fn set_payment_status(
+        &self,
+        order_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE orders SET payment_status = $1, updated_at = $2
+             WHERE id = $3 AND payment_status = $4",
+        )
+        .bind(to)
+        .bind(self.clock.now_ms())
+        .bind(order_id)
+        .bind(from)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
+    /// Stores the response of a request whose key `create_order` claimed.
+    pub async fn complete_key(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = $1, body = $2 WHERE scope = $3 AND key = $4",
+        )
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(scope)
+        .bind(key)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+pub(crate) async fn close_pending_on(
+    conn: &mut sqlx::AnyConnection,
+    order_id: &str,
+    to: OrderStatus,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = sqlx::query(
+        "UPDATE orders SET status = $1, failure_reason = $2, closed_at = $3, updated_at = $3,
+             payment_status = CASE WHEN $1 = 'failed' THEN 'failed' ELSE payment_status END
+         WHERE id = $4 AND status = 'pending'",
+    )
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(now_ms)
+    .bind(order_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
+    let coupon: Option<String> = sqlx::query_scalar("SELECT coupon_id FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some(coupon) = coupon {
+        coupons::release(conn, &coupon).await?;
+    }
+    Ok(true)
+}
+
+async fn claim_key(
+    conn: &mut sqlx::AnyConnection,
+    scope: &str,
+    key: &str,
+    hash: &str,
+    now_ms: i64,
+) -> Result<KeyClaim, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at)
+         VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT (scope, key) DO NOTHING",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(hash)
+    .bind(KEY_IN_PROGRESS)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(KeyClaim::Claimed);
+    }
+    let (stored_hash, status, body): (String, i64, String) = sqlx::query_as(
+        "SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(if stored_hash != hash {
+        KeyClaim::Mismatch
+    } else if status == KEY_IN_PROGRESS {
+        KeyClaim::InProgress
+    } else {
+        KeyClaim::Replay {
+            status: u16::try_from(status).unwrap_or(200),
+            body,
+        }
+    })
+}
