@@ -132,18 +132,25 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let problem = Problem {
+impl ApiError {
+    /// The problem+json body this error renders as.
+    pub fn problem(&self) -> Problem {
+        Problem {
             kind: format!(
                 "https://bursar.dev/problems/{}",
                 self.code.replace('_', "-")
             ),
             title: self.title().to_string(),
             status: self.status.as_u16(),
-            detail: self.detail,
+            detail: self.detail.clone(),
             code: self.code.to_string(),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
         let mut response = (self.status, axum::Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(

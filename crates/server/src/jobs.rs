@@ -1,5 +1,5 @@
-//! Background work: sweeping overdue holds and grants through the ledger writer, and forgetting
-//! idle rate-limit keys. Each job stops when the shutdown token is cancelled.
+//! Background work: sweeping overdue holds and grants through the ledger writer, expiring
+//! unpaid orders, and forgetting idle rate-limit keys. Each job stops when the shutdown token is cancelled.
 
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ const EXPIRY_ACCOUNTS_PER_STEP: i64 = 200;
 /// Steps per sweep. Accounts whose overdue grants are still reserved by holds stay due, so a
 /// sweep must not loop until nothing is due.
 const EXPIRY_STEPS_MAX: usize = 50;
+/// Pending orders expired per query; a sweep repeats until none is due.
+const ORDERS_PER_STEP: i64 = 500;
 
 pub fn spawn(state: AppState, shutdown: CancellationToken) {
     let interval = Duration::from_secs(state.config.expiry_sweep_interval_s.max(1));
@@ -27,6 +29,9 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) {
             }
             if let Err(error) = sweep_expired(&state).await {
                 tracing::warn!(%error, "expiry sweep failed; will retry");
+            }
+            if let Err(error) = expire_orders(&state).await {
+                tracing::warn!(%error, "expiring pending orders failed; will retry");
             }
             if let Err(error) = state
                 .store
@@ -56,4 +61,18 @@ pub async fn sweep_expired(state: &AppState) -> Result<(), bursar_store::StoreEr
         }
     }
     Ok(())
+}
+
+/// Moves every pending order past its `expires_at` to `expired` (each by a guarded UPDATE, so
+/// a payment racing in either pays it first or finds it expired and is returned).
+pub async fn expire_orders(state: &AppState) -> Result<u64, bursar_store::StoreError> {
+    let mut total = 0;
+    for _ in 0..EXPIRY_STEPS_MAX {
+        let expired = state.store.expire_due_orders(ORDERS_PER_STEP).await?;
+        total += expired;
+        if expired < ORDERS_PER_STEP as u64 {
+            break;
+        }
+    }
+    Ok(total)
 }

@@ -8,6 +8,8 @@ pub mod jobs;
 pub mod json;
 pub mod observe;
 pub mod openapi;
+pub mod payments;
+pub mod receipts;
 pub mod routes;
 pub mod views;
 
@@ -41,6 +43,7 @@ pub struct AppState {
     pub limiter: Arc<AuthLimiter>,
     pub decoy_hash: Arc<String>,
     pub access: Arc<auth::cache::AccessCache>,
+    pub payments: Arc<payments::Payments>,
 }
 
 /// Opens the store (running migrations) and prepares everything the routes share.
@@ -64,7 +67,9 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
     if config.demo_catalog && store.seed_demo_catalog().await? {
         tracing::info!("created the demo catalog");
     }
+    let payments = Arc::new(payments::Payments::from_config(&config, &store).await?);
     Ok(AppState {
+        payments,
         tokens: Arc::new(TokenKeys::new(&secret, config.access_token_ttl_s)),
         limiter: Arc::new(AuthLimiter::new(config.auth_attempts_per_minute)),
         decoy_hash: Arc::new(auth::password::decoy_hash().await?),

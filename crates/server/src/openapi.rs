@@ -15,6 +15,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "me", description = "The signed-in user"),
         (name = "credits", description = "Balances, spends, refunds and holds"),
         (name = "catalog", description = "Packages users can buy"),
+        (name = "orders", description = "Orders, payments, provider webhooks and receipts"),
+        (name = "pages", description = "Hosted HTML pages: the sandbox payment page and the result page"),
         (name = "admin", description = "Back office (admins only)"),
     )
 )]

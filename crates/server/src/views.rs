@@ -102,11 +102,13 @@ pub fn idempotency(
 pub fn reply_response(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut response = (status, reply.body).into_response();
+    let content_type = if status.is_client_error() || status.is_server_error() {
+        "application/problem+json"
+    } else {
+        "application/json"
+    };
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if reply.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -125,4 +127,20 @@ pub fn level_hundredths(level: f64) -> Result<i64, ApiError> {
         ));
     }
     Ok(hundredths as i64)
+}
+
+/// Parses a caller-given instant: RFC 3339 (`2026-11-22T08:00:00Z`) or a date (`2026-11-22`,
+/// midnight UTC). Returns Unix milliseconds.
+pub fn parse_instant(text: &str, field: &str) -> Result<i64, ApiError> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.timestamp_millis());
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(midnight) = date.and_hms_opt(0, 0, 0)
+    {
+        return Ok(midnight.and_utc().timestamp_millis());
+    }
+    Err(ApiError::invalid(format!(
+        "{field} must be an RFC 3339 time or a YYYY-MM-DD date"
+    )))
 }

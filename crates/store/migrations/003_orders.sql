@@ -95,7 +95,7 @@ CREATE TABLE order_refunds (
     allow_negative BIGINT NOT NULL CHECK (allow_negative IN (0, 1)),
     reason         TEXT,
     actor          TEXT,
-    transfer_id    TEXT REFERENCES transfers (id),
+    transfer_id    TEXT, -- the clawback transfer (written later in the same transaction)
     status         TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
     provider_ref   TEXT,
     failure_reason TEXT,

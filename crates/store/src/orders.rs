@@ -426,3 +426,65 @@ async fn claim_key(
         }
     })
 }
+
+/// A refund of an order and where the provider's side of it stands.
+#[derive(Debug, Clone)]
+pub struct RefundRecord {
+    pub id: String,
+    pub order_id: String,
+    pub amount: i64,
+    pub credits: i64,
+    /// `pending` until the provider confirms, then `succeeded` or `failed`.
+    pub status: String,
+    pub provider_ref: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
+impl Store {
+    pub async fn order_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, order_id, amount, credits, status, provider_ref, failure_reason
+             FROM order_refunds WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.map(|row| {
+            Ok(RefundRecord {
+                id: row.try_get("id")?,
+                order_id: row.try_get("order_id")?,
+                amount: row.try_get("amount")?,
+                credits: row.try_get("credits")?,
+                status: row.try_get("status")?,
+                provider_ref: row.try_get("provider_ref")?,
+                failure_reason: row.try_get("failure_reason")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records the provider's answer to a pending refund.
+    pub async fn settle_refund(
+        &self,
+        id: &str,
+        outcome: Result<&str, &str>,
+    ) -> Result<(), StoreError> {
+        let (status, provider_ref, reason) = match outcome {
+            Ok(reference) => ("succeeded", Some(reference), None),
+            Err(reason) => ("failed", None, Some(reason)),
+        };
+        sqlx::query(
+            "UPDATE order_refunds SET status = $1, provider_ref = $2, failure_reason = $3,
+                 updated_at = $4
+             WHERE id = $5 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(provider_ref)
+        .bind(reason)
+        .bind(self.clock.now_ms())
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -2,11 +2,16 @@
 //! document cannot drift from the routes.
 
 pub mod admin;
+pub mod admin_orders;
 pub mod auth;
 pub mod catalog;
+pub mod coupons;
 pub mod credits;
 pub mod me;
 pub mod ops;
+pub mod orders;
+pub mod pay;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,6 +40,23 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::audit_log))
         .routes(routes!(admin::user_transactions))
         .routes(routes!(admin::verify_ledger))
+        .routes(routes!(orders::create_order, orders::list_orders))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::cancel_order))
+        .routes(routes!(orders::receipt))
+        .routes(routes!(webhooks::receive))
+        .routes(routes!(pay::sandbox_page, pay::sandbox_pay))
+        .routes(routes!(pay::result_page))
+        .routes(routes!(admin_orders::list_orders))
+        .routes(routes!(admin_orders::get_order))
+        .routes(routes!(admin_orders::refund_order))
+        .routes(routes!(admin_orders::confirm_order))
+        .routes(routes!(coupons::list_coupons, coupons::create_coupon))
+        .routes(routes!(
+            coupons::get_coupon,
+            coupons::update_coupon,
+            coupons::delete_coupon
+        ))
         .routes(routes!(catalog::list_packages))
         .routes(routes!(
             catalog::admin_list_packages,

@@ -10,3 +10,4 @@ mod credits;
 mod idempotency;
 mod input;
 mod ops;
+mod orders;

@@ -84,6 +84,24 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
         ("/api/v1/admin/packages/{id}", "get"),
         ("/api/v1/admin/packages/{id}", "put"),
         ("/api/v1/admin/packages/{id}", "delete"),
+        ("/api/v1/orders", "post"),
+        ("/api/v1/orders", "get"),
+        ("/api/v1/orders/{id}", "get"),
+        ("/api/v1/orders/{id}/cancel", "post"),
+        ("/api/v1/orders/{id}/receipt", "get"),
+        ("/api/v1/webhooks/{provider}", "post"),
+        ("/api/v1/admin/orders", "get"),
+        ("/api/v1/admin/orders/{id}", "get"),
+        ("/api/v1/admin/orders/{id}/refund", "post"),
+        ("/api/v1/admin/orders/{id}/confirm", "post"),
+        ("/api/v1/admin/coupons", "get"),
+        ("/api/v1/admin/coupons", "post"),
+        ("/api/v1/admin/coupons/{id}", "get"),
+        ("/api/v1/admin/coupons/{id}", "put"),
+        ("/api/v1/admin/coupons/{id}", "delete"),
+        ("/pay/sandbox/{payment_id}", "get"),
+        ("/pay/sandbox/{payment_id}", "post"),
+        ("/pay/result/{payment_id}", "get"),
     ];
     for (path, method) in expected {
         assert!(
@@ -91,6 +109,18 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
             "{method} {path} is documented"
         );
     }
+    // Client generators name methods after operation ids: each must be unique.
+    let mut ids: Vec<&str> = doc.json["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|methods| methods.as_object().expect("methods").values())
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique");
 }
 
 async fn metrics_count_requests_per_route_and_ledger_commands(app: TestApp) {

@@ -1,0 +1,185 @@
+//! The payment providers this instance can use, and the one pipeline every webhook goes
+//! through: verify the signature over the raw body, parse, then hand the event to the ledger
+//! writer, which applies it exactly once (see `bursar_store::ledger::orders`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bursar_core::Money;
+use bursar_payments::bank_transfer::BankTransfer;
+use bursar_payments::sandbox::Sandbox;
+use bursar_payments::stripe::{Stripe, StripeConfig};
+use bursar_payments::{
+    Acknowledgement, EventKind, PaymentProvider, RefundRequest, WebhookError, WebhookEvent,
+};
+use bursar_store::ledger::orders::OUTCOME_REFUND_REQUIRED;
+use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome};
+use bursar_store::orders::Order;
+use bursar_store::{Store, settings};
+
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+
+/// Every provider name Bursar knows, configured here or not.
+pub const KNOWN_PROVIDERS: &[&str] = &[
+    "sandbox",
+    "stripe",
+    "alipay",
+    "wechatpay",
+    "ecpay",
+    "bank_transfer",
+];
+
+pub struct Payments {
+    providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
+    pub sandbox: Arc<Sandbox>,
+}
+
+impl Payments {
+    /// The sandbox and bank transfers are always on; Stripe when its key is configured. The
+    /// sandbox's webhook secret is generated on first start unless configured.
+    pub async fn from_config(config: &Config, store: &Store) -> anyhow::Result<Self> {
+        let secret = match &config.sandbox_webhook_secret {
+            Some(secret) => secret.clone(),
+            None => {
+                settings::get_or_init(&store.db, "sandbox_webhook_secret", || {
+                    bursar_store::ids::new_secret("whsec")
+                })
+                .await?
+            }
+        };
+        let sandbox = Arc::new(Sandbox::new(secret, &config.public_url));
+        let mut providers: HashMap<&'static str, Arc<dyn PaymentProvider>> = HashMap::new();
+        providers.insert("sandbox", sandbox.clone());
+        providers.insert("bank_transfer", Arc::new(BankTransfer));
+        if let Some(stripe) = &config.stripe {
+            let mut settings =
+                StripeConfig::new(stripe.secret_key.clone(), stripe.webhook_secrets.clone());
+            settings.api_base = stripe.api_base.clone();
+            providers.insert("stripe", Arc::new(Stripe::new(settings)));
+        }
+        Ok(Self { providers, sandbox })
+    }
+
+    /// The provider for an order: 422 when it is unknown or not configured here.
+    pub fn for_order(&self, name: &str) -> ApiResult<&Arc<dyn PaymentProvider>> {
+        self.providers.get(name).ok_or_else(|| {
+            if KNOWN_PROVIDERS.contains(&name) {
+                ApiError::invalid(format!(
+                    "the payment provider {name} is not configured on this server"
+                ))
+            } else {
+                ApiError::invalid(format!(
+                    "unknown provider {name:?}; one of {}",
+                    KNOWN_PROVIDERS.join(", ")
+                ))
+            }
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn PaymentProvider>> {
+        self.providers.get(name)
+    }
+}
+
+/// Handles one webhook delivery: `Err(invalid_signature)` before anything is trusted, else the
+/// event is applied once and the provider gets the acknowledgement it expects.
+pub async fn receive_webhook(
+    store: &Store,
+    payments: &Payments,
+    provider_name: &str,
+    signature: Option<&str>,
+    body: &[u8],
+) -> ApiResult<Acknowledgement> {
+    let provider = payments
+        .get(provider_name)
+        .filter(|p| p.name() != "bank_transfer")
+        .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+    let now_s = store.clock.now_ms().div_euclid(1000);
+    let event = provider
+        .parse_webhook(signature, body, now_s)
+        .map_err(|error| match error {
+            WebhookError::Malformed(detail) => ApiError::bad_request(detail),
+            other => ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_signature",
+                other.to_string(),
+            ),
+        })?;
+    let reply = store
+        .ledger
+        .execute(Command::Fulfil(payment_event(provider_name, event)))
+        .await?;
+    let outcome: serde_json::Value = reply.json();
+    metrics::counter!("bursar_payment_events_total",
+        "provider" => provider_name.to_string(),
+        "outcome" => outcome["outcome"].as_str().unwrap_or("unknown").to_string())
+    .increment(1);
+    if outcome["outcome"] == OUTCOME_REFUND_REQUIRED
+        && let Some(order_id) = outcome["order_id"].as_str()
+        && let Some(order) = store.order(order_id).await?
+    {
+        return_late_payment(store, provider.as_ref(), &order).await?;
+    }
+    Ok(provider.acknowledgement())
+}
+
+fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
+    PaymentEvent {
+        provider: provider.to_string(),
+        outcome: match event.kind {
+            EventKind::Succeeded => PaymentOutcome::Succeeded,
+            EventKind::Failed { reason } => PaymentOutcome::Failed(reason),
+            EventKind::Refunded { amount } => PaymentOutcome::Refunded {
+                total_refunded: amount.amount,
+            },
+            EventKind::Ignored => PaymentOutcome::Ignored,
+        },
+        event_id: event.event_id,
+        event_type: event.event_type,
+        payment_id: event.payment_id,
+        provider_ref: event.provider_ref,
+        amount: event.amount.map(|a| Money {
+            amount: a.amount,
+            currency: a.currency,
+        }),
+    }
+}
+
+/// Money arrived for an order that had been cancelled or had expired: it goes back through the
+/// provider. When the provider cannot refund it, the order stays flagged `refund_failed` for an
+/// admin; either way it is never fulfilled and never lost.
+async fn return_late_payment(
+    store: &Store,
+    provider: &dyn PaymentProvider,
+    order: &Order,
+) -> ApiResult<()> {
+    let request = RefundRequest {
+        payment_id: order.payment_id.clone(),
+        provider_ref: order.provider_ref.clone(),
+        amount: bursar_payments::Amount {
+            amount: order.total,
+            currency: order.currency.clone(),
+        },
+        refund_id: format!("late_{}", order.payment_id),
+    };
+    let to = match provider.refund(&request).await {
+        Ok(_) => "refunded",
+        Err(error) => {
+            tracing::warn!(order = %order.id, %error, "could not return a late payment");
+            "refund_failed"
+        }
+    };
+    store
+        .set_payment_status(&order.id, "refund_required", to)
+        .await?;
+    Ok(())
+}
+
+/// What a fulfilment reply said, for callers that act on it (admin confirmation).
+pub fn fulfilment_outcome(reply: &bursar_store::ledger::Reply) -> String {
+    serde_json::from_str::<serde_json::Value>(&reply.body)
+        .ok()
+        .and_then(|v| v["outcome"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}

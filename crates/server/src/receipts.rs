@@ -1,0 +1,157 @@
+//! Receipts of paid orders: everything an invoicing (fapiao) system needs, as JSON and as a
+//! printable page.
+
+use askama::Template;
+use bursar_store::clock::rfc3339;
+use bursar_store::orders::Order;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::config::Seller;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::catalog::MoneyBody;
+
+/// Receipt numbers as printed: `R-00000042`.
+pub fn number(sequence: i64) -> String {
+    format!("R-{sequence:08}")
+}
+
+/// Currencies whose minor unit is the whole unit (ISO 4217 exponent 0).
+const ZERO_DECIMAL: &[&str] = &["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"];
+
+/// An amount of minor units written in major units: 4500 CNY → "45.00", 500 JPY → "500".
+pub fn format_amount(amount: i64, currency: &str) -> String {
+    if ZERO_DECIMAL.contains(&currency) {
+        return amount.to_string();
+    }
+    let sign = if amount < 0 { "-" } else { "" };
+    let units = amount.unsigned_abs();
+    format!("{sign}{}.{:02}", units / 100, units % 100)
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SellerView {
+    pub name: String,
+    pub address: Option<String>,
+    pub tax_id: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReceiptItem {
+    pub description: String,
+    pub quantity: i64,
+    pub unit_price: MoneyBody,
+    pub amount: MoneyBody,
+    /// Credits this line granted, bonuses included.
+    pub credits: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReceiptView {
+    /// Sequential, without gaps: `R-00000042`.
+    pub number: String,
+    pub order_id: String,
+    pub issued_at: String,
+    pub seller: SellerView,
+    pub buyer_id: String,
+    pub buyer_email: Option<String>,
+    pub items: Vec<ReceiptItem>,
+    pub subtotal: MoneyBody,
+    pub discount: MoneyBody,
+    pub coupon_code: Option<String>,
+    pub total: MoneyBody,
+    pub amount_refunded: MoneyBody,
+    /// The provider, and its reference for the payment.
+    pub payment_method: String,
+    pub payment_reference: Option<String>,
+    pub status: String,
+}
+
+fn money(amount: i64, currency: &str) -> MoneyBody {
+    MoneyBody {
+        amount,
+        currency: currency.to_string(),
+    }
+}
+
+/// The receipt of an order, once it has been paid.
+pub fn build(seller: &Seller, order: &Order, buyer_email: Option<String>) -> Option<ReceiptView> {
+    let sequence = order.receipt_number?;
+    let currency = &order.currency;
+    let subtotal = order.unit_price * order.quantity;
+    Some(ReceiptView {
+        number: number(sequence),
+        order_id: order.id.clone(),
+        issued_at: rfc3339(order.paid_at_ms.unwrap_or(order.created_at_ms)),
+        seller: SellerView {
+            name: seller.name.clone(),
+            address: seller.address.clone(),
+            tax_id: seller.tax_id.clone(),
+            email: seller.email.clone(),
+        },
+        buyer_id: order.user_id.clone(),
+        buyer_email,
+        items: vec![ReceiptItem {
+            description: order.package_name.clone(),
+            quantity: order.quantity,
+            unit_price: money(order.unit_price, currency),
+            amount: money(subtotal, currency),
+            credits: order.credits_granted,
+        }],
+        subtotal: money(subtotal, currency),
+        discount: money(order.discount, currency),
+        coupon_code: order.coupon_code.clone(),
+        total: money(order.total, currency),
+        amount_refunded: money(order.amount_refunded, currency),
+        payment_method: order.provider.clone(),
+        payment_reference: order.provider_ref.clone(),
+        status: order.status.as_str().to_string(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "receipt.html")]
+struct ReceiptPage<'a> {
+    r: &'a ReceiptView,
+    unit_price: String,
+    line_amount: String,
+    subtotal: String,
+    discount: String,
+    total: String,
+    refunded: String,
+}
+
+/// The printable page of a receipt.
+pub fn html(receipt: &ReceiptView) -> ApiResult<String> {
+    let currency = &receipt.total.currency;
+    let item = &receipt.items[0];
+    let amount = |m: &MoneyBody| format!("{} {currency}", format_amount(m.amount, currency));
+    ReceiptPage {
+        r: receipt,
+        unit_price: amount(&item.unit_price),
+        line_amount: amount(&item.amount),
+        subtotal: amount(&receipt.subtotal),
+        discount: amount(&receipt.discount),
+        total: amount(&receipt.total),
+        refunded: amount(&receipt.amount_refunded),
+    }
+    .render()
+    .map_err(|e| {
+        tracing::error!(error = %e, "receipt template failed");
+        ApiError::internal()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_print_in_major_units() {
+        assert_eq!(format_amount(4500, "CNY"), "45.00");
+        assert_eq!(format_amount(5, "USD"), "0.05");
+        assert_eq!(format_amount(500, "JPY"), "500");
+        assert_eq!(number(42), "R-00000042");
+    }
+}

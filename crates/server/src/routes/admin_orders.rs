@@ -1,0 +1,323 @@
+//! Orders as admins handle them: search, refunds (money back through the provider, credits
+//! clawed back through the ledger) and confirmation of bank transfers.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bursar_core::OrderStatus;
+use bursar_payments::RefundRequest;
+use bursar_store::ledger::orders::{OUTCOME_FULFILLED, OrderRefund, OrderRefundReceipt};
+use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome, Request};
+use bursar_store::orders::OrderFilter;
+use bursar_store::page::Page;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::admin;
+use super::orders::{OrderView, order_view};
+use crate::AppState;
+use crate::auth::{Caller, ClientAddr};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::json::{Body, Query};
+use crate::payments::fulfilment_outcome;
+use crate::views::{PageQuery, idempotency, parse_instant, reply_response};
+
+const REASON_CHARS_MAX: usize = 500;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSearch {
+    /// `pending`, `paid`, `failed`, `cancelled`, `expired` or `refunded`.
+    pub status: Option<String>,
+    pub provider: Option<String>,
+    pub user_id: Option<String>,
+    /// Created at or after (RFC 3339 or YYYY-MM-DD).
+    pub from: Option<String>,
+    /// Created before (RFC 3339 or YYYY-MM-DD).
+    pub to: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Orders of every user, newest first.
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", operation_id = "admin_list_orders",
+    params(OrderSearch),
+    responses((status = 200, body = Page<OrderView>), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(search): Query<OrderSearch>,
+) -> ApiResult<Json<Page<OrderView>>> {
+    caller.require_admin()?;
+    let status = search
+        .status
+        .as_deref()
+        .map(|s| {
+            OrderStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid(
+                    "status must be pending, paid, failed, cancelled, expired or refunded",
+                )
+            })
+        })
+        .transpose()?;
+    let filter = OrderFilter {
+        user_id: search.user_id.clone(),
+        status,
+        provider: search.provider.clone(),
+        from_ms: search
+            .from
+            .as_deref()
+            .map(|t| parse_instant(t, "from"))
+            .transpose()?,
+        to_ms: search
+            .to
+            .as_deref()
+            .map(|t| parse_instant(t, "to"))
+            .transpose()?,
+    };
+    let page = PageQuery {
+        limit: search.limit,
+        cursor: search.cursor.clone(),
+    }
+    .parse()?;
+    let page = state.store.orders(&filter, &page).await?;
+    Ok(Json(Page {
+        data: page.data.iter().map(order_view).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/orders/{id}", tag = "admin", operation_id = "admin_get_order",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    caller.require_admin()?;
+    let order = state
+        .store
+        .order(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    Ok(Json(order_view(&order)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRefundRequest {
+    /// Minor units of the order's currency; defaults to everything not yet refunded.
+    pub amount: Option<i64>,
+    /// `false` (default): take back credits only from what is left of the order's own grants.
+    /// `true`: the clawback may also take the user's other credits and use their overdraft.
+    pub allow_negative: Option<bool>,
+    pub reason: Option<String>,
+}
+
+/// Refund a paid order in full or in part. The order's credits are clawed back in proportion
+/// (the last refund takes what is left), by a `clawback` transfer in the same transaction; the
+/// money goes back through the provider, whose answer is in `status`.
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/refund", tag = "admin",
+    params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
+    request_body = OrderRefundRequest,
+    responses((status = 200, body = OrderRefundReceipt), (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "not paid, or more than is left to refund", body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn refund_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    ClientAddr(ip): ClientAddr,
+    Path(id): Path<String>,
+    body: Body<OrderRefundRequest>,
+) -> ApiResult<Response> {
+    caller.require_admin()?;
+    let request = &body.value;
+    if request
+        .amount
+        .is_some_and(|a| !(1..=bursar_core::MAX_CREDITS).contains(&a))
+    {
+        return Err(ApiError::invalid(
+            "amount must be a positive integer of minor units",
+        ));
+    }
+    let reason = request
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if reason.is_some_and(|r| r.chars().count() > REASON_CHARS_MAX) {
+        return Err(ApiError::invalid(format!(
+            "reason must be at most {REASON_CHARS_MAX} characters"
+        )));
+    }
+    let order = state
+        .store
+        .order(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    let refund = OrderRefund {
+        refund_id: bursar_store::ids::new_id("orf"),
+        order_id: id.clone(),
+        amount: request.amount,
+        allow_negative: request.allow_negative.unwrap_or(false),
+        reason: reason.map(str::to_string),
+        actor: caller.id().to_string(),
+        actor_kind: caller.kind(),
+        ip: Some(ip),
+    };
+    let route = format!("POST /admin/orders/{id}/refund");
+    let reply = state
+        .store
+        .ledger
+        .execute(Request {
+            command: Command::RefundOrder(refund),
+            idempotency: idempotency(&headers, &caller, &route, &body.raw)?,
+        })
+        .await?;
+    if reply.status == 200 && !reply.replayed {
+        let receipt: RefundedMoney =
+            serde_json::from_str(&reply.body).map_err(|_| ApiError::internal())?;
+        refund_through_provider(&state, &order, &receipt).await?;
+    }
+    let mut body = reply.json();
+    if let Some(refund_id) = body["id"].as_str()
+        && let Some(record) = state.store.order_refund(refund_id).await?
+    {
+        body["status"] = record.status.into();
+        body["provider_ref"] = record.provider_ref.into();
+        body["failure_reason"] = record.failure_reason.into();
+    }
+    Ok(reply_response(bursar_store::ledger::Reply {
+        body: body.to_string(),
+        ..reply
+    }))
+}
+
+/// The parts of a refund receipt this handler needs back.
+#[derive(Deserialize)]
+struct RefundedMoney {
+    id: String,
+    amount: i64,
+    currency: String,
+}
+
+/// Sends the money back. A provider that cannot (bank transfers) leaves the refund `failed`
+/// with its reason, for an admin to settle by hand; the credits are clawed back either way.
+async fn refund_through_provider(
+    state: &AppState,
+    order: &bursar_store::orders::Order,
+    receipt: &RefundedMoney,
+) -> ApiResult<()> {
+    let Some(provider) = state.payments.get(&order.provider) else {
+        state
+            .store
+            .settle_refund(&receipt.id, Err("the provider is not configured here"))
+            .await?;
+        return Ok(());
+    };
+    let request = RefundRequest {
+        payment_id: order.payment_id.clone(),
+        provider_ref: order.provider_ref.clone(),
+        amount: bursar_payments::Amount {
+            amount: receipt.amount,
+            currency: receipt.currency.clone(),
+        },
+        refund_id: receipt.id.clone(),
+    };
+    match provider.refund(&request).await {
+        Ok(done) => {
+            state
+                .store
+                .settle_refund(&receipt.id, Ok(&done.provider_ref))
+                .await?
+        }
+        Err(error) => {
+            tracing::warn!(order = %order.id, %error, "provider refund failed");
+            state
+                .store
+                .settle_refund(&receipt.id, Err(&error.to_string()))
+                .await?
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    /// The bank's reference for the transfer that arrived, for the record.
+    pub reference: Option<String>,
+}
+
+/// Confirm that a bank transfer arrived: the pending `bank_transfer` order is paid and its
+/// credits granted, exactly as a provider's webhook would.
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/confirm", tag = "admin",
+    params(("id" = String, Path)),
+    request_body = ConfirmRequest,
+    responses((status = 200, body = OrderView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "not a pending bank-transfer order", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn confirm_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientAddr(ip): ClientAddr,
+    Path(id): Path<String>,
+    body: Body<ConfirmRequest>,
+) -> ApiResult<Json<OrderView>> {
+    caller.require_admin()?;
+    let order = state
+        .store
+        .order(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    if order.provider != "bank_transfer" {
+        return Err(ApiError::conflict(
+            "only bank-transfer orders are confirmed by hand",
+        ));
+    }
+    let event = PaymentEvent {
+        provider: order.provider.clone(),
+        event_id: format!("confirm_{}", order.id),
+        event_type: "admin.confirmed".into(),
+        outcome: PaymentOutcome::Succeeded,
+        payment_id: Some(order.payment_id.clone()),
+        provider_ref: body.value.reference.clone(),
+        amount: Some(bursar_core::Money {
+            amount: order.total,
+            currency: order.currency.clone(),
+        }),
+    };
+    let reply = state.store.ledger.execute(Command::Fulfil(event)).await?;
+    let outcome = fulfilment_outcome(&reply);
+    if outcome != OUTCOME_FULFILLED {
+        let now = state.store.order(&id).await?.map(|o| o.status);
+        return Err(ApiError::conflict(format!(
+            "the order was not confirmed ({outcome}); it is {}",
+            now.map_or("gone", OrderStatus::as_str)
+        )));
+    }
+    admin::record(
+        &state,
+        &caller,
+        &ip,
+        "order.confirm",
+        &id,
+        serde_json::json!({ "reference": body.value.reference }),
+    )
+    .await?;
+    let order = state
+        .store
+        .order(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    Ok(Json(order_view(&order)))
+}

@@ -1,0 +1,433 @@
+//! Orders as their buyer sees them: create, list, read, cancel, and the receipt of a paid one.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use bursar_core::{MAX_CREDITS, OrderStatus};
+use bursar_payments::PaymentRequest;
+use bursar_store::clock::rfc3339;
+use bursar_store::ids::new_id;
+use bursar_store::orders::{KeyClaim, NewOrder, Order, OrderFilter};
+use bursar_store::page::Page;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::json::{Body, Query};
+use crate::receipts::{self, ReceiptView};
+use crate::routes::catalog::MoneyBody;
+use crate::views::{PageQuery, idempotency};
+
+const QUANTITY_MAX: i64 = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    pub package_id: String,
+    /// 1–1000, default 1.
+    pub quantity: Option<i64>,
+    pub coupon_code: Option<String>,
+    /// `sandbox`, `stripe`, `alipay`, `wechatpay`, `ecpay` or `bank_transfer`; providers not
+    /// configured on this server are refused.
+    pub provider: String,
+}
+
+fn money(amount: i64, currency: &str) -> MoneyBody {
+    MoneyBody {
+        amount,
+        currency: currency.to_string(),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    /// `pending`, `paid`, `failed`, `cancelled`, `expired` or `refunded`.
+    pub status: String,
+    pub package_id: String,
+    pub package_name: String,
+    pub quantity: i64,
+    /// Before the discount: unit price × quantity.
+    pub price: MoneyBody,
+    pub discount: MoneyBody,
+    pub total: MoneyBody,
+    /// Credits the order buys (without bonuses).
+    pub credits: i64,
+    pub bonus_credits: i64,
+    /// Granted on a user's first paid order when the package offers it (known once paid).
+    pub first_purchase_bonus: i64,
+    pub coupon_code: Option<String>,
+    pub provider: String,
+    /// What to do next to pay: `{id, redirect_url}` for the sandbox and hosted pages,
+    /// `{id, reference}` for bank transfers.
+    #[schema(value_type = Object)]
+    pub payment: serde_json::Value,
+    /// What became of the money: `pending`, `succeeded`, `failed`, `mismatch`,
+    /// `refund_required`, `refunded` or `refund_failed`.
+    pub payment_status: String,
+    /// The provider's reason, for failed payments.
+    pub failure_reason: Option<String>,
+    pub amount_refunded: MoneyBody,
+    pub credits_clawed_back: i64,
+    pub receipt_number: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub paid_at: Option<String>,
+}
+
+pub(crate) fn order_view(order: &Order) -> OrderView {
+    let payment = order
+        .payment_json
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| serde_json::json!({ "id": order.payment_id }));
+    OrderView {
+        id: order.id.clone(),
+        status: order.status.as_str().to_string(),
+        package_id: order.package_id.clone(),
+        package_name: order.package_name.clone(),
+        quantity: order.quantity,
+        price: money(order.unit_price * order.quantity, &order.currency),
+        discount: money(order.discount, &order.currency),
+        total: money(order.total, &order.currency),
+        credits: order.credits,
+        bonus_credits: order.bonus_credits,
+        first_purchase_bonus: order.first_purchase_bonus,
+        coupon_code: order.coupon_code.clone(),
+        provider: order.provider.clone(),
+        payment,
+        payment_status: order.payment_status.clone(),
+        failure_reason: order.failure_reason.clone(),
+        amount_refunded: money(order.amount_refunded, &order.currency),
+        credits_clawed_back: order.credits_clawed_back,
+        receipt_number: order.receipt_number.map(receipts::number),
+        created_at: rfc3339(order.created_at_ms),
+        expires_at: rfc3339(order.expires_at_ms),
+        paid_at: order.paid_at_ms.map(rfc3339),
+    }
+}
+
+/// Prices an order from the package the user may see and the coupon, if any.
+async fn price_order(
+    state: &AppState,
+    user_id: &str,
+    request: &OrderRequest,
+) -> ApiResult<NewOrder> {
+    let quantity = request.quantity.unwrap_or(1);
+    if !(1..=QUANTITY_MAX).contains(&quantity) {
+        return Err(ApiError::invalid(format!(
+            "quantity must be between 1 and {QUANTITY_MAX}"
+        )));
+    }
+    state.payments.for_order(&request.provider)?;
+    // A package the user may not see is not sold to them either: it reads as not found.
+    let package = state
+        .store
+        .visible_packages(user_id)
+        .await?
+        .into_iter()
+        .find(|p| p.id == request.package_id)
+        .ok_or_else(|| ApiError::not_found("package"))?;
+    let spec = &package.spec;
+    let times = |value: i64, what: &str| {
+        value
+            .checked_mul(quantity)
+            .filter(|v| *v <= MAX_CREDITS)
+            .ok_or_else(|| ApiError::invalid(format!("{what} × quantity is too large")))
+    };
+    let subtotal = times(spec.price.amount, "price")?;
+    let credits = times(spec.credits, "credits")?;
+    let bonus_credits = times(spec.bonus_credits, "bonus_credits")?;
+    let now = state.store.clock.now_ms();
+    let coupon = match request.coupon_code.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(code) => {
+            let coupon = state
+                .store
+                .coupon_by_code(code)
+                .await?
+                .ok_or_else(|| ApiError::invalid(format!("there is no coupon {code:?}")))?;
+            if let Some(refusal) = coupon.refusal(&package.id, &spec.price.currency, now) {
+                return Err(ApiError::invalid(refusal));
+            }
+            Some(coupon)
+        }
+    };
+    let discount = coupon.as_ref().map_or(0, |c| c.spec.discount.off(subtotal));
+    let order_id = new_id("ord");
+    Ok(NewOrder {
+        payment_id: new_id("pay"),
+        id: order_id,
+        user_id: user_id.to_string(),
+        package_id: package.id.clone(),
+        package_name: spec.name.clone(),
+        quantity,
+        currency: spec.price.currency.clone(),
+        unit_price: spec.price.amount,
+        discount,
+        total: subtotal - discount,
+        credits,
+        bonus_credits,
+        first_purchase_bonus_percent: spec.first_purchase_bonus_percent.filter(|p| *p > 0),
+        coupon,
+        provider: request.provider.clone(),
+        expires_at_ms: now + state.config.order_ttl_s.max(1) * 1000,
+    })
+}
+
+/// Buy a package. The order is created `pending` with its price fixed; `payment` says how to
+/// pay it. Credits are granted only when the provider confirms the payment.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
+    request_body = OrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; a retry with the same key and body replays the first response")),
+    responses(
+        (status = 201, body = OrderView),
+        (status = 404, description = "no such package, or one this user may not buy", body = Problem),
+        (status = 409, description = "the coupon is used up, or the request is still in progress", body = Problem),
+        (status = 422, description = "invalid input, an unusable coupon, an unconfigured provider", body = Problem),
+        (status = 502, description = "the provider could not create the payment", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Caller,
+    body: Body<OrderRequest>,
+) -> ApiResult<Response> {
+    let user_id = caller.require_user()?;
+    let key = idempotency(&headers, &caller, "POST /orders", &body.raw)?;
+    let draft = price_order(&state, user_id, &body.value).await?;
+    let claim = state
+        .store
+        .create_order(
+            &draft,
+            key.as_ref()
+                .map(|k| (k.scope.as_str(), k.key.as_str(), k.request_hash.as_str())),
+        )
+        .await?
+        .map_err(ApiError::conflict)?;
+    match claim {
+        KeyClaim::Claimed => {}
+        KeyClaim::Replay { status, body } => {
+            return Ok(crate::views::reply_response(bursar_store::ledger::Reply {
+                status,
+                body,
+                replayed: true,
+            }));
+        }
+        KeyClaim::InProgress => {
+            return Err(ApiError::conflict(
+                "a request with this Idempotency-Key is still in progress",
+            ));
+        }
+        KeyClaim::Mismatch => {
+            return Err(bursar_core::LedgerError::IdempotencyMismatch.into());
+        }
+    }
+    let (status, response_body) = match start_payment(&state, &draft).await {
+        Ok(order) => (
+            StatusCode::CREATED,
+            serde_json::to_string(&order_view(&order)).unwrap_or_default(),
+        ),
+        Err(error) => {
+            let status = error.status;
+            let body = serde_json::to_string(&error.problem()).unwrap_or_default();
+            if let Some(key) = &key {
+                state
+                    .store
+                    .complete_key(&key.scope, &key.key, status.as_u16(), &body)
+                    .await?;
+            }
+            return Err(error);
+        }
+    };
+    if let Some(key) = &key {
+        state
+            .store
+            .complete_key(&key.scope, &key.key, status.as_u16(), &response_body)
+            .await?;
+    }
+    Ok((
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        response_body,
+    )
+        .into_response())
+}
+
+/// Asks the provider for the payment and stores what the client must do next. When the
+/// provider refuses, the order fails with its reason and the caller gets 502.
+async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
+    let provider = state.payments.for_order(&draft.provider)?;
+    let email = state.store.user(&draft.user_id).await?.map(|u| u.email);
+    let request = PaymentRequest {
+        order_id: draft.id.clone(),
+        payment_id: draft.payment_id.clone(),
+        amount: bursar_payments::Amount {
+            amount: draft.total,
+            currency: draft.currency.clone(),
+        },
+        description: format!("{} × {}", draft.quantity, draft.package_name),
+        customer_email: email,
+        return_url: format!(
+            "{}/pay/result/{}",
+            state.config.public_url.trim_end_matches('/'),
+            draft.payment_id
+        ),
+        idempotency_key: draft.id.clone(),
+    };
+    match provider.create_payment(&request).await {
+        Ok(created) => {
+            let mut payment = serde_json::json!({ "id": draft.payment_id });
+            if let Some(url) = &created.redirect_url {
+                payment["redirect_url"] = url.clone().into();
+            }
+            if let Some(secret) = &created.client_secret {
+                payment["client_secret"] = secret.clone().into();
+            }
+            if draft.provider == "bank_transfer"
+                && let Some(reference) = &created.provider_ref
+            {
+                payment["reference"] = reference.clone().into();
+                payment["instructions"] = format!(
+                    "Transfer {} {} quoting {reference}; an admin confirms the order when it arrives.",
+                    receipts::format_amount(draft.total, &draft.currency), draft.currency
+                )
+                .into();
+            }
+            state
+                .store
+                .set_order_payment(
+                    &draft.id,
+                    created.provider_ref.as_deref(),
+                    &payment.to_string(),
+                )
+                .await?;
+        }
+        Err(error) => {
+            tracing::warn!(order = %draft.id, provider = %draft.provider, %error, "payment creation failed");
+            state
+                .store
+                .close_pending(&draft.id, OrderStatus::Failed, Some(&error.to_string()))
+                .await?;
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "provider_error",
+                format!("the payment provider could not create the payment: {error}"),
+            ));
+        }
+    }
+    state
+        .store
+        .order(&draft.id)
+        .await?
+        .ok_or_else(ApiError::internal)
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders",
+    params(PageQuery),
+    responses((status = 200, body = Page<OrderView>), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<Json<Page<OrderView>>> {
+    let user_id = caller.require_user()?;
+    let filter = OrderFilter {
+        user_id: Some(user_id.to_string()),
+        ..OrderFilter::default()
+    };
+    let page = state.store.orders(&filter, &query.parse()?).await?;
+    Ok(Json(Page {
+        data: page.data.iter().map(order_view).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One of the caller's orders; anyone else's reads as not found.
+pub(crate) async fn own_order(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Order> {
+    let user_id = caller.require_user()?;
+    state
+        .store
+        .order(id)
+        .await?
+        .filter(|o| o.user_id == user_id)
+        .ok_or_else(|| ApiError::not_found("order"))
+}
+
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    Ok(Json(order_view(&own_order(&state, &caller, &id).await?)))
+}
+
+/// Cancel a pending order. A payment that still arrives for it is refunded, never fulfilled.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = Problem),
+        (status = 409, description = "the order is no longer pending", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    let user_id = caller.require_user()?;
+    let order = state
+        .store
+        .cancel_order(&id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    if order.status != OrderStatus::Cancelled {
+        return Err(ApiError::conflict(format!(
+            "the order is {} and can no longer be cancelled",
+            order.status
+        )));
+    }
+    Ok(Json(order_view(&order)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptQuery {
+    /// `json` (default) or `html` (a printable page).
+    pub format: Option<String>,
+}
+
+/// The receipt of a paid (or since refunded) order: sequential number, seller, items,
+/// discount, total and payment method.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/receipt", tag = "orders",
+    params(("id" = String, Path), ReceiptQuery),
+    responses((status = 200, body = ReceiptView, content_type = "application/json"),
+        (status = 200, description = "with format=html", content_type = "text/html"),
+        (status = 404, body = Problem),
+        (status = 409, description = "the order has not been paid", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn receipt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<ReceiptQuery>,
+) -> ApiResult<Response> {
+    let order = own_order(&state, &caller, &id).await?;
+    let buyer = state.store.user(&order.user_id).await?.map(|u| u.email);
+    let receipt = receipts::build(&state.config.seller, &order, buyer)
+        .ok_or_else(|| ApiError::conflict("an order has a receipt once it is paid"))?;
+    match query.format.as_deref() {
+        None | Some("json") => Ok(Json(receipt).into_response()),
+        Some("html") => Ok(Html(receipts::html(&receipt)?).into_response()),
+        Some(other) => Err(ApiError::invalid(format!(
+            "format must be json or html, not {other:?}"
+        ))),
+    }
+}

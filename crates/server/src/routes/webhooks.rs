@@ -1,0 +1,52 @@
+//! `POST /api/v1/webhooks/{provider}`: where providers report payments.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::payments::receive_webhook;
+
+/// A provider's notification, in its own format and signature scheme (the sandbox signs with
+/// `Bursar-Signature` in Stripe's scheme; Stripe with `Stripe-Signature`). The signature is
+/// checked over the raw body before anything else; each event is applied exactly once, however
+/// often it is delivered.
+#[utoipa::path(post, path = "/api/v1/webhooks/{provider}", tag = "orders",
+    params(("provider" = String, Path, description = "`sandbox` or `stripe`")),
+    request_body(content = String, description = "the provider's raw event body", content_type = "application/json"),
+    responses(
+        (status = 200, description = "accepted (including repeats of an event already applied)"),
+        (status = 400, description = "invalid_signature: missing, forged, stale or signed with another secret; or a malformed event", body = Problem),
+        (status = 404, description = "no such provider here", body = Problem)))]
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let header_name = state
+        .payments
+        .get(&provider)
+        .map(|p| p.signature_header())
+        .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+    let signature = headers
+        .get(header_name)
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_signature",
+                "the signature header is not visible ASCII",
+            )
+        })?;
+    let ack = receive_webhook(&state.store, &state.payments, &provider, signature, &body).await?;
+    Ok((
+        StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, ack.content_type)],
+        ack.body,
+    )
+        .into_response())
+}
