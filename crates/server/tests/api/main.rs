@@ -11,3 +11,4 @@ mod idempotency;
 mod input;
 mod ops;
 mod orders;
+mod stripe;

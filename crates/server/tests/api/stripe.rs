@@ -1,0 +1,197 @@
+//! Stripe through the server against a local stub of Stripe's API: a Checkout Session for the
+//! order, the signed `checkout.session.completed` that pays it, refunds through Stripe's refund
+//! API, and a refund made in Stripe's dashboard arriving as `charge.refunded`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Form, Path};
+use axum::routing::{get, post};
+use bursar_payments::signature::header_v1;
+use bursar_server::config::StripeSettings;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp};
+
+const WEBHOOK_SECRET: &str = "whsec_stripe_test";
+
+type Seen = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+/// Answers like Stripe's API and remembers every form it was sent.
+async fn stub() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let record = |seen: &Seen, path: &str, form: Vec<(String, String)>| {
+        seen.lock().expect("lock").push((path.to_string(), form));
+    };
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let app = Router::new()
+        .route(
+            "/v1/checkout/sessions",
+            post(move |Form(form): Form<Vec<(String, String)>>| async move {
+                record(&s1, "/v1/checkout/sessions", form);
+                axum::Json(json!({"id": "cs_test_1", "object": "checkout.session",
+                                  "url": "https://checkout.stripe.test/c/pay/cs_test_1"}))
+            }),
+        )
+        .route(
+            "/v1/checkout/sessions/{id}",
+            get(|Path(id): Path<String>| async move {
+                axum::Json(
+                    json!({"id": id, "object": "checkout.session", "payment_intent": "pi_test_1"}),
+                )
+            }),
+        )
+        .route(
+            "/v1/refunds",
+            post(move |Form(form): Form<Vec<(String, String)>>| async move {
+                record(&s2, "/v1/refunds", form);
+                axum::Json(json!({"id": "re_test_1", "object": "refund", "status": "succeeded"}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
+}
+
+async fn deliver(app: &TestApp, event: Value) -> u16 {
+    let body = event.to_string();
+    let signature = header_v1(
+        WEBHOOK_SECRET,
+        app.state.store.clock.now_ms() / 1000,
+        body.as_bytes(),
+    );
+    app.http
+        .post(format!("{}/api/v1/webhooks/stripe", app.base))
+        .header("Stripe-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("answered")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_orders_are_paid_by_signed_webhooks_and_refunded_through_stripe_sqlite() {
+    stripe_flow(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stripe_orders_are_paid_by_signed_webhooks_and_refunded_through_stripe_postgres() {
+    stripe_flow(Backend::Postgres).await
+}
+
+async fn stripe_flow(backend: Backend) {
+    let (api_base, seen) = stub().await;
+    let app = TestApp::spawn_with(backend, "stripe_flow", |config| {
+        config.stripe = Some(StripeSettings {
+            secret_key: "sk_test_123".into(),
+            webhook_secrets: vec!["whsec_old".into(), WEBHOOK_SECRET.into()],
+            api_base,
+        });
+    })
+    .await;
+    let admin = app.admin().await;
+    let buyer = app.register("buyer@example.com").await;
+    let package = app
+        .post(
+            "/api/v1/admin/packages",
+            &admin.token,
+            json!({"name": "500 credits", "kind": "credit_pack", "credits": 500,
+                   "price": {"amount": 4500, "currency": "CNY"}}),
+        )
+        .await;
+    let package_id = package.json["id"].as_str().expect("id");
+    let placed = app
+        .post(
+            "/api/v1/orders",
+            &buyer.token,
+            json!({"package_id": package_id, "provider": "stripe"}),
+        )
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    assert_eq!(
+        placed.json["payment"]["redirect_url"],
+        "https://checkout.stripe.test/c/pay/cs_test_1"
+    );
+    let order_id = placed.json["id"].as_str().expect("id").to_string();
+    let payment_id = placed.json["payment"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    {
+        let seen = seen.lock().expect("lock");
+        let (_, form) = &seen[0];
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            field("line_items[0][price_data][unit_amount]"),
+            Some("4500")
+        );
+        assert_eq!(field("line_items[0][price_data][currency]"), Some("cny"));
+        assert_eq!(field("metadata[payment_id]"), Some(payment_id.as_str()));
+    }
+
+    // A forged event changes nothing; the signed one pays, once.
+    let completed = json!({"id": "evt_1", "object": "event", "type": "checkout.session.completed",
+        "data": {"object": {"id": "cs_test_1", "object": "checkout.session", "payment_status": "paid",
+            "amount_total": 4500, "currency": "cny", "client_reference_id": order_id,
+            "metadata": {"order_id": order_id, "payment_id": payment_id}}}});
+    let forged = app
+        .http
+        .post(format!("{}/api/v1/webhooks/stripe", app.base))
+        .header("Stripe-Signature", format!("t=1,v1={}", "00".repeat(32)))
+        .body(completed.to_string())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(forged.status(), 400);
+    assert_eq!(app.balance(&buyer).await.0, 0);
+    assert_eq!(deliver(&app, completed.clone()).await, 200);
+    assert_eq!(deliver(&app, completed).await, 200);
+    let intent = json!({"id": "evt_2", "object": "event", "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_test_1", "object": "payment_intent", "amount": 4500,
+            "amount_received": 4500, "currency": "cny",
+            "metadata": {"order_id": order_id, "payment_id": payment_id}}}});
+    assert_eq!(deliver(&app, intent).await, 200);
+    assert_eq!(app.balance(&buyer).await.0, 500);
+
+    // An admin refund goes through Stripe's refund API.
+    let refund = app
+        .post(
+            &format!("/api/v1/admin/orders/{order_id}/refund"),
+            &admin.token,
+            json!({"amount": 1500}),
+        )
+        .await;
+    assert_eq!(refund.status, 200, "{}", refund.text);
+    assert_eq!(refund.json["status"], "succeeded");
+    assert_eq!(refund.json["provider_ref"], "re_test_1");
+    assert_eq!(refund.json["credits_clawed_back"], 166);
+    {
+        let seen = seen.lock().expect("lock");
+        let (path, form) = seen.last().expect("refund call");
+        assert_eq!(path, "/v1/refunds");
+        assert!(form.contains(&("payment_intent".into(), "pi_test_1".into())));
+        assert!(form.contains(&("amount".into(), "1500".into())));
+    }
+    // The rest refunded in Stripe's dashboard arrives as charge.refunded and is recorded.
+    let refunded = json!({"id": "evt_3", "object": "event", "type": "charge.refunded",
+        "data": {"object": {"id": "ch_1", "object": "charge", "payment_intent": "pi_test_1",
+            "amount": 4500, "amount_refunded": 4500, "currency": "cny",
+            "metadata": {"order_id": order_id, "payment_id": payment_id}}}});
+    assert_eq!(deliver(&app, refunded).await, 200);
+    let now = app
+        .get(&format!("/api/v1/orders/{order_id}"), &buyer.token)
+        .await;
+    assert_eq!(now.json["status"], "refunded", "{}", now.text);
+    assert_eq!(now.json["amount_refunded"]["amount"], 4500);
+    assert_eq!(app.balance(&buyer).await.0, 0);
+    app.assert_ledger_ok().await;
+}
