@@ -74,6 +74,30 @@ const CHECKS: &[(&str, &str)] = &[
         "SELECT s.id FROM transfers s
          WHERE s.amount < (SELECT COALESCE(SUM(r.amount), 0) FROM transfers r WHERE r.refund_of = s.id)",
     ),
+    (
+        "order's grants differ from what it records as granted",
+        "SELECT o.id || ': ' || o.status || ', granted ' || CAST(o.credits_granted AS TEXT)
+                || ', transfers say ' || CAST(COALESCE((SELECT SUM(t.amount) FROM transfers t
+                   WHERE t.order_id = o.id AND t.kind IN ('purchase', 'bonus')), 0) AS TEXT)
+         FROM orders o
+         WHERE COALESCE((SELECT SUM(t.amount) FROM transfers t
+                         WHERE t.order_id = o.id AND t.kind IN ('purchase', 'bonus')), 0)
+               <> CASE WHEN o.status IN ('paid', 'refunded') THEN o.credits_granted ELSE 0 END",
+    ),
+    (
+        "order's clawbacks differ from what it records",
+        "SELECT o.id FROM orders o
+         WHERE o.credits_clawed_back <> COALESCE((SELECT SUM(t.amount) FROM transfers t
+                                                  WHERE t.order_id = o.id AND t.kind = 'clawback'), 0)",
+    ),
+    (
+        "coupon's counts differ from its orders",
+        "SELECT c.id || ': reserved ' || CAST(c.reserved AS TEXT) || ', redeemed ' || CAST(c.redeemed AS TEXT)
+         FROM coupons c
+         WHERE c.reserved <> (SELECT COUNT(*) FROM orders o WHERE o.coupon_id = c.id AND o.status = 'pending')
+            OR c.redeemed <> (SELECT COUNT(*) FROM orders o
+                              WHERE o.coupon_id = c.id AND o.status IN ('paid', 'refunded'))",
+    ),
 ];
 
 pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {

@@ -610,6 +610,24 @@ async fn coupon_limits_hold_under_concurrent_orders(app: TestApp) {
         json!({"amount": 4000, "currency": "CNY"})
     );
     app.assert_ledger_ok().await;
+    // Verification notices a coupon count that disagrees with its orders, and an order whose
+    // recorded grants disagree with its transfers.
+    let pool = &app.state.store.db.pool;
+    sqlx::query("UPDATE coupons SET redeemed = redeemed + 1 WHERE code = 'ONCE'")
+        .execute(pool)
+        .await
+        .expect("corrupts");
+    sqlx::query("UPDATE orders SET credits_granted = credits_granted + 1 WHERE status = 'paid'")
+        .execute(pool)
+        .await
+        .expect("corrupts");
+    let report = bursar_store::verify::verify(&app.state.store.db)
+        .await
+        .expect("verify runs");
+    assert!(!report.ok);
+    let problems = report.problems.join("\n");
+    assert!(problems.contains("coupon's counts differ"), "{problems}");
+    assert!(problems.contains("order's grants differ"), "{problems}");
 }
 
 async fn the_first_purchase_bonus_is_paid_once_under_concurrent_first_orders(app: TestApp) {
