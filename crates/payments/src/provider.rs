@@ -31,6 +31,9 @@ pub struct PaymentRequest {
     pub return_url: String,
     /// Sent to the provider so a retried creation cannot create a second payment.
     pub idempotency_key: String,
+    /// When the provider should stop taking this payment (Unix seconds): before the order
+    /// expires, so money cannot arrive for an order that has just expired.
+    pub expires_at_s: Option<i64>,
 }
 
 /// What the client must do next to pay, as returned in the order's `payment` object.
@@ -51,7 +54,13 @@ pub struct CreatedPayment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     Succeeded,
+    /// The payment is over and failed: the order cannot be paid any more.
     Failed {
+        reason: String,
+    },
+    /// One attempt failed (a declined card) but the person may still try again on the same
+    /// payment; the order stays payable.
+    AttemptFailed {
         reason: String,
     },
     /// The provider refunded (part of) a payment; `amount` is the total refunded so far.

@@ -31,6 +31,7 @@ pub const EVENT_CHECKOUT_COMPLETED: &str = "checkout.session.completed";
 pub const EVENT_INTENT_SUCCEEDED: &str = "payment_intent.succeeded";
 pub const EVENT_INTENT_FAILED: &str = "payment_intent.payment_failed";
 pub const EVENT_CHARGE_REFUNDED: &str = "charge.refunded";
+pub const EVENT_CHECKOUT_EXPIRED: &str = "checkout.session.expired";
 
 /// How to reach one Stripe account.
 #[derive(Clone)]
@@ -195,6 +196,7 @@ impl PaymentProvider for Stripe {
             EVENT_INTENT_SUCCEEDED => intent_succeeded(event.object()?)?,
             EVENT_INTENT_FAILED => intent_failed(event.object()?),
             EVENT_CHARGE_REFUNDED => charge_refunded(event.object()?)?,
+            EVENT_CHECKOUT_EXPIRED => checkout_expired(event.object()?),
             _ => Details::ignored(),
         };
         Ok(WebhookEvent {
@@ -284,6 +286,10 @@ fn checkout_session_form(request: &PaymentRequest) -> Form {
             "payment_intent_data[metadata][payment_id]",
             &request.payment_id,
         );
+    let form = match request.expires_at_s {
+        Some(at) => form.field("expires_at", at.to_string()),
+        None => form,
+    };
     match &request.customer_email {
         Some(email) => form.field("customer_email", email),
         None => form,
@@ -585,10 +591,26 @@ fn intent_failed(intent: EventObject) -> Details {
         .and_then(PaymentError::reason)
         .unwrap_or_else(|| "payment_failed".into());
     Details {
-        kind: EventKind::Failed { reason },
+        // Checkout keeps the session open after a decline so the customer can try another card.
+        kind: EventKind::AttemptFailed { reason },
         payment_id,
         order_id,
         provider_ref: intent.id,
+        amount: None,
+    }
+}
+
+/// The session closed unpaid: nothing more can arrive for it.
+fn checkout_expired(session: EventObject) -> Details {
+    Details {
+        kind: EventKind::Failed {
+            reason: "checkout_expired".into(),
+        },
+        payment_id: session.metadata("payment_id"),
+        order_id: session
+            .metadata("order_id")
+            .or_else(|| session.client_reference_id.clone()),
+        provider_ref: session.id,
         amount: None,
     }
 }

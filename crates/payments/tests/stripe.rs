@@ -150,6 +150,7 @@ fn payment_request() -> PaymentRequest {
         customer_email: Some("buyer+1@example.com".into()),
         return_url: "https://bursar.test/orders/ord_1?from=stripe".into(),
         idempotency_key: "ord_1:attempt:1".into(),
+        expires_at_s: Some(1_900_000_000),
     }
 }
 
@@ -216,6 +217,7 @@ async fn create_payment_posts_a_checkout_session_and_returns_its_url() {
         ("metadata[payment_id]", "pay_1"),
         ("payment_intent_data[metadata][order_id]", "ord_1"),
         ("payment_intent_data[metadata][payment_id]", "pay_1"),
+        ("expires_at", "1900000000"),
         ("customer_email", "buyer+1@example.com"),
     ];
     for (key, value) in expected {
@@ -568,7 +570,7 @@ fn payment_intent_payment_failed_carries_the_reason() {
         "decline_code": "insufficient_funds", "message": "Your card has insufficient funds."}));
     assert_eq!(
         parsed.kind,
-        EventKind::Failed {
+        EventKind::AttemptFailed {
             reason: "card_declined".into()
         }
     );
@@ -576,13 +578,13 @@ fn payment_intent_payment_failed_carries_the_reason() {
     assert_eq!(parsed.provider_ref.as_deref(), Some("pi_2"));
     assert_eq!(
         failed(json!({"message": "Something went wrong."})).kind,
-        EventKind::Failed {
+        EventKind::AttemptFailed {
             reason: "Something went wrong.".into()
         }
     );
     assert_eq!(
         failed(Value::Null).kind,
-        EventKind::Failed {
+        EventKind::AttemptFailed {
             reason: "payment_failed".into()
         }
     );
@@ -737,4 +739,22 @@ fn the_published_stripe_vectors_verify_and_their_failures_are_refused() {
         (parsed.event_id.as_str(), parsed.event_type.as_str()),
         ("evt_123", "customer.created")
     );
+}
+
+#[test]
+fn an_expired_checkout_session_fails_the_payment() {
+    let body = event(
+        "checkout.session.expired",
+        json!({"id": "cs_9", "object": "checkout.session", "status": "expired",
+            "client_reference_id": "ord_9", "metadata": {"payment_id": "pay_9"}}),
+    );
+    let parsed = parse_signed(&body).expect("parses");
+    assert_eq!(
+        parsed.kind,
+        EventKind::Failed {
+            reason: "checkout_expired".into()
+        }
+    );
+    assert_eq!(parsed.payment_id.as_deref(), Some("pay_9"));
+    assert_eq!(parsed.order_id.as_deref(), Some("ord_9"));
 }

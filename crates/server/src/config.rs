@@ -26,6 +26,8 @@ pub struct Config {
     pub demo_catalog: bool,
     /// How long an order waits for its payment before it expires.
     pub order_ttl_s: i64,
+    /// The same for bank transfers, which take days.
+    pub bank_transfer_ttl_s: i64,
     /// The address people and providers reach this server at (hosted pages, return URLs).
     /// Defaults to `http://<BURSAR_ADDR>`.
     pub public_url: String,
@@ -122,6 +124,7 @@ impl Config {
             trust_forwarded_for: src.parsed("BURSAR_TRUST_FORWARDED_FOR", false)?,
             demo_catalog: src.parsed("BURSAR_DEMO_CATALOG", true)?,
             order_ttl_s: src.parsed("BURSAR_ORDER_TTL_SECONDS", 30 * 60)?,
+            bank_transfer_ttl_s: src.parsed("BURSAR_BANK_TRANSFER_TTL_SECONDS", 7 * 24 * 3600)?,
             public_url: src.var("BURSAR_PUBLIC_URL").unwrap_or_else(|| {
                 format!(
                     "http://{}",
@@ -172,6 +175,7 @@ impl Config {
             trust_forwarded_for: true,
             demo_catalog: false,
             order_ttl_s: 30 * 60,
+            bank_transfer_ttl_s: 7 * 24 * 3600,
             public_url: "http://127.0.0.1".into(),
             sandbox_webhook_secret: Some("whsec_test_sandbox".into()),
             stripe: None,

@@ -33,6 +33,9 @@ pub fn spawn(state: AppState, shutdown: CancellationToken) {
             if let Err(error) = expire_orders(&state).await {
                 tracing::warn!(%error, "expiring pending orders failed; will retry");
             }
+            if let Err(error) = retry_refunds(&state).await {
+                tracing::warn!(error = %error.detail, "retrying provider refunds failed; will retry");
+            }
             if let Err(error) = state
                 .store
                 .purge_idempotency_keys(IDEMPOTENCY_KEEP_MS)
@@ -75,4 +78,15 @@ pub async fn expire_orders(state: &AppState) -> Result<u64, bursar_store::StoreE
         }
     }
     Ok(total)
+}
+
+/// Refunds per sweep sent again to providers that could not be reached before.
+const REFUNDS_PER_SWEEP: i64 = 100;
+
+/// Asks providers again for the refunds whose earlier attempts found them unavailable.
+pub async fn retry_refunds(state: &AppState) -> Result<(), crate::error::ApiError> {
+    for refund_id in state.store.due_refunds(REFUNDS_PER_SWEEP).await? {
+        crate::payments::process_refund(&state.store, &state.payments, &refund_id).await?;
+    }
+    Ok(())
 }

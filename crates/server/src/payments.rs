@@ -10,11 +10,12 @@ use bursar_payments::bank_transfer::BankTransfer;
 use bursar_payments::sandbox::Sandbox;
 use bursar_payments::stripe::{Stripe, StripeConfig};
 use bursar_payments::{
-    Acknowledgement, EventKind, PaymentProvider, RefundRequest, WebhookError, WebhookEvent,
+    Acknowledgement, EventKind, PaymentProvider, ProviderError, RefundRequest, WebhookError,
+    WebhookEvent,
 };
-use bursar_store::ledger::orders::OUTCOME_REFUND_REQUIRED;
+use bursar_store::ledger::orders::{OUTCOME_REFUND_REQUIRED, OUTCOME_RETRY_LATER};
 use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome};
-use bursar_store::orders::Order;
+use bursar_store::orders::{REFUND_ATTEMPTS_MAX, RefundOutcome};
 use bursar_store::{Store, settings};
 
 use crate::config::Config;
@@ -53,6 +54,11 @@ impl Payments {
         providers.insert("sandbox", sandbox.clone());
         providers.insert("bank_transfer", Arc::new(BankTransfer));
         if let Some(stripe) = &config.stripe {
+            anyhow::ensure!(
+                !stripe.webhook_secrets.is_empty(),
+                "BURSAR_STRIPE_SECRET_KEY is set but BURSAR_STRIPE_WEBHOOK_SECRET is not: \
+                 every Stripe webhook would be refused"
+            );
             let mut settings =
                 StripeConfig::new(stripe.secret_key.clone(), stripe.webhook_secrets.clone());
             settings.api_base = stripe.api_base.clone();
@@ -110,16 +116,24 @@ pub async fn receive_webhook(
         .ledger
         .execute(Command::Fulfil(payment_event(provider_name, event)))
         .await?;
-    let outcome: serde_json::Value = reply.json();
+    let reply = reply.json();
+    let outcome = reply["outcome"].as_str().unwrap_or("unknown");
     metrics::counter!("bursar_payment_events_total",
-        "provider" => provider_name.to_string(),
-        "outcome" => outcome["outcome"].as_str().unwrap_or("unknown").to_string())
+        "provider" => provider_name.to_string(), "outcome" => outcome.to_string())
     .increment(1);
-    if outcome["outcome"] == OUTCOME_REFUND_REQUIRED
-        && let Some(order_id) = outcome["order_id"].as_str()
-        && let Some(order) = store.order(order_id).await?
+    if outcome == OUTCOME_RETRY_LATER {
+        // Not recorded: the provider delivers it again, by when its payment has arrived.
+        return Err(ApiError::conflict(
+            "this event refers to a payment that has not been applied yet; deliver it again later",
+        ));
+    }
+    if outcome == OUTCOME_REFUND_REQUIRED
+        && let Some(refund_id) = reply["refund_id"].as_str()
     {
-        return_late_payment(store, provider.as_ref(), &order).await?;
+        // Recorded and committed already: if this call fails, the retry job tries again.
+        if let Err(error) = process_refund(store, payments, refund_id).await {
+            tracing::warn!(refund = refund_id, error = %error.detail, "returning a late payment failed; will retry");
+        }
     }
     Ok(provider.acknowledgement())
 }
@@ -130,6 +144,7 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
         outcome: match event.kind {
             EventKind::Succeeded => PaymentOutcome::Succeeded,
             EventKind::Failed { reason } => PaymentOutcome::Failed(reason),
+            EventKind::AttemptFailed { reason } => PaymentOutcome::AttemptFailed(reason),
             EventKind::Refunded { amount } => PaymentOutcome::Refunded {
                 total_refunded: amount.amount,
             },
@@ -146,33 +161,49 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
     }
 }
 
-/// Money arrived for an order that had been cancelled or had expired: it goes back through the
-/// provider. When the provider cannot refund it, the order stays flagged `refund_failed` for an
-/// admin; either way it is never fulfilled and never lost.
-async fn return_late_payment(
-    store: &Store,
-    provider: &dyn PaymentProvider,
-    order: &Order,
-) -> ApiResult<()> {
-    let request = RefundRequest {
-        payment_id: order.payment_id.clone(),
-        provider_ref: order.provider_ref.clone(),
-        amount: bursar_payments::Amount {
-            amount: order.total,
-            currency: order.currency.clone(),
-        },
-        refund_id: format!("late_{}", order.payment_id),
+/// Asks the provider to send a recorded refund's money back, if the refund is pending and due
+/// (of several instances, one asks). A provider that cannot be reached is asked again later by
+/// the retry job, with back-off; one that refuses leaves the refund `failed` for an admin.
+pub async fn process_refund(store: &Store, payments: &Payments, refund_id: &str) -> ApiResult<()> {
+    let Some(record) = store.claim_refund(refund_id).await? else {
+        return Ok(());
     };
-    let to = match provider.refund(&request).await {
-        Ok(_) => "refunded",
-        Err(error) => {
-            tracing::warn!(order = %order.id, %error, "could not return a late payment");
-            "refund_failed"
+    let order = store
+        .order(&record.order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    let outcome = match payments.get(&order.provider) {
+        None => RefundOutcome::Failed {
+            reason: format!("the provider {} is not configured here", order.provider),
+        },
+        Some(provider) => {
+            let request = RefundRequest {
+                payment_id: order.payment_id.clone(),
+                provider_ref: order.provider_ref.clone(),
+                amount: bursar_payments::Amount {
+                    amount: record.amount,
+                    currency: order.currency.clone(),
+                },
+                refund_id: record.id.clone(),
+            };
+            match provider.refund(&request).await {
+                Ok(done) => RefundOutcome::Succeeded {
+                    provider_ref: done.provider_ref,
+                },
+                Err(ProviderError::Declined(reason)) => RefundOutcome::Failed { reason },
+                Err(ProviderError::Unavailable(reason))
+                    if record.attempts >= REFUND_ATTEMPTS_MAX =>
+                {
+                    RefundOutcome::Failed { reason }
+                }
+                Err(ProviderError::Unavailable(reason)) => RefundOutcome::Retry { reason },
+            }
         }
     };
-    store
-        .set_payment_status(&order.id, "refund_required", to)
-        .await?;
+    if !matches!(outcome, RefundOutcome::Succeeded { .. }) {
+        tracing::warn!(refund = %record.id, order = %order.id, ?outcome, "provider refund did not go through");
+    }
+    store.settle_refund(&record, &outcome).await?;
     Ok(())
 }
 

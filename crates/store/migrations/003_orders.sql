@@ -87,9 +87,14 @@ CREATE TABLE provider_events (
     PRIMARY KEY (provider, event_id)
 );
 
+-- Money going back to a buyer: an admin's (or the provider's) refund of a paid order, or a
+-- payment that arrived for an order that could no longer take it (`late_payment`). The ledger
+-- side commits first; the provider is then asked, and asked again with back-off while it is
+-- unavailable, until it answers.
 CREATE TABLE order_refunds (
     id             TEXT PRIMARY KEY,
     order_id       TEXT NOT NULL REFERENCES orders (id),
+    kind           TEXT NOT NULL DEFAULT 'refund' CHECK (kind IN ('refund', 'late_payment')),
     amount         BIGINT NOT NULL CHECK (amount > 0),
     credits        BIGINT NOT NULL CHECK (credits >= 0),
     allow_negative BIGINT NOT NULL CHECK (allow_negative IN (0, 1)),
@@ -99,10 +104,13 @@ CREATE TABLE order_refunds (
     status         TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
     provider_ref   TEXT,
     failure_reason TEXT,
+    attempts       BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL
 );
 CREATE INDEX order_refunds_order ON order_refunds (order_id);
+CREATE INDEX order_refunds_due ON order_refunds (next_attempt_at) WHERE status = 'pending';
 
 -- Gap-free counters (receipt numbers), advanced inside the transaction that uses the number.
 CREATE TABLE counters (

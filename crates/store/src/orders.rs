@@ -312,27 +312,6 @@ impl Store {
         Ok(expired)
     }
 
-    /// Records what became of money that arrived for an order that could not take it.
-    pub async fn set_payment_status(
-        &self,
-        order_id: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<bool, StoreError> {
-        let changed = sqlx::query(
-            "UPDATE orders SET payment_status = $1, updated_at = $2
-             WHERE id = $3 AND payment_status = $4",
-        )
-        .bind(to)
-        .bind(self.clock.now_ms())
-        .bind(order_id)
-        .bind(from)
-        .execute(&self.db.pool)
-        .await?
-        .rows_affected();
-        Ok(changed > 0)
-    }
-
     /// Stores the response of a request whose key `create_order` claimed.
     pub async fn complete_key(
         &self,
@@ -427,23 +406,52 @@ async fn claim_key(
     })
 }
 
-/// A refund of an order and where the provider's side of it stands.
+/// Money going back to a buyer, and where the provider's side of it stands.
 #[derive(Debug, Clone)]
 pub struct RefundRecord {
     pub id: String,
     pub order_id: String,
+    /// `refund` (of a paid order) or `late_payment` (money for an order that could not take it).
+    pub kind: String,
     pub amount: i64,
     pub credits: i64,
-    /// `pending` until the provider confirms, then `succeeded` or `failed`.
+    /// `pending` until the provider answers, then `succeeded` or `failed`.
     pub status: String,
     pub provider_ref: Option<String>,
     pub failure_reason: Option<String>,
+    /// Provider calls made so far.
+    pub attempts: i64,
+}
+
+/// What the provider said to a refund.
+#[derive(Debug, Clone)]
+pub enum RefundOutcome {
+    Succeeded {
+        provider_ref: String,
+    },
+    /// Final: the provider refused (or cannot refund at all); an admin settles it by hand.
+    Failed {
+        reason: String,
+    },
+    /// The provider could not be reached: stays pending, asked again later.
+    Retry {
+        reason: String,
+    },
+}
+
+/// Provider calls per refund before it is given up as failed.
+pub const REFUND_ATTEMPTS_MAX: i64 = 10;
+
+/// Wait before asking the provider again: 30 s, doubling, at most an hour.
+fn refund_backoff_ms(attempts: i64) -> i64 {
+    (30_000_i64 << attempts.clamp(0, 7)).min(3_600_000)
 }
 
 impl Store {
     pub async fn order_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, order_id, amount, credits, status, provider_ref, failure_reason
+            "SELECT id, order_id, kind, amount, credits, status, provider_ref, failure_reason,
+                    attempts
              FROM order_refunds WHERE id = $1",
         )
         .bind(id)
@@ -453,27 +461,71 @@ impl Store {
             Ok(RefundRecord {
                 id: row.try_get("id")?,
                 order_id: row.try_get("order_id")?,
+                kind: row.try_get("kind")?,
                 amount: row.try_get("amount")?,
                 credits: row.try_get("credits")?,
                 status: row.try_get("status")?,
                 provider_ref: row.try_get("provider_ref")?,
                 failure_reason: row.try_get("failure_reason")?,
+                attempts: row.try_get("attempts")?,
             })
         })
         .transpose()
     }
 
-    /// Records the provider's answer to a pending refund.
+    /// Takes a pending refund that is due for a provider call, so that of several instances
+    /// (or a request and the retry job) exactly one calls the provider. `None`: not pending,
+    /// not due, or taken by someone else.
+    pub async fn claim_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        let Some(record) = self.order_refund(id).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now_ms();
+        let claimed = sqlx::query(
+            "UPDATE order_refunds SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2
+             WHERE id = $3 AND status = 'pending' AND next_attempt_at <= $2 AND attempts = $4",
+        )
+        .bind(now + refund_backoff_ms(record.attempts))
+        .bind(now)
+        .bind(id)
+        .bind(record.attempts)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        Ok((claimed == 1).then_some(RefundRecord {
+            attempts: record.attempts + 1,
+            ..record
+        }))
+    }
+
+    /// Pending refunds whose next provider call is due.
+    pub async fn due_refunds(&self, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM order_refunds WHERE status = 'pending' AND next_attempt_at <= $1
+             ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(self.clock.now_ms())
+        .bind(limit)
+        .fetch_all(&self.db.pool)
+        .await?)
+    }
+
+    /// Records the provider's answer. A late payment's order shows it as its `payment_status`.
     pub async fn settle_refund(
         &self,
-        id: &str,
-        outcome: Result<&str, &str>,
+        record: &RefundRecord,
+        outcome: &RefundOutcome,
     ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
         let (status, provider_ref, reason) = match outcome {
-            Ok(reference) => ("succeeded", Some(reference), None),
-            Err(reason) => ("failed", None, Some(reason)),
+            RefundOutcome::Succeeded { provider_ref } => {
+                ("succeeded", Some(provider_ref.as_str()), None)
+            }
+            RefundOutcome::Failed { reason } => ("failed", None, Some(reason.as_str())),
+            RefundOutcome::Retry { reason } => ("pending", None, Some(reason.as_str())),
         };
-        sqlx::query(
+        let mut tx = self.db.begin_write().await?;
+        let changed = sqlx::query(
             "UPDATE order_refunds SET status = $1, provider_ref = $2, failure_reason = $3,
                  updated_at = $4
              WHERE id = $5 AND status = 'pending'",
@@ -481,10 +533,28 @@ impl Store {
         .bind(status)
         .bind(provider_ref)
         .bind(reason)
-        .bind(self.clock.now_ms())
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?;
+        .bind(now)
+        .bind(&record.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 && record.kind == "late_payment" && status != "pending" {
+            let payment_status = if status == "succeeded" {
+                "refunded"
+            } else {
+                "refund_failed"
+            };
+            sqlx::query(
+                "UPDATE orders SET payment_status = $1, updated_at = $2
+                 WHERE id = $3 AND payment_status = 'refund_required'",
+            )
+            .bind(payment_status)
+            .bind(now)
+            .bind(&record.order_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bursar_core::OrderStatus;
-use bursar_payments::RefundRequest;
 use bursar_store::ledger::orders::{OUTCOME_FULFILLED, OrderRefund, OrderRefundReceipt};
 use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome, Request};
 use bursar_store::orders::OrderFilter;
@@ -20,7 +19,7 @@ use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
-use crate::payments::fulfilment_outcome;
+use crate::payments::{fulfilment_outcome, process_refund};
 use crate::views::{PageQuery, idempotency, parse_instant, reply_response};
 
 const REASON_CHARS_MAX: usize = 500;
@@ -159,11 +158,6 @@ pub async fn refund_order(
             "reason must be at most {REASON_CHARS_MAX} characters"
         )));
     }
-    let order = state
-        .store
-        .order(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("order"))?;
     let refund = OrderRefund {
         refund_id: bursar_store::ids::new_id("orf"),
         order_id: id.clone(),
@@ -183,12 +177,15 @@ pub async fn refund_order(
             idempotency: idempotency(&headers, &caller, &route, &body.raw)?,
         })
         .await?;
-    if reply.status == 200 && !reply.replayed {
-        let receipt: RefundedMoney =
-            serde_json::from_str(&reply.body).map_err(|_| ApiError::internal())?;
-        refund_through_provider(&state, &order, &receipt).await?;
-    }
     let mut body = reply.json();
+    if reply.status == 200
+        && !reply.replayed
+        && let Some(refund_id) = body["id"].as_str()
+    {
+        // The clawback is committed; the money now goes back through the provider (or, when
+        // it cannot be reached, by the retry job later).
+        process_refund(&state.store, &state.payments, refund_id).await?;
+    }
     if let Some(refund_id) = body["id"].as_str()
         && let Some(record) = state.store.order_refund(refund_id).await?
     {
@@ -200,55 +197,6 @@ pub async fn refund_order(
         body: body.to_string(),
         ..reply
     }))
-}
-
-/// The parts of a refund receipt this handler needs back.
-#[derive(Deserialize)]
-struct RefundedMoney {
-    id: String,
-    amount: i64,
-    currency: String,
-}
-
-/// Sends the money back. A provider that cannot (bank transfers) leaves the refund `failed`
-/// with its reason, for an admin to settle by hand; the credits are clawed back either way.
-async fn refund_through_provider(
-    state: &AppState,
-    order: &bursar_store::orders::Order,
-    receipt: &RefundedMoney,
-) -> ApiResult<()> {
-    let Some(provider) = state.payments.get(&order.provider) else {
-        state
-            .store
-            .settle_refund(&receipt.id, Err("the provider is not configured here"))
-            .await?;
-        return Ok(());
-    };
-    let request = RefundRequest {
-        payment_id: order.payment_id.clone(),
-        provider_ref: order.provider_ref.clone(),
-        amount: bursar_payments::Amount {
-            amount: receipt.amount,
-            currency: receipt.currency.clone(),
-        },
-        refund_id: receipt.id.clone(),
-    };
-    match provider.refund(&request).await {
-        Ok(done) => {
-            state
-                .store
-                .settle_refund(&receipt.id, Ok(&done.provider_ref))
-                .await?
-        }
-        Err(error) => {
-            tracing::warn!(order = %order.id, %error, "provider refund failed");
-            state
-                .store
-                .settle_refund(&receipt.id, Err(&error.to_string()))
-                .await?
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

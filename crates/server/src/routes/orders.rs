@@ -22,6 +22,23 @@ use crate::routes::catalog::MoneyBody;
 use crate::views::{PageQuery, idempotency};
 
 const QUANTITY_MAX: i64 = 1000;
+/// A provider's payment page closes this long before its order expires, so money cannot arrive
+/// for an order that has just expired.
+const PAYMENT_CLOSES_EARLY_S: i64 = 60;
+/// Stripe Checkout sessions last between 30 minutes and 24 hours.
+const STRIPE_WINDOW_S: (i64, i64) = (30 * 60 + 2 * PAYMENT_CLOSES_EARLY_S, 24 * 3600);
+
+/// How long an order waits for its payment.
+fn payment_window_s(config: &crate::Config, provider: &str) -> i64 {
+    match provider {
+        "bank_transfer" => config.bank_transfer_ttl_s,
+        "stripe" => config
+            .order_ttl_s
+            .clamp(STRIPE_WINDOW_S.0, STRIPE_WINDOW_S.1),
+        _ => config.order_ttl_s,
+    }
+    .max(1)
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -174,7 +191,7 @@ async fn price_order(
         first_purchase_bonus_percent: spec.first_purchase_bonus_percent.filter(|p| *p > 0),
         coupon,
         provider: request.provider.clone(),
-        expires_at_ms: now + state.config.order_ttl_s.max(1) * 1000,
+        expires_at_ms: now + payment_window_s(&state.config, &request.provider) * 1000,
     })
 }
 
@@ -277,6 +294,7 @@ async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
             draft.payment_id
         ),
         idempotency_key: draft.id.clone(),
+        expires_at_s: Some(draft.expires_at_ms / 1000 - PAYMENT_CLOSES_EARLY_S),
     };
     match provider.create_payment(&request).await {
         Ok(created) => {
@@ -308,14 +326,19 @@ async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
         }
         Err(error) => {
             tracing::warn!(order = %draft.id, provider = %draft.provider, %error, "payment creation failed");
+            // The buyer sees a provider's refusal, never the details of a failed connection.
+            let reason = match &error {
+                bursar_payments::ProviderError::Declined(reason) => reason.clone(),
+                bursar_payments::ProviderError::Unavailable(_) => "provider_unavailable".into(),
+            };
             state
                 .store
-                .close_pending(&draft.id, OrderStatus::Failed, Some(&error.to_string()))
+                .close_pending(&draft.id, OrderStatus::Failed, Some(&reason))
                 .await?;
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "provider_error",
-                format!("the payment provider could not create the payment: {error}"),
+                format!("the payment provider could not create the payment: {reason}"),
             ));
         }
     }

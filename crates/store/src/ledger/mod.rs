@@ -112,7 +112,10 @@ pub struct PaymentEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
     Succeeded,
+    /// The payment is over and failed.
     Failed(String),
+    /// One attempt failed; the buyer may still pay.
+    AttemptFailed(String),
     /// The provider has refunded this much of the payment in all.
     Refunded {
         total_refunded: i64,

@@ -13,7 +13,6 @@ use super::state::{GrantSpec, TransferMeta, UnitOfWork};
 use super::{PaymentEvent, PaymentOutcome, Reply};
 use crate::StoreError;
 use crate::audit::AuditRecord;
-use crate::coupons;
 use crate::ids::new_id;
 use crate::orders::{COLUMNS, Order, order_from_row};
 
@@ -22,8 +21,8 @@ use crate::orders::{COLUMNS, Order, order_from_row};
 pub struct FulfilmentReply {
     pub outcome: &'static str,
     pub order_id: Option<String>,
-    /// For `provider_refund`: the refund recorded for money the provider returned.
-    pub refund: Option<OrderRefundReceipt>,
+    /// For `refund_required`: the refund to send to the provider now.
+    pub refund_id: Option<String>,
 }
 
 /// The order is now paid and its credits granted.
@@ -37,6 +36,13 @@ pub const OUTCOME_FAILED: &str = "failed";
 pub const OUTCOME_MISMATCH: &str = "amount_mismatch";
 /// Money arrived for an order that was cancelled, expired or failed: it must go back.
 pub const OUTCOME_REFUND_REQUIRED: &str = "refund_required";
+/// Another event for the same late payment already asked for its refund.
+pub const OUTCOME_REFUND_ALREADY_REQUIRED: &str = "refund_already_required";
+/// One attempt failed; the order stays payable.
+pub const OUTCOME_ATTEMPT_FAILED: &str = "attempt_failed";
+/// The event refers to a payment not applied yet (events arrive in any order): it is not
+/// recorded, and the provider is asked to deliver it again later.
+pub const OUTCOME_RETRY_LATER: &str = "retry_later";
 pub const OUTCOME_PROVIDER_REFUND: &str = "provider_refund";
 pub const OUTCOME_UNKNOWN_PAYMENT: &str = "unknown_payment";
 pub const OUTCOME_IGNORED: &str = "ignored";
@@ -98,7 +104,10 @@ async fn find_order(
     row.as_ref().map(order_from_row).transpose()
 }
 
-async fn load_order(conn: &mut AnyConnection, id: &str) -> Result<Option<Order>, StoreError> {
+pub(crate) async fn load_order(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<Order>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1");
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -120,6 +129,15 @@ pub(crate) async fn fulfil(
     // Reads first: they cannot leave a trace.
     let order = find_order(conn, event).await?;
     if let Some(order) = &order {
+        if matches!(event.outcome, PaymentOutcome::Refunded { .. })
+            && order.status == OrderStatus::Pending
+        {
+            return Ok(fulfilment_reply(
+                OUTCOME_RETRY_LATER,
+                Some(order.id.clone()),
+                None,
+            ));
+        }
         uow.load_users(conn, &[order.user_id.as_str()]).await?;
     }
     let recorded = sqlx::query(
@@ -146,6 +164,18 @@ pub(crate) async fn fulfil(
         None => (OUTCOME_UNKNOWN_PAYMENT, None, None),
         Some(order) => match &event.outcome {
             PaymentOutcome::Ignored => (OUTCOME_IGNORED, None, None),
+            PaymentOutcome::AttemptFailed(reason) => {
+                sqlx::query(
+                    "UPDATE orders SET failure_reason = $1, payment_status = 'failed', updated_at = $2
+                     WHERE id = $3 AND status = 'pending'",
+                )
+                .bind(reason)
+                .bind(uow.now_ms)
+                .bind(&order.id)
+                .execute(&mut *conn)
+                .await?;
+                (OUTCOME_ATTEMPT_FAILED, Some(reason.clone()), None)
+            }
             PaymentOutcome::Failed(reason) => {
                 let closed = crate::orders::close_pending_on(
                     conn,
@@ -162,10 +192,7 @@ pub(crate) async fn fulfil(
                 };
                 (outcome, Some(reason.clone()), None)
             }
-            PaymentOutcome::Succeeded => {
-                let (outcome, detail) = pay(uow, conn, order, event).await?;
-                (outcome, detail, None)
-            }
+            PaymentOutcome::Succeeded => pay(uow, conn, order, event).await?,
             PaymentOutcome::Refunded { total_refunded } => {
                 provider_refund(uow, conn, order, event, *total_refunded).await?
             }
@@ -186,17 +213,20 @@ pub(crate) async fn fulfil(
 fn fulfilment_reply(
     outcome: &'static str,
     order_id: Option<String>,
-    refund: Option<OrderRefundReceipt>,
+    refund_id: Option<String>,
 ) -> Reply {
     Reply::new(
         200,
         &FulfilmentReply {
             outcome,
             order_id,
-            refund,
+            refund_id,
         },
     )
 }
+
+/// What handling an event came to: its outcome, a detail for the record, and a refund to send.
+type Handled = (&'static str, Option<String>, Option<String>);
 
 /// A successful payment: pays the order if it is still pending and the amount is right.
 async fn pay(
@@ -204,7 +234,7 @@ async fn pay(
     conn: &mut AnyConnection,
     order: &Order,
     event: &PaymentEvent,
-) -> Result<(&'static str, Option<String>), StoreError> {
+) -> Result<Handled, StoreError> {
     let amount_matches = event
         .amount
         .as_ref()
@@ -226,12 +256,13 @@ async fn pay(
             "the provider reported {got}; the order's total is {} {}",
             order.total, order.currency
         );
-        return Ok((OUTCOME_MISMATCH, Some(detail)));
+        return Ok((OUTCOME_MISMATCH, Some(detail), None));
     }
     if uow.account(&order.user_id).is_none() {
         return Ok((
             OUTCOME_UNKNOWN_PAYMENT,
             Some("the order's user is gone".into()),
+            None,
         ));
     }
     // Whether this is the user's first paid order, asked before this one becomes paid; the
@@ -263,23 +294,12 @@ async fn pay(
     .rows_affected();
     if paid == 0 {
         let Some(now) = load_order(conn, &order.id).await? else {
-            return Ok((OUTCOME_UNKNOWN_PAYMENT, None));
+            return Ok((OUTCOME_UNKNOWN_PAYMENT, None, None));
         };
         if matches!(now.status, OrderStatus::Paid | OrderStatus::Refunded) {
-            return Ok((OUTCOME_ALREADY_PAID, None));
+            return Ok((OUTCOME_ALREADY_PAID, None, None));
         }
-        sqlx::query(
-            "UPDATE orders SET payment_status = 'refund_required', updated_at = $1
-             WHERE id = $2 AND payment_status IN ('pending', 'failed')",
-        )
-        .bind(uow.now_ms)
-        .bind(&order.id)
-        .execute(&mut *conn)
-        .await?;
-        return Ok((
-            OUTCOME_REFUND_REQUIRED,
-            Some(format!("the order is {}", now.status)),
-        ));
+        return late_payment(uow, conn, &now, event).await;
     }
     let receipt: i64 = sqlx::query_scalar(
         "UPDATE counters SET value = value + 1 WHERE name = 'receipt' RETURNING value",
@@ -292,7 +312,7 @@ async fn pay(
         .execute(&mut *conn)
         .await?;
     if let Some(coupon) = &order.coupon_id {
-        coupons::redeem(conn, coupon).await?;
+        uow.redeem_coupon(coupon);
     }
     let description = format!("{} × {}", order.quantity, order.package_name);
     for (amount, source) in [
@@ -317,7 +337,49 @@ async fn pay(
         };
         uow.grant(&order.user_id, spec, &meta);
     }
-    Ok((OUTCOME_FULFILLED, None))
+    Ok((OUTCOME_FULFILLED, None, None))
+}
+
+/// Money arrived for an order that was cancelled, expired or failed. It is never fulfilled: a
+/// `late_payment` refund is recorded for the provider, once however many events report it.
+async fn late_payment(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    order: &Order,
+    event: &PaymentEvent,
+) -> Result<Handled, StoreError> {
+    let flagged = sqlx::query(
+        "UPDATE orders SET payment_status = 'refund_required', updated_at = $1
+         WHERE id = $2 AND payment_status IN ('pending', 'failed')",
+    )
+    .bind(uow.now_ms)
+    .bind(&order.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let detail = Some(format!("the order is {}", order.status));
+    if flagged == 0 {
+        return Ok((OUTCOME_REFUND_ALREADY_REQUIRED, detail, None));
+    }
+    let amount = event.amount.as_ref().map_or(order.total, |m| m.amount);
+    if amount == 0 {
+        return Ok((OUTCOME_IGNORED, detail, None));
+    }
+    let refund_id = new_id("orf");
+    sqlx::query(
+        "INSERT INTO order_refunds (id, order_id, kind, amount, credits, allow_negative, reason,
+             actor, status, next_attempt_at, created_at, updated_at)
+         VALUES ($1, $2, 'late_payment', $3, 0, 0, $4, $5, 'pending', $6, $6, $6)",
+    )
+    .bind(&refund_id)
+    .bind(&order.id)
+    .bind(amount)
+    .bind(format!("payment arrived for a {} order", order.status))
+    .bind(&event.provider)
+    .bind(uow.now_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok((OUTCOME_REFUND_REQUIRED, detail, Some(refund_id)))
 }
 
 /// The provider says it has refunded `total_refunded` of the payment in all. What Bursar has not
@@ -329,7 +391,7 @@ async fn provider_refund(
     order: &Order,
     event: &PaymentEvent,
     total_refunded: i64,
-) -> Result<(&'static str, Option<String>, Option<OrderRefundReceipt>), StoreError> {
+) -> Result<Handled, StoreError> {
     let new = total_refunded.min(order.total) - order.amount_refunded;
     if new <= 0 || !matches!(order.status, OrderStatus::Paid) {
         return Ok((OUTCOME_IGNORED, None, None));
@@ -344,8 +406,12 @@ async fn provider_refund(
         actor_kind: "provider",
         ip: None,
     };
-    let receipt = refund_order(uow, conn, &refund, "succeeded").await?;
-    Ok((OUTCOME_PROVIDER_REFUND, None, Some(receipt)))
+    // The event is already recorded, so a refusal must become its outcome, not an error.
+    match refund_order(uow, conn, &refund, "succeeded").await {
+        Ok(_) => Ok((OUTCOME_PROVIDER_REFUND, None, None)),
+        Err(StoreError::Domain(refusal)) => Ok((OUTCOME_IGNORED, Some(refusal.to_string()), None)),
+        Err(other) => Err(other),
+    }
 }
 
 /// Refunds (part of) a paid order and claws back the credits it granted, in proportion to the
@@ -388,12 +454,15 @@ pub(crate) async fn refund_order(
     } else {
         pricing::share(order.credits_granted, amount, order.total).min(owed)
     };
-    let order_transfers: Vec<String> = sqlx::query_scalar(
+    // The order's grants: written before, or granted earlier in this very batch.
+    let mut order_transfers: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM transfers WHERE order_id = $1 AND kind IN ('purchase', 'bonus')",
     )
     .bind(&order.id)
     .fetch_all(&mut *conn)
     .await?;
+    order_transfers
+        .extend(uow.unwritten_transfers(&order.id, &[TransferKind::Purchase, TransferKind::Bonus]));
     let is_orders = |transfer_id: &str| order_transfers.iter().any(|t| t == transfer_id);
     let left_of_order: i64 = account
         .grants
@@ -452,8 +521,8 @@ pub(crate) async fn refund_order(
     }
     sqlx::query(
         "INSERT INTO order_refunds (id, order_id, amount, credits, allow_negative, reason, actor,
-             transfer_id, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+             transfer_id, status, next_attempt_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)",
     )
     .bind(&refund.refund_id)
     .bind(&order.id)

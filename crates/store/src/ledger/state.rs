@@ -162,6 +162,9 @@ pub(crate) struct UnitOfWork {
     audits: Vec<AuditRow>,
     /// Credits refunded per spend in this batch, not yet written.
     pub refunded_in_batch: HashMap<String, i64>,
+    /// Coupons whose reservation paid orders turned into redemptions. Written last, in id
+    /// order, so the writer takes coupon locks after every order lock (as cancels do).
+    coupon_redemptions: Vec<String>,
 }
 
 // Commands check everything before they change anything, so a refused command leaves the unit
@@ -224,6 +227,7 @@ impl UnitOfWork {
             links: Vec::new(),
             audits: Vec::new(),
             refunded_in_batch: HashMap::new(),
+            coupon_redemptions: Vec::new(),
         })
     }
 
@@ -705,6 +709,19 @@ impl UnitOfWork {
         &self.holds[&id]
     }
 
+    pub fn redeem_coupon(&mut self, coupon_id: &str) {
+        self.coupon_redemptions.push(coupon_id.to_string());
+    }
+
+    /// Ids of this batch's transfers, not yet written, for an order and of these kinds.
+    pub fn unwritten_transfers(&self, order_id: &str, kinds: &[TransferKind]) -> Vec<String> {
+        self.transfers
+            .iter()
+            .filter(|t| t.order_id.as_deref() == Some(order_id) && kinds.contains(&t.kind))
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
     pub fn audit(&mut self, record: AuditRecord<'_>) {
         self.audits.push(AuditRow {
             id: new_id("aud"),
@@ -959,6 +976,11 @@ impl UnitOfWork {
             format!("INSERT INTO audit_log ({columns}) SELECT {columns} FROM {source}")
         })
         .await?;
+
+        self.coupon_redemptions.sort();
+        for coupon in &self.coupon_redemptions {
+            crate::coupons::redeem(conn, coupon).await?;
+        }
         Ok(())
     }
 }
