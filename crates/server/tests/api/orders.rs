@@ -24,6 +24,7 @@ on_both_backends!(
     bad_orders_are_refused_and_change_nothing,
     admins_manage_coupons_and_search_orders,
     order_creation_is_idempotent,
+    a_payment_and_its_refund_in_one_batch_claw_back_the_credits,
 );
 
 const SECRET: &str = "whsec_test_sandbox";
@@ -829,6 +830,11 @@ async fn bank_transfers_are_confirmed_by_an_admin(app: TestApp) {
         )
     };
     assert_eq!(confirm(&buyer.token).await.status, 403);
+    // A bank transfer takes days: the 30-minute window of card payments does not apply.
+    app.state.store.clock.advance_ms(2 * 3600 * 1000);
+    bursar_server::jobs::expire_orders(&app.state)
+        .await
+        .expect("runs");
     let confirmed = confirm(&admin.token).await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.text);
     assert_eq!(confirmed.json["status"], "paid");
@@ -1181,4 +1187,57 @@ async fn order_creation_is_idempotent(app: TestApp) {
         .await;
     assert_eq!(mismatch.status, 422);
     assert_eq!(mismatch.code(), "idempotency_mismatch");
+}
+
+async fn a_payment_and_its_refund_in_one_batch_claw_back_the_credits(app: TestApp) {
+    use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome};
+    let admin = app.admin().await;
+    let buyer = app.register("buyer@example.com").await;
+    let package_id = pack(&app, &admin, 500, 4500).await;
+    let placed = order(&app, &buyer, &package_id).await;
+    let event = |id: &str, outcome: PaymentOutcome| {
+        Command::Fulfil(PaymentEvent {
+            provider: "sandbox".into(),
+            event_id: id.into(),
+            event_type: "test".into(),
+            outcome,
+            payment_id: placed["payment"]["id"].as_str().map(str::to_string),
+            provider_ref: None,
+            amount: Some(bursar_core::Money {
+                amount: 4500,
+                currency: "CNY".into(),
+            }),
+        })
+    };
+    let ledger = &app.state.store.ledger;
+    // Sent together, so the writer usually takes both in one batch.
+    let (paid, refunded) = tokio::join!(
+        ledger.execute(event("evt_pay", PaymentOutcome::Succeeded)),
+        ledger.execute(event(
+            "evt_refund",
+            PaymentOutcome::Refunded {
+                total_refunded: 4500
+            }
+        ))
+    );
+    assert_eq!(paid.expect("applies").json()["outcome"], "fulfilled");
+    let mut refunded = refunded.expect("applies").json();
+    if refunded["outcome"] == "retry_later" {
+        let again = ledger
+            .execute(event(
+                "evt_refund",
+                PaymentOutcome::Refunded {
+                    total_refunded: 4500,
+                },
+            ))
+            .await
+            .expect("applies");
+        refunded = again.json();
+    }
+    assert_eq!(refunded["outcome"], "provider_refund", "{refunded}");
+    let now = order_status(&app, &buyer, &placed).await;
+    assert_eq!(now["status"], "refunded");
+    assert_eq!(now["credits_clawed_back"], 500);
+    assert_eq!(app.balance(&buyer).await.0, 0);
+    app.assert_ledger_ok().await;
 }

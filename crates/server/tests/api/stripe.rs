@@ -2,6 +2,7 @@
 //! order, the signed `checkout.session.completed` that pays it, refunds through Stripe's refund
 //! API, and a refund made in Stripe's dashboard arriving as `charge.refunded`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -17,9 +18,12 @@ const WEBHOOK_SECRET: &str = "whsec_stripe_test";
 
 type Seen = Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>;
 
-/// Answers like Stripe's API and remembers every form it was sent.
-async fn stub() -> (String, Seen) {
+/// Answers like Stripe's API and remembers every form it was sent. While `down` is set, the
+/// refund API answers 500 as an outage would.
+async fn stub() -> (String, Seen, Arc<AtomicBool>) {
     let seen: Seen = Arc::default();
+    let down = Arc::new(AtomicBool::new(false));
+    let down_now = down.clone();
     let record = |seen: &Seen, path: &str, form: Vec<(String, String)>| {
         seen.lock().expect("lock").push((path.to_string(), form));
     };
@@ -45,7 +49,18 @@ async fn stub() -> (String, Seen) {
             "/v1/refunds",
             post(move |Form(form): Form<Vec<(String, String)>>| async move {
                 record(&s2, "/v1/refunds", form);
-                axum::Json(json!({"id": "re_test_1", "object": "refund", "status": "succeeded"}))
+                if down_now.load(Ordering::SeqCst) {
+                    return (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(json!({"error": {"type": "api_error", "message": "outage"}})),
+                    );
+                }
+                (
+                    axum::http::StatusCode::OK,
+                    axum::Json(
+                        json!({"id": "re_test_1", "object": "refund", "status": "succeeded"}),
+                    ),
+                )
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -53,7 +68,18 @@ async fn stub() -> (String, Seen) {
         .expect("binds");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), seen)
+    (format!("http://{addr}"), seen, down)
+}
+
+async fn stripe_app(backend: Backend, name: &str, api_base: String) -> TestApp {
+    TestApp::spawn_with(backend, name, |config| {
+        config.stripe = Some(StripeSettings {
+            secret_key: "sk_test_123".into(),
+            webhook_secrets: vec!["whsec_old".into(), WEBHOOK_SECRET.into()],
+            api_base,
+        });
+    })
+    .await
 }
 
 async fn deliver(app: &TestApp, event: Value) -> u16 {
@@ -85,15 +111,8 @@ async fn stripe_orders_are_paid_by_signed_webhooks_and_refunded_through_stripe_p
 }
 
 async fn stripe_flow(backend: Backend) {
-    let (api_base, seen) = stub().await;
-    let app = TestApp::spawn_with(backend, "stripe_flow", |config| {
-        config.stripe = Some(StripeSettings {
-            secret_key: "sk_test_123".into(),
-            webhook_secrets: vec!["whsec_old".into(), WEBHOOK_SECRET.into()],
-            api_base,
-        });
-    })
-    .await;
+    let (api_base, seen, _) = stub().await;
+    let app = stripe_app(backend, "stripe_flow", api_base).await;
     let admin = app.admin().await;
     let buyer = app.register("buyer@example.com").await;
     let package = app
@@ -136,7 +155,38 @@ async fn stripe_flow(backend: Backend) {
         );
         assert_eq!(field("line_items[0][price_data][currency]"), Some("cny"));
         assert_eq!(field("metadata[payment_id]"), Some(payment_id.as_str()));
+        // The session closes a minute before the order expires.
+        let expires_at = chrono::DateTime::parse_from_rfc3339(
+            placed.json["expires_at"].as_str().expect("expires_at"),
+        )
+        .expect("rfc3339")
+        .timestamp();
+        assert_eq!(
+            field("expires_at"),
+            Some((expires_at - 60).to_string().as_str())
+        );
+        assert!(expires_at - app.state.store.clock.now_ms() / 1000 >= 32 * 60);
     }
+
+    // A refund reported before the payment it refunds is not recorded: Stripe is asked to
+    // deliver it again.
+    let early_refund = json!({"id": "evt_3", "object": "event", "type": "charge.refunded",
+        "data": {"object": {"id": "ch_1", "object": "charge", "payment_intent": "pi_test_1",
+            "amount": 4500, "amount_refunded": 4500, "currency": "cny",
+            "metadata": {"order_id": order_id, "payment_id": payment_id}}}});
+    assert_eq!(deliver(&app, early_refund).await, 409);
+    // A declined card leaves the order payable: Checkout lets the customer try another card.
+    let declined = json!({"id": "evt_0", "object": "event", "type": "payment_intent.payment_failed",
+        "data": {"object": {"id": "pi_test_1", "object": "payment_intent", "amount": 4500,
+            "currency": "cny", "last_payment_error": {"code": "card_declined"},
+            "metadata": {"order_id": order_id, "payment_id": payment_id}}}});
+    assert_eq!(deliver(&app, declined).await, 200);
+    let now = app
+        .get(&format!("/api/v1/orders/{order_id}"), &buyer.token)
+        .await;
+    assert_eq!(now.json["status"], "pending");
+    assert_eq!(now.json["payment_status"], "failed");
+    assert_eq!(now.json["failure_reason"], "card_declined");
 
     // A forged event changes nothing; the signed one pays, once.
     let completed = json!({"id": "evt_1", "object": "event", "type": "checkout.session.completed",
@@ -192,6 +242,147 @@ async fn stripe_flow(backend: Backend) {
         .await;
     assert_eq!(now.json["status"], "refunded", "{}", now.text);
     assert_eq!(now.json["amount_refunded"]["amount"], 4500);
+    assert_eq!(app.balance(&buyer).await.0, 0);
+    app.assert_ledger_ok().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_wait_out_a_stripe_outage_sqlite() {
+    refunds_wait_out_an_outage(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_wait_out_a_stripe_outage_postgres() {
+    refunds_wait_out_an_outage(Backend::Postgres).await
+}
+
+/// A refund whose provider call fails for a transient reason stays pending and is sent again
+/// by the retry job; a late payment reported twice is refunded once.
+async fn refunds_wait_out_an_outage(backend: Backend) {
+    let (api_base, seen, down) = stub().await;
+    let app = stripe_app(backend, "stripe_outage", api_base).await;
+    let admin = app.admin().await;
+    let buyer = app.register("buyer@example.com").await;
+    let package = app
+        .post(
+            "/api/v1/admin/packages",
+            &admin.token,
+            json!({"name": "500 credits", "kind": "credit_pack", "credits": 500,
+                   "price": {"amount": 4500, "currency": "CNY"}}),
+        )
+        .await;
+    let package_id = package.json["id"].as_str().expect("id");
+    let place = || {
+        app.post(
+            "/api/v1/orders",
+            &buyer.token,
+            json!({"package_id": package_id, "provider": "stripe"}),
+        )
+    };
+    let placed = place().await;
+    let order_id = placed.json["id"].as_str().expect("id").to_string();
+    let payment_id = placed.json["payment"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let paid = |event_id: &str, order_id: &str, payment_id: &str| {
+        json!({"id": event_id, "object": "event", "type": "payment_intent.succeeded",
+            "data": {"object": {"id": "pi_test_1", "object": "payment_intent", "amount": 4500,
+                "amount_received": 4500, "currency": "cny",
+                "metadata": {"order_id": order_id, "payment_id": payment_id}}}})
+    };
+    assert_eq!(
+        deliver(&app, paid("evt_a", &order_id, &payment_id)).await,
+        200
+    );
+
+    down.store(true, Ordering::SeqCst);
+    let refund = app
+        .post(
+            &format!("/api/v1/admin/orders/{order_id}/refund"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refund.status, 200, "{}", refund.text);
+    assert_eq!(refund.json["status"], "pending", "{}", refund.text);
+    assert_eq!(
+        app.balance(&buyer).await.0,
+        0,
+        "the credits are clawed back at once"
+    );
+    let refund_id = refund.json["id"].as_str().expect("id").to_string();
+    // Not due yet: the job leaves it alone.
+    bursar_server::jobs::retry_refunds(&app.state)
+        .await
+        .expect("runs");
+    let calls = |seen: &Seen| {
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .filter(|(p, _)| p == "/v1/refunds")
+            .count()
+    };
+    assert_eq!(calls(&seen), 1);
+    down.store(false, Ordering::SeqCst);
+    app.state.store.clock.advance_ms(31_000);
+    bursar_server::jobs::retry_refunds(&app.state)
+        .await
+        .expect("runs");
+    assert_eq!(calls(&seen), 2);
+    let record = app
+        .state
+        .store
+        .order_refund(&refund_id)
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(record.status, "succeeded");
+    assert_eq!(record.attempts, 2);
+    let sent: Vec<_> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(p, _)| p == "/v1/refunds")
+        .map(|(_, f)| f.clone())
+        .collect();
+    assert!(sent[0].contains(&("metadata[refund_id]".into(), refund_id.clone())));
+    assert_eq!(
+        sent[0], sent[1],
+        "the retry is the same request, under the same idempotency key"
+    );
+
+    // A payment for a cancelled order, reported by two events, is returned once.
+    let second = place().await;
+    let second_id = second.json["id"].as_str().expect("id").to_string();
+    let second_payment = second.json["payment"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{second_id}/cancel"),
+            &buyer.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200);
+    let before = calls(&seen);
+    let completed = json!({"id": "evt_c", "object": "event", "type": "checkout.session.completed",
+        "data": {"object": {"id": "cs_test_1", "object": "checkout.session", "payment_status": "paid",
+            "amount_total": 4500, "currency": "cny",
+            "metadata": {"order_id": second_id, "payment_id": second_payment}}}});
+    let (a, b) = tokio::join!(
+        deliver(&app, completed),
+        deliver(&app, paid("evt_d", &second_id, &second_payment))
+    );
+    assert_eq!((a, b), (200, 200));
+    assert_eq!(calls(&seen), before + 1);
+    let now = app
+        .get(&format!("/api/v1/orders/{second_id}"), &buyer.token)
+        .await;
+    assert_eq!(now.json["status"], "cancelled");
+    assert_eq!(now.json["payment_status"], "refunded");
     assert_eq!(app.balance(&buyer).await.0, 0);
     app.assert_ledger_ok().await;
 }
