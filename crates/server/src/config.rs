@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: String,
@@ -36,6 +36,32 @@ pub struct Config {
     pub stripe: Option<StripeSettings>,
     /// Printed on receipts.
     pub seller: Seller,
+}
+
+/// Shows every setting except the secrets, which only say whether they are set.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |secret: &Option<String>| if secret.is_some() { "[set]" } else { "[unset]" };
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("database_url", &"[redacted]")
+            .field("jwt_secret", &set(&self.jwt_secret))
+            .field("access_token_ttl_s", &self.access_token_ttl_s)
+            .field("refresh_token_ttl_s", &self.refresh_token_ttl_s)
+            .field("sqlite_durable", &self.sqlite_durable)
+            .field("metrics_token", &set(&self.metrics_token))
+            .field("auth_attempts_per_minute", &self.auth_attempts_per_minute)
+            .field("expiry_sweep_interval_s", &self.expiry_sweep_interval_s)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("demo_catalog", &self.demo_catalog)
+            .field("order_ttl_s", &self.order_ttl_s)
+            .field("bank_transfer_ttl_s", &self.bank_transfer_ttl_s)
+            .field("public_url", &self.public_url)
+            .field("sandbox_webhook_secret", &set(&self.sandbox_webhook_secret))
+            .field("stripe", &self.stripe)
+            .field("seller", &self.seller)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -186,5 +212,32 @@ impl Config {
                 email: None,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_out_the_secrets() {
+        let mut config = Config::for_tests("postgres://user:hunter2@db/bursar");
+        config.jwt_secret = Some("jwt-secret-value".into());
+        config.stripe = Some(StripeSettings {
+            secret_key: "sk_live_secret".into(),
+            webhook_secrets: vec!["whsec_secret".into()],
+            api_base: "https://api.stripe.com".into(),
+        });
+        let shown = format!("{config:?}");
+        for secret in [
+            "hunter2",
+            "jwt-secret-value",
+            "whsec_test_sandbox",
+            "sk_live_secret",
+            "whsec_secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("order_ttl_s"));
     }
 }

@@ -312,6 +312,19 @@ impl Store {
         Ok(expired)
     }
 
+    /// What an `Idempotency-Key` already holds, before any work is done for the request: a
+    /// stored answer to replay, a request still in progress, or a mismatch. `None`: go ahead.
+    pub async fn peek_key(
+        &self,
+        scope: &str,
+        key: &str,
+        hash: &str,
+    ) -> Result<Option<KeyClaim>, StoreError> {
+        let mut conn = self.db.pool.acquire().await?;
+        let claim = read_key(&mut conn, scope, key, hash, self.clock.now_ms()).await?;
+        Ok(claim.filter(|c| *c != KeyClaim::Claimed))
+    }
+
     /// Stores the response of a request whose key `create_order` claimed.
     pub async fn complete_key(
         &self,
@@ -387,23 +400,65 @@ async fn claim_key(
     if inserted == 1 {
         return Ok(KeyClaim::Claimed);
     }
-    let (stored_hash, status, body): (String, i64, String) = sqlx::query_as(
-        "SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    let claim = read_key(&mut *conn, scope, key, hash, now_ms).await?;
+    if claim != Some(KeyClaim::Claimed) {
+        return Ok(claim.unwrap_or(KeyClaim::InProgress));
+    }
+    // The request that claimed the key stopped before answering (its client went away, the
+    // server restarted): this one takes the key over.
+    let taken = sqlx::query(
+        "UPDATE idempotency_keys SET created_at = $1
+         WHERE scope = $2 AND key = $3 AND status = $4 AND created_at < $5",
+    )
+    .bind(now_ms)
+    .bind(scope)
+    .bind(key)
+    .bind(KEY_IN_PROGRESS)
+    .bind(now_ms - KEY_ABANDONED_MS)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(if taken == 1 {
+        KeyClaim::Claimed
+    } else {
+        KeyClaim::InProgress
+    })
+}
+
+/// A claimed key whose request has not answered after this long was abandoned.
+const KEY_ABANDONED_MS: i64 = 60_000;
+
+/// What a stored key means for a request with this hash; `Some(Claimed)` when it was claimed
+/// by a request that has since been abandoned, `None` when there is no such key.
+async fn read_key(
+    conn: &mut sqlx::AnyConnection,
+    scope: &str,
+    key: &str,
+    hash: &str,
+    now_ms: i64,
+) -> Result<Option<KeyClaim>, StoreError> {
+    let stored: Option<(String, i64, String, i64)> = sqlx::query_as(
+        "SELECT request_hash, status, body, created_at FROM idempotency_keys
+         WHERE scope = $1 AND key = $2",
     )
     .bind(scope)
     .bind(key)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(if stored_hash != hash {
-        KeyClaim::Mismatch
-    } else if status == KEY_IN_PROGRESS {
-        KeyClaim::InProgress
-    } else {
-        KeyClaim::Replay {
-            status: u16::try_from(status).unwrap_or(200),
-            body,
+    Ok(stored.map(|(stored_hash, status, body, created_at)| {
+        if stored_hash != hash {
+            KeyClaim::Mismatch
+        } else if status == KEY_IN_PROGRESS && created_at < now_ms - KEY_ABANDONED_MS {
+            KeyClaim::Claimed
+        } else if status == KEY_IN_PROGRESS {
+            KeyClaim::InProgress
+        } else {
+            KeyClaim::Replay {
+                status: u16::try_from(status).unwrap_or(200),
+                body,
+            }
         }
-    })
+    }))
 }
 
 /// Money going back to a buyer, and where the provider's side of it stands.

@@ -215,63 +215,62 @@ pub async fn create_order(
 ) -> ApiResult<Response> {
     let user_id = caller.require_user()?;
     let key = idempotency(&headers, &caller, "POST /orders", &body.raw)?;
+    let key_parts = key
+        .as_ref()
+        .map(|k| (k.scope.as_str(), k.key.as_str(), k.request_hash.as_str()));
+    // A retry gets the first answer even if the package or the coupon has changed since.
+    if let Some((scope, name, hash)) = key_parts
+        && let Some(earlier) = state.store.peek_key(scope, name, hash).await?
+    {
+        return answer_from_key(earlier);
+    }
     let draft = price_order(&state, user_id, &body.value).await?;
     let claim = state
         .store
-        .create_order(
-            &draft,
-            key.as_ref()
-                .map(|k| (k.scope.as_str(), k.key.as_str(), k.request_hash.as_str())),
-        )
+        .create_order(&draft, key_parts)
         .await?
         .map_err(ApiError::conflict)?;
-    match claim {
-        KeyClaim::Claimed => {}
-        KeyClaim::Replay { status, body } => {
-            return Ok(crate::views::reply_response(bursar_store::ledger::Reply {
-                status,
-                body,
-                replayed: true,
-            }));
-        }
-        KeyClaim::InProgress => {
-            return Err(ApiError::conflict(
-                "a request with this Idempotency-Key is still in progress",
-            ));
-        }
-        KeyClaim::Mismatch => {
-            return Err(bursar_core::LedgerError::IdempotencyMismatch.into());
-        }
+    if claim != KeyClaim::Claimed {
+        return answer_from_key(claim);
     }
     let (status, response_body) = match start_payment(&state, &draft).await {
         Ok(order) => (
             StatusCode::CREATED,
             serde_json::to_string(&order_view(&order)).unwrap_or_default(),
         ),
-        Err(error) => {
-            let status = error.status;
-            let body = serde_json::to_string(&error.problem()).unwrap_or_default();
-            if let Some(key) = &key {
-                state
-                    .store
-                    .complete_key(&key.scope, &key.key, status.as_u16(), &body)
-                    .await?;
-            }
-            return Err(error);
-        }
+        Err(error) => (
+            error.status,
+            serde_json::to_string(&error.problem()).unwrap_or_default(),
+        ),
     };
-    if let Some(key) = &key {
+    if let Some((scope, name, _)) = key_parts {
         state
             .store
-            .complete_key(&key.scope, &key.key, status.as_u16(), &response_body)
+            .complete_key(scope, name, status.as_u16(), &response_body)
             .await?;
     }
-    Ok((
-        status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        response_body,
-    )
-        .into_response())
+    Ok(crate::views::reply_response(bursar_store::ledger::Reply {
+        status: status.as_u16(),
+        body: response_body,
+        replayed: false,
+    }))
+}
+
+/// The answer an `Idempotency-Key` already holds: the stored response, or why there is none.
+fn answer_from_key(claim: KeyClaim) -> ApiResult<Response> {
+    match claim {
+        KeyClaim::Replay { status, body } => {
+            Ok(crate::views::reply_response(bursar_store::ledger::Reply {
+                status,
+                body,
+                replayed: true,
+            }))
+        }
+        KeyClaim::Mismatch => Err(bursar_core::LedgerError::IdempotencyMismatch.into()),
+        KeyClaim::InProgress | KeyClaim::Claimed => Err(ApiError::conflict(
+            "a request with this Idempotency-Key is still in progress",
+        )),
+    }
 }
 
 /// Asks the provider for the payment and stores what the client must do next. When the

@@ -1187,6 +1187,66 @@ async fn order_creation_is_idempotent(app: TestApp) {
         .await;
     assert_eq!(mismatch.status, 422);
     assert_eq!(mismatch.code(), "idempotency_mismatch");
+
+    // The package leaves the catalog: a retry still gets the first answer.
+    let off = json!({"name": "500 credits", "kind": "credit_pack", "credits": 500,
+                     "price": {"amount": 4500, "currency": "CNY"}, "active": false});
+    let updated = app
+        .send(
+            "PUT",
+            &format!("/api/v1/admin/packages/{package_id}"),
+            Some(&admin.token),
+            Some(&off),
+            &[],
+        )
+        .await;
+    assert_eq!(updated.status, 200);
+    let replay = app
+        .send(
+            "POST",
+            "/api/v1/orders",
+            Some(&buyer.token),
+            Some(&body),
+            &[("Idempotency-Key", "order-1")],
+        )
+        .await;
+    assert_eq!(replay.status, 201);
+    assert_eq!(replay.text, created[0].text);
+
+    // A key whose request stopped before answering is taken over after a minute.
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at)
+         VALUES ($1, 'abandoned', 'some hash', 0, '', 0)",
+    )
+    .bind(&buyer.id)
+    .execute(&app.state.store.db.pool)
+    .await
+    .expect("inserts");
+    let on = json!({"name": "500 credits", "kind": "credit_pack", "credits": 500,
+                    "price": {"amount": 4500, "currency": "CNY"}});
+    app.send(
+        "PUT",
+        &format!("/api/v1/admin/packages/{package_id}"),
+        Some(&admin.token),
+        Some(&on),
+        &[],
+    )
+    .await;
+    sqlx::query("UPDATE idempotency_keys SET request_hash = (SELECT request_hash FROM idempotency_keys WHERE key = 'order-1') WHERE key = 'abandoned'")
+        .execute(&app.state.store.db.pool)
+        .await
+        .expect("updates");
+    let taken = app
+        .send(
+            "POST",
+            "/api/v1/orders",
+            Some(&buyer.token),
+            Some(&body),
+            &[("Idempotency-Key", "abandoned")],
+        )
+        .await;
+    assert_eq!(taken.status, 201, "{}", taken.text);
+    assert_ne!(taken.json["id"], created[0].json["id"]);
 }
 
 async fn a_payment_and_its_refund_in_one_batch_claw_back_the_credits(app: TestApp) {
