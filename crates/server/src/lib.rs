@@ -35,8 +35,19 @@ use auth::tokens::TokenKeys;
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What every handler shares. Axum clones the state for each request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Store,
     pub config: Arc<Config>,
     pub tokens: Arc<TokenKeys>,
@@ -68,7 +79,7 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
         tracing::info!("created the demo catalog");
     }
     let payments = Arc::new(payments::Payments::from_config(&config, &store).await?);
-    Ok(AppState {
+    Ok(AppState(Arc::new(Shared {
         payments,
         tokens: Arc::new(TokenKeys::new(&secret, config.access_token_ttl_s)),
         limiter: Arc::new(AuthLimiter::new(config.auth_attempts_per_minute)),
@@ -76,7 +87,7 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
         access: Arc::default(),
         config: Arc::new(config),
         store,
-    })
+    })))
 }
 
 pub fn router(state: AppState) -> Router {
