@@ -8,6 +8,7 @@ mod load;
 mod report;
 mod server;
 mod setup;
+mod writer_stats;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,15 +96,21 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "driving {:?} with {} clients for {} s against {} ({:?})",
         args.profile, args.concurrency, args.seconds, server.base, args.backend
     );
+    let before = writer_stats::sample(&fixture).await;
     let outcome = load::drive(
         std::sync::Arc::clone(&fixture),
         &args,
         Duration::from_secs(args.seconds),
     )
     .await;
+    let after = writer_stats::sample(&fixture).await;
+    let writer = before
+        .zip(after)
+        .map(|(b, a)| writer_stats::between(b, a, outcome.elapsed.as_secs_f64()));
     let peak_rss_kib = server.peak_rss_kib();
     let check = setup::check(&fixture, &outcome).await?;
-    let result = report::Result::new(&args, &outcome, peak_rss_kib, check);
+    let mut result = report::Result::new(&args, &outcome, peak_rss_kib, check);
+    result.writer = writer;
     result.print();
     std::fs::write(&args.out, serde_json::to_string_pretty(&result)?)?;
     eprintln!("result written to {}", args.out.display());

@@ -31,6 +31,8 @@ pub struct Result {
     pub by_status: BTreeMap<u16, u64>,
     pub transport_errors: u64,
     pub server_peak_rss_mib: Option<f64>,
+    /// The ledger writer during the run (from the server's /metrics).
+    pub writer: Option<crate::writer_stats::WriterStats>,
     pub check: Check,
 }
 
@@ -74,6 +76,7 @@ impl Result {
             by_status: outcome.by_status.clone(),
             transport_errors: outcome.transport_errors,
             server_peak_rss_mib: peak_rss_kib.map(|k| k as f64 / 1024.0),
+            writer: None,
             check,
         }
     }
@@ -101,6 +104,19 @@ impl Result {
         );
         if let Some(mib) = self.server_peak_rss_mib {
             println!("  server peak memory: {mib:.1} MiB");
+        }
+        if let Some(w) = &self.writer {
+            println!(
+                "  ledger writer: {} batches, {:.0} commands and {:.2} ms each, busy {:.0}% of the run",
+                w.batches,
+                w.mean_batch_size,
+                w.mean_batch_ms,
+                w.busy * 100.0
+            );
+            let [load, apply, write, commit] = w.phase_ms;
+            println!(
+                "    per batch: load {load:.2} ms, apply {apply:.2} ms, write {write:.2} ms, commit {commit:.2} ms"
+            );
         }
         println!(
             "  check: {} (balances {} -> {}, acknowledged spent {}, ledger verify {})",

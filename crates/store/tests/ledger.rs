@@ -34,6 +34,7 @@ on_both_backends!(
     concurrent_requests_with_one_idempotency_key_apply_once,
     refunds_never_exceed_the_spend,
     verify_reports_a_corrupted_balance,
+    the_writer_sees_changes_made_outside_it,
 );
 
 async fn open(backend: Backend, name: &str) -> Store {
@@ -659,4 +660,32 @@ proptest! {
     fn random_ledger_histories_keep_every_invariant_on_postgres(ops in proptest::collection::vec(op(), 1..40)) {
         tokio::runtime::Runtime::new().expect("runtime").block_on(run_ops(Backend::Postgres, ops));
     }
+}
+
+/// The SQLite writer keeps accounts between batches; a change made by another connection (an
+/// admin's new overdraft limit) must still be seen by the next command.
+async fn the_writer_sees_changes_made_outside_it(backend: Backend) {
+    let store = open(backend, "writer_sees_outside_changes").await;
+    let alice = user(&store, "alice@example.com").await;
+    ok(&store, grant(&alice, 100, GrantSource::Purchase, 0, None)).await;
+    ok(&store, spend(&alice, 10)).await;
+    let refused = run(&store, spend(&alice, 130)).await;
+    assert!(matches!(refused, Err(StoreError::Domain(_))), "{refused:?}");
+    bursar_store::accounts::set_overdraft_limit(&store.db, &alice, &store.asset, 50)
+        .await
+        .expect("limit set");
+    let spent = ok(&store, spend(&alice, 130)).await;
+    assert_eq!(spent["balance_after"], -40);
+    bursar_store::accounts::set_overdraft_limit(&store.db, &alice, &store.asset, 40)
+        .await
+        .expect("limit lowered to the debt");
+    let refused = run(&store, spend(&alice, 1)).await;
+    assert!(matches!(refused, Err(StoreError::Domain(_))), "{refused:?}");
+    // Many batches in a row on the writer's own state stay consistent with the database.
+    ok(&store, grant(&alice, 1000, GrantSource::Purchase, 0, None)).await;
+    for _ in 0..20 {
+        ok(&store, spend(&alice, 3)).await;
+    }
+    assert_eq!(balance(&store, &alice).await.0, 1000 - 40 - 60);
+    assert_ledger_consistent(&store).await;
 }

@@ -143,8 +143,25 @@ struct SystemState {
     changed: bool,
 }
 
+/// What a SQLite writer keeps between batches: the accounts it has loaded, with their live
+/// grants and open holds, exactly as its last commit left them. SQLite's `data_version` tells
+/// whether any other connection has written since; if one has, the cache is dropped, so it is
+/// only ever used while this writer is the database's only writer.
+pub(crate) struct Cached {
+    data_version: i64,
+    system_ids: HashMap<SystemAccount, String>,
+    system: HashMap<SystemAccount, SystemState>,
+    accounts: HashMap<String, Account>,
+    holds: HashMap<String, Hold>,
+}
+
+/// Beyond this many accounts the cache is dropped and starts again, to bound its memory.
+const CACHED_ACCOUNTS_MAX: usize = 100_000;
+
 pub(crate) struct UnitOfWork {
     pub dialect: Dialect,
+    /// SQLite's `data_version` when the batch began (`None` on PostgreSQL).
+    data_version: Option<i64>,
     pub asset: String,
     pub now_ms: i64,
     system_ids: HashMap<SystemAccount, String>,
@@ -172,12 +189,30 @@ pub(crate) struct UnitOfWork {
 // command's fate.
 
 impl UnitOfWork {
+    /// Begins a batch's unit of work, from `cache` when nothing else has written since it was
+    /// taken (SQLite only).
     pub async fn open(
         conn: &mut AnyConnection,
         dialect: Dialect,
         asset: &str,
         now_ms: i64,
+        cache: Option<Cached>,
     ) -> Result<Self, StoreError> {
+        let data_version = match dialect {
+            Dialect::Sqlite => Some(
+                sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                    .fetch_one(&mut *conn)
+                    .await?,
+            ),
+            Dialect::Postgres => None,
+        };
+        if let Some(cached) = cache.filter(|c| Some(c.data_version) == data_version) {
+            let mut uow = Self::empty(dialect, asset, now_ms, cached.system_ids, cached.system);
+            uow.data_version = data_version;
+            uow.accounts = cached.accounts;
+            uow.holds = cached.holds;
+            return Ok(uow);
+        }
         let sql = match dialect {
             Dialect::Sqlite => {
                 "SELECT id, owner_id, balance FROM accounts
@@ -211,8 +246,21 @@ impl UnitOfWork {
                 "system accounts for asset {asset} are missing"
             )));
         }
-        Ok(Self {
+        let mut uow = Self::empty(dialect, asset, now_ms, system_ids, system);
+        uow.data_version = data_version;
+        Ok(uow)
+    }
+
+    fn empty(
+        dialect: Dialect,
+        asset: &str,
+        now_ms: i64,
+        system_ids: HashMap<SystemAccount, String>,
+        system: HashMap<SystemAccount, SystemState>,
+    ) -> Self {
+        Self {
             dialect,
+            data_version: None,
             asset: asset.to_string(),
             now_ms,
             system_ids,
@@ -228,6 +276,41 @@ impl UnitOfWork {
             audits: Vec::new(),
             refunded_in_batch: HashMap::new(),
             coupon_redemptions: Vec::new(),
+        }
+    }
+
+    /// After the batch committed: what to keep for the next one (SQLite only). Burned-out
+    /// grants and settled holds are left behind; everything kept is marked as written.
+    pub fn into_cache(self) -> Option<Cached> {
+        let data_version = self.data_version?;
+        if self.accounts.len() > CACHED_ACCOUNTS_MAX {
+            return None;
+        }
+        let mut accounts = self.accounts;
+        for account in accounts.values_mut() {
+            account.dirty = false;
+            account.grants.retain(|g| g.remaining > 0);
+            for grant in &mut account.grants {
+                grant.dirty = false;
+                grant.is_new = false;
+            }
+        }
+        let mut holds = self.holds;
+        holds.retain(|_, h| h.status == HoldStatus::Held);
+        for hold in holds.values_mut() {
+            hold.dirty = false;
+            hold.is_new = false;
+        }
+        let mut system = self.system;
+        for state in system.values_mut() {
+            state.changed = false;
+        }
+        Some(Cached {
+            data_version,
+            system_ids: self.system_ids,
+            system,
+            accounts,
+            holds,
         })
     }
 
@@ -327,16 +410,12 @@ impl UnitOfWork {
                     account.grants.push(grant);
                 }
             }
-            let mut params = Params::new(self.dialect);
+            // Every open hold, not only the overdue ones: a cached account must know them all.
             let sql = format!(
-                "SELECT {HOLD_COLUMNS} FROM holds
-                 WHERE status = 'held' AND expires_at <= {} AND account_id IN ({})",
-                params.next(),
-                params.list(account_ids.len())
+                "SELECT {HOLD_COLUMNS} FROM holds WHERE status = 'held' AND account_id IN ({})",
+                Params::new(self.dialect).list(account_ids.len())
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .persistent(false)
-                .bind(self.now_ms);
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
             for id in &account_ids {
                 query = query.bind(id.as_str());
             }

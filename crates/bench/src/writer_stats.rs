@@ -1,0 +1,69 @@
+//! The ledger writer's side of a run, from the server's `/metrics`: how many batches it
+//! committed, how large they were and how long each took. Tells whether the writer or the HTTP
+//! path is the limit.
+
+use crate::setup::Fixture;
+
+/// Sums of the writer's batch histograms at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    batches: f64,
+    commands: f64,
+    seconds: f64,
+    /// Seconds spent loading, applying, writing and committing.
+    phases: [f64; 4],
+}
+
+const PHASES: [&str; 4] = ["load", "apply", "write", "commit"];
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub mean_batch_size: f64,
+    pub mean_batch_ms: f64,
+    /// Share of the run the writer spent inside batches (1.0: never idle).
+    pub busy: f64,
+    /// Mean milliseconds per batch spent loading, applying, writing and committing.
+    pub phase_ms: [f64; 4],
+}
+
+/// Reads the writer's histogram sums; `None` when /metrics is not reachable.
+pub async fn sample(fixture: &Fixture) -> Option<Sample> {
+    let text = fixture
+        .client
+        .get(format!("{}/metrics", fixture.base))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some(Sample {
+        batches: value("bursar_ledger_batch_size_count "),
+        commands: value("bursar_ledger_batch_size_sum "),
+        seconds: value("bursar_ledger_batch_seconds_sum "),
+        phases: PHASES.map(|p| {
+            value(&format!(
+                "bursar_ledger_phase_seconds_sum{{phase=\"{p}\"}} "
+            ))
+        }),
+    })
+}
+
+pub fn between(before: Sample, after: Sample, run_seconds: f64) -> WriterStats {
+    let batches = (after.batches - before.batches).max(0.0);
+    let per_batch = |total: f64| if batches > 0.0 { total / batches } else { 0.0 };
+    let seconds = after.seconds - before.seconds;
+    WriterStats {
+        batches: batches as u64,
+        mean_batch_size: per_batch(after.commands - before.commands),
+        mean_batch_ms: per_batch(seconds) * 1000.0,
+        busy: seconds / run_seconds.max(f64::EPSILON),
+        phase_ms: std::array::from_fn(|i| per_batch(after.phases[i] - before.phases[i]) * 1000.0),
+    }
+}
