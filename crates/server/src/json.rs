@@ -61,8 +61,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             ));
         }
         let value = parse(&raw)?;
+        if has_nul_escape(&raw) {
+            // PostgreSQL text cannot hold NUL, and no field needs one: refuse it everywhere.
+            return Err(ApiError::invalid(
+                "text must not contain NUL (\\u0000) characters",
+            ));
+        }
         Ok(Self { value, raw })
     }
+}
+
+/// Whether well-formed JSON holds the escape `\u0000` (and not an escaped backslash followed
+/// by the text `u0000`).
+fn has_nul_escape(raw: &[u8]) -> bool {
+    raw.windows(6).enumerate().any(|(at, window)| {
+        window == b"\\u0000" && raw[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
 }
 
 /// Parses JSON, telling syntax errors (400) from well-formed bodies of the wrong shape (422).
@@ -109,5 +123,16 @@ pub fn parse_optional<T: DeserializeOwned>(raw: &[u8]) -> Result<Option<T>, ApiE
         Ok(None)
     } else {
         parse(raw).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        assert!(super::has_nul_escape(br#"{"a":"x\u0000y"}"#));
+        assert!(super::has_nul_escape(br#"{"a":"\\\u0000"}"#));
+        assert!(!super::has_nul_escape(br#"{"a":"\\u0000"}"#));
+        assert!(!super::has_nul_escape(br#"{"a":"u0000"}"#));
     }
 }

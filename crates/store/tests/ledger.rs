@@ -35,6 +35,7 @@ on_both_backends!(
     refunds_never_exceed_the_spend,
     verify_reports_a_corrupted_balance,
     the_writer_sees_changes_made_outside_it,
+    any_text_round_trips_through_a_batch,
 );
 
 async fn open(backend: Backend, name: &str) -> Store {
@@ -687,5 +688,58 @@ async fn the_writer_sees_changes_made_outside_it(backend: Backend) {
         ok(&store, spend(&alice, 3)).await;
     }
     assert_eq!(balance(&store, &alice).await.0, 1000 - 40 - 60);
+    assert_ledger_consistent(&store).await;
+}
+
+/// Text written by a batch (descriptions, metadata) comes back byte for byte, whatever quotes,
+/// SQL or control characters it holds.
+async fn any_text_round_trips_through_a_batch(backend: Backend) {
+    let store = open(backend, "text_round_trips").await;
+    let alice = user(&store, "alice@example.com").await;
+    ok(&store, grant(&alice, 100, GrantSource::Purchase, 0, None)).await;
+    let texts = [
+        "it's a \"test\"; DROP TABLE transfers; --",
+        "''''",
+        "tab\tnewline\nbackslash\\ ü 中文 🎉",
+        "nul\0inside",
+        "",
+    ];
+    for text in texts {
+        let command = Command::Spend {
+            user_id: alice.clone(),
+            amount: credits(1),
+            description: Some(text.to_string()),
+            metadata: Some(serde_json::json!({ "note": text }).to_string()),
+            actor: "test".into(),
+        };
+        let result = run(&store, command).await;
+        if backend == Backend::Postgres && text.contains('\0') {
+            // PostgreSQL text cannot hold NUL at all: refused, never mangled.
+            assert!(result.is_err());
+            continue;
+        }
+        result.expect("spend applies");
+    }
+    let page = bursar_store::page::PageRequest {
+        limit: 50,
+        before: None,
+    };
+    let history = store
+        .transactions(&alice, &page)
+        .await
+        .expect("history reads");
+    let mut written: Vec<String> = history
+        .data
+        .iter()
+        .filter(|t| t.kind == "spend")
+        .filter_map(|t| t.description.clone())
+        .collect();
+    written.reverse();
+    let expected: Vec<&str> = texts
+        .iter()
+        .copied()
+        .filter(|t| backend == Backend::Sqlite || !t.contains('\0'))
+        .collect();
+    assert_eq!(written, expected);
     assert_ledger_consistent(&store).await;
 }

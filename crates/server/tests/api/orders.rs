@@ -906,6 +906,11 @@ async fn bad_orders_are_refused_and_change_nothing(app: TestApp) {
             "",
         ),
         (json!({"provider": "sandbox"}), 422, ""),
+        (
+            json!({"package_id": package_id, "provider": "sandbox", "coupon_code": "A\u{0}B"}),
+            422,
+            "NUL",
+        ),
     ];
     for (body, status, detail) in cases {
         let resp = app.post("/api/v1/orders", &buyer.token, body.clone()).await;

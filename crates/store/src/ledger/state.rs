@@ -206,6 +206,14 @@ impl UnitOfWork {
             ),
             Dialect::Postgres => None,
         };
+        if let Some(cache) = &cache {
+            let outcome = if Some(cache.data_version) == data_version {
+                "hit"
+            } else {
+                "stale"
+            };
+            metrics::counter!("bursar_ledger_cache_total", "outcome" => outcome).increment(1);
+        }
         if let Some(cached) = cache.filter(|c| Some(c.data_version) == data_version) {
             let mut uow = Self::empty(dialect, asset, now_ms, cached.system_ids, cached.system);
             uow.data_version = data_version;
