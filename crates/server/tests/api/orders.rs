@@ -777,7 +777,8 @@ async fn refunds_claw_back_the_orders_credits_partially_and_fully(app: TestApp) 
     );
     assert_eq!(refund(&app, &admin, &placed, json!({})).await.status, 409);
 
-    // With allow_negative the clawback may take other credits too.
+    // With allow_negative the whole share comes back, from other credits and then below zero:
+    // the overdraft limit is raised to the debt, and the next credits pay it first.
     let second = order(&app, &buyer, &package_id).await;
     pay(&app, &second).await;
     app.grant(&buyer.id, 50).await;
@@ -790,8 +791,19 @@ async fn refunds_claw_back_the_orders_credits_partially_and_fully(app: TestApp) 
     assert_eq!(app.balance(&buyer).await.0, 50);
     let all = refund(&app, &admin, &second, json!({"allow_negative": true})).await;
     assert_eq!(all.status, 200, "{}", all.text);
-    assert_eq!(all.json["credits_clawed_back"], 50);
-    assert_eq!(app.balance(&buyer).await.0, 0);
+    assert_eq!(all.json["credits_clawed_back"], 1000);
+    assert_eq!(all.json["credits_not_recovered"], 0);
+    assert_eq!(
+        all.json["overdraft_limit_raised"],
+        json!({"from": 0, "to": 950})
+    );
+    assert_eq!(app.balance(&buyer).await.0, -950);
+    let refused = app
+        .post("/api/v1/credits/spend", &buyer.token, json!({"amount": 1}))
+        .await;
+    assert_eq!(refused.status, 409, "nothing is spendable while in debt");
+    app.grant(&buyer.id, 1000).await;
+    assert_eq!(app.balance(&buyer).await.0, 50, "the debt was paid first");
 
     // Members cannot refund; every refund is in the audit log.
     assert_eq!(refund(&app, &buyer, &second, json!({})).await.status, 403);
