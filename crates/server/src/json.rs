@@ -71,9 +71,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// Refuses a request whose path or query holds an encoded NUL (`%00`): no id or filter has one,
+/// and PostgreSQL text cannot store it, so it must not reach the database.
+pub async fn refuse_nul_in_uri(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| pq.as_str().contains("%00"))
+    {
+        return ApiError::bad_request("the URL must not contain NUL (%00) characters")
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// Whether well-formed JSON holds the escape `\u0000` (and not an escaped backslash followed
 /// by the text `u0000`).
-fn has_nul_escape(raw: &[u8]) -> bool {
+pub fn has_nul_escape(raw: &[u8]) -> bool {
     raw.windows(6).enumerate().any(|(at, window)| {
         window == b"\\u0000" && raw[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
     })

@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ops::router(openapi))
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
+        .layer(axum::middleware::from_fn(json::refuse_nul_in_uri))
         .layer(axum::middleware::from_fn(observe::record_request))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(TimeoutLayer::with_status_code(

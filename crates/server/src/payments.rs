@@ -112,6 +112,11 @@ pub async fn receive_webhook(
                 other.to_string(),
             ),
         })?;
+    if crate::json::has_nul_escape(body) {
+        return Err(ApiError::bad_request(
+            "the event holds a NUL character, which no id or reason may contain",
+        ));
+    }
     let reply = store
         .ledger
         .execute(Command::Fulfil(payment_event(provider_name, event)))

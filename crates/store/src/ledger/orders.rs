@@ -62,16 +62,6 @@ pub struct OrderRefundReceipt {
     pub balance_after: i64,
     pub order_status: &'static str,
     pub amount_refunded_total: i64,
-    /// With `allow_negative`, when the clawback went past what the account could cover: its
-    /// overdraft limit before and after.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overdraft_limit_raised: Option<LimitChange>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct LimitChange {
-    pub from: i64,
-    pub to: i64,
 }
 
 /// A refund of (part of) a paid order.
@@ -481,29 +471,15 @@ pub(crate) async fn refund_order(
         .map(|g| g.remaining)
         .sum();
     // Capped: no more than is left of the order's own grants (and not credits that holds
-    // reserve). Allowed negative: the whole share comes back; where the account cannot cover
-    // it, its overdraft limit is raised to the debt, so the balance goes below zero and the
-    // next credits to arrive pay the debt first.
-    let (clawback, raised_limit) = if refund.allow_negative {
-        let short = target - account.spendable();
-        (target, (short > 0).then(|| account.overdraft_limit + short))
+    // reserve). Allowed negative: also the user's other credits and their overdraft, down to
+    // minus the account's limit. Raising the limit here would let the user borrow the clawed
+    // back credits again, so a deeper debt is left to an admin (raise the limit first).
+    let limit = if refund.allow_negative {
+        account.spendable()
     } else {
-        (
-            target.min(left_of_order.min(account.available()).max(0)),
-            None,
-        )
+        left_of_order.min(account.available())
     };
-    let (account_id, limit_before) = (account.id.clone(), account.overdraft_limit);
-    if let Some(limit) = raised_limit {
-        sqlx::query("UPDATE accounts SET overdraft_limit = $1 WHERE id = $2")
-            .bind(limit)
-            .bind(&account_id)
-            .execute(&mut *conn)
-            .await?;
-        if let Some(account) = uow.account_mut(&order.user_id) {
-            account.overdraft_limit = limit;
-        }
-    }
+    let clawback = target.min(limit.max(0));
     let transaction_id = (clawback > 0).then(|| {
         let meta = TransferMeta {
             order_id: Some(&order.id),
@@ -575,10 +551,6 @@ pub(crate) async fn refund_order(
         balance_after: uow.account(&order.user_id).map_or(0, |a| a.balance),
         order_status: new_status.as_str(),
         amount_refunded_total: order.amount_refunded + amount,
-        overdraft_limit_raised: raised_limit.map(|to| LimitChange {
-            from: limit_before,
-            to,
-        }),
     };
     uow.audit(AuditRecord {
         actor_id: Some(&refund.actor),

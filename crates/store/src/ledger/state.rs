@@ -153,10 +153,12 @@ pub(crate) struct Cached {
     system: HashMap<SystemAccount, SystemState>,
     accounts: HashMap<String, Account>,
     holds: HashMap<String, Hold>,
+    holds_by_account: HashMap<String, Vec<String>>,
 }
 
-/// Beyond this many accounts the cache is dropped and starts again, to bound its memory.
-const CACHED_ACCOUNTS_MAX: usize = 100_000;
+/// Beyond this many accounts, grants and holds together the cache is dropped and starts again,
+/// to bound its memory.
+const CACHED_ITEMS_MAX: usize = 200_000;
 
 pub(crate) struct UnitOfWork {
     pub dialect: Dialect,
@@ -171,6 +173,8 @@ pub(crate) struct UnitOfWork {
     /// Users known to have no account and no user row.
     missing_users: HashSet<String>,
     pub holds: HashMap<String, Hold>,
+    /// Hold ids per account id, so settling one account never scans every hold.
+    holds_by_account: HashMap<String, Vec<String>>,
     missing_holds: HashSet<String>,
     idempotency: HashMap<(String, String), StoredReply>,
     new_idempotency: Vec<(String, String, String, i64, String)>,
@@ -219,6 +223,7 @@ impl UnitOfWork {
             uow.data_version = data_version;
             uow.accounts = cached.accounts;
             uow.holds = cached.holds;
+            uow.holds_by_account = cached.holds_by_account;
             return Ok(uow);
         }
         let sql = match dialect {
@@ -276,6 +281,7 @@ impl UnitOfWork {
             accounts: HashMap::new(),
             missing_users: HashSet::new(),
             holds: HashMap::new(),
+            holds_by_account: HashMap::new(),
             missing_holds: HashSet::new(),
             idempotency: HashMap::new(),
             new_idempotency: Vec::new(),
@@ -291,13 +297,12 @@ impl UnitOfWork {
     /// grants and settled holds are left behind; everything kept is marked as written.
     pub fn into_cache(self) -> Option<Cached> {
         let data_version = self.data_version?;
-        if self.accounts.len() > CACHED_ACCOUNTS_MAX {
-            return None;
-        }
         let mut accounts = self.accounts;
+        let mut items = accounts.len();
         for account in accounts.values_mut() {
             account.dirty = false;
             account.grants.retain(|g| g.remaining > 0);
+            items += account.grants.len();
             for grant in &mut account.grants {
                 grant.dirty = false;
                 grant.is_new = false;
@@ -305,9 +310,18 @@ impl UnitOfWork {
         }
         let mut holds = self.holds;
         holds.retain(|_, h| h.status == HoldStatus::Held);
+        items += holds.len();
+        if items > CACHED_ITEMS_MAX {
+            return None;
+        }
+        let mut holds_by_account: HashMap<String, Vec<String>> = HashMap::new();
         for hold in holds.values_mut() {
             hold.dirty = false;
             hold.is_new = false;
+            holds_by_account
+                .entry(hold.account_id.clone())
+                .or_default()
+                .push(hold.id.clone());
         }
         let mut system = self.system;
         for state in system.values_mut() {
@@ -319,6 +333,7 @@ impl UnitOfWork {
             system,
             accounts,
             holds,
+            holds_by_account,
         })
     }
 
@@ -418,18 +433,30 @@ impl UnitOfWork {
                     account.grants.push(grant);
                 }
             }
-            // Every open hold, not only the overdue ones: a cached account must know them all.
+            // SQLite caches accounts between batches, so it loads every open hold (a cached
+            // account must know them all); PostgreSQL needs only the overdue ones, to settle.
+            let overdue = match self.dialect {
+                Dialect::Sqlite => "",
+                Dialect::Postgres => " AND expires_at <= $1",
+            };
+            let mut params = Params::new(self.dialect);
+            if self.dialect == Dialect::Postgres {
+                params.next();
+            }
             let sql = format!(
-                "SELECT {HOLD_COLUMNS} FROM holds WHERE status = 'held' AND account_id IN ({})",
-                Params::new(self.dialect).list(account_ids.len())
+                "SELECT {HOLD_COLUMNS} FROM holds WHERE status = 'held'{overdue} AND account_id IN ({})",
+                params.list(account_ids.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+            if self.dialect == Dialect::Postgres {
+                query = query.bind(self.now_ms);
+            }
             for id in &account_ids {
                 query = query.bind(id.as_str());
             }
             for row in query.fetch_all(&mut *conn).await? {
                 let hold = hold_from_row(&row)?;
-                self.holds.entry(hold.id.clone()).or_insert(hold);
+                self.insert_hold(hold);
             }
         }
         for user in users {
@@ -475,7 +502,7 @@ impl UnitOfWork {
             for row in query.fetch_all(&mut *conn).await? {
                 let hold = hold_from_row(&row)?;
                 users.push(hold.user_id.clone());
-                self.holds.insert(hold.id.clone(), hold);
+                self.insert_hold(hold);
             }
         }
         for id in wanted {
@@ -540,6 +567,18 @@ impl UnitOfWork {
 
     // ---- reading loaded state ----
 
+    /// Adds a loaded hold (one already known is kept as it is) and indexes it by account.
+    fn insert_hold(&mut self, hold: Hold) {
+        if self.holds.contains_key(&hold.id) {
+            return;
+        }
+        self.holds_by_account
+            .entry(hold.account_id.clone())
+            .or_default()
+            .push(hold.id.clone());
+        self.holds.insert(hold.id.clone(), hold);
+    }
+
     pub fn account(&self, user_id: &str) -> Option<&Account> {
         self.accounts.get(user_id)
     }
@@ -567,11 +606,11 @@ impl UnitOfWork {
             return;
         };
         let mut released = 0;
-        for hold in self.holds.values_mut() {
-            if hold.account_id == account_id
-                && hold.status == HoldStatus::Held
-                && hold.expires_at <= now
-            {
+        for hold_id in self.holds_by_account.get(&account_id).into_iter().flatten() {
+            let Some(hold) = self.holds.get_mut(hold_id) else {
+                continue;
+            };
+            if hold.status == HoldStatus::Held && hold.expires_at <= now {
                 hold.status = HoldStatus::Expired;
                 hold.settled_at = Some(now);
                 hold.dirty = true;
@@ -774,25 +813,22 @@ impl UnitOfWork {
 
     pub fn add_hold(&mut self, hold: NewHold) -> &Hold {
         let id = hold.id.clone();
-        self.holds.insert(
-            id.clone(),
-            Hold {
-                id: hold.id,
-                account_id: hold.account_id,
-                user_id: hold.user_id,
-                creator: hold.creator,
-                amount: hold.amount,
-                status: HoldStatus::Held,
-                description: hold.description,
-                expires_at: hold.expires_at,
-                created_at: self.now_ms,
-                settled_at: None,
-                captured: None,
-                transfer_id: None,
-                is_new: true,
-                dirty: true,
-            },
-        );
+        self.insert_hold(Hold {
+            id: hold.id,
+            account_id: hold.account_id,
+            user_id: hold.user_id,
+            creator: hold.creator,
+            amount: hold.amount,
+            status: HoldStatus::Held,
+            description: hold.description,
+            expires_at: hold.expires_at,
+            created_at: self.now_ms,
+            settled_at: None,
+            captured: None,
+            transfer_id: None,
+            is_new: true,
+            dirty: true,
+        });
         &self.holds[&id]
     }
 
