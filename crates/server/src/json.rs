@@ -100,7 +100,7 @@ pub fn has_nul_escape(raw: &[u8]) -> bool {
 /// Parses JSON, telling syntax errors (400) from well-formed bodies of the wrong shape (422).
 pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(raw);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let at = if path == "." {
@@ -114,7 +114,12 @@ pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
             }
             _ => ApiError::invalid(format!("invalid request body{at}: {inner}")),
         }
-    })
+    })?;
+    // Anything after the JSON value (other than whitespace) is malformed, not ignored.
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    Ok(value)
 }
 
 /// Query-string extraction with problem+json rejections.
@@ -152,5 +157,13 @@ mod tests {
         assert!(super::has_nul_escape(br#"{"a":"\\\u0000"}"#));
         assert!(!super::has_nul_escape(br#"{"a":"\\u0000"}"#));
         assert!(!super::has_nul_escape(br#"{"a":"u0000"}"#));
+    }
+
+    #[test]
+    fn trailing_bytes_after_the_value_are_malformed() {
+        let parsed: Result<serde_json::Value, _> = super::parse(br#"{"a":1} garbage"#);
+        assert_eq!(parsed.map_err(|e| e.status.as_u16()), Err(400));
+        let parsed: Result<serde_json::Value, _> = super::parse(b"{\"a\":1}  \n");
+        assert!(parsed.is_ok());
     }
 }
