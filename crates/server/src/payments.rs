@@ -214,8 +214,8 @@ pub async fn process_refund(store: &Store, payments: &Payments, refund_id: &str)
 
 /// What a fulfilment reply said, for callers that act on it (admin confirmation).
 pub fn fulfilment_outcome(reply: &bursar_store::ledger::Reply) -> String {
-    serde_json::from_str::<serde_json::Value>(&reply.body)
-        .ok()
-        .and_then(|v| v["outcome"].as_str().map(str::to_string))
+    reply.json()["outcome"]
+        .as_str()
         .unwrap_or_default()
+        .to_string()
 }

@@ -68,13 +68,6 @@ pub struct ReceiptView {
     pub status: String,
 }
 
-fn money(amount: i64, currency: &str) -> MoneyBody {
-    MoneyBody {
-        amount,
-        currency: currency.to_string(),
-    }
-}
-
 /// The receipt of an order, once it has been paid.
 pub fn build(seller: &Seller, order: &Order, buyer_email: Option<String>) -> Option<ReceiptView> {
     let sequence = order.receipt_number?;
@@ -95,15 +88,15 @@ pub fn build(seller: &Seller, order: &Order, buyer_email: Option<String>) -> Opt
         items: vec![ReceiptItem {
             description: order.package_name.clone(),
             quantity: order.quantity,
-            unit_price: money(order.unit_price, currency),
-            amount: money(subtotal, currency),
+            unit_price: MoneyBody::new(order.unit_price, currency),
+            amount: MoneyBody::new(subtotal, currency),
             credits: order.credits_granted,
         }],
-        subtotal: money(subtotal, currency),
-        discount: money(order.discount, currency),
+        subtotal: MoneyBody::new(subtotal, currency),
+        discount: MoneyBody::new(order.discount, currency),
         coupon_code: order.coupon_code.clone(),
-        total: money(order.total, currency),
-        amount_refunded: money(order.amount_refunded, currency),
+        total: MoneyBody::new(order.total, currency),
+        amount_refunded: MoneyBody::new(order.amount_refunded, currency),
         payment_method: order.provider.clone(),
         payment_reference: order.provider_ref.clone(),
         status: order.status.as_str().to_string(),

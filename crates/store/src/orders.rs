@@ -46,13 +46,13 @@ pub struct Order {
     pub closed_at_ms: Option<i64>,
 }
 
-pub(crate) const COLUMNS: &str = "id, user_id, package_id, package_name, quantity, currency,
+const COLUMNS: &str = "id, user_id, package_id, package_name, quantity, currency,
     unit_price, discount, total, credits, bonus_credits, first_purchase_bonus_percent, coupon_id,
     coupon_code, provider, status, failure_reason, payment_id, provider_ref, payment_status,
     payment_json, payment_method, credits_granted, first_purchase_bonus, credits_clawed_back,
     amount_refunded, receipt_number, created_at, expires_at, paid_at, closed_at";
 
-pub(crate) fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
+fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(Order {
         id: row.try_get("id")?,
@@ -222,14 +222,8 @@ impl Store {
     }
 
     async fn order_where(&self, condition: &str, value: &str) -> Result<Option<Order>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE {condition}"));
-        sqlx::query(sql)
-            .bind(value)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .as_ref()
-            .map(order_from_row)
-            .transpose()
+        let mut conn = self.db.pool.acquire().await?;
+        order_on(&mut conn, condition, &[value]).await
     }
 
     /// Orders, newest first, narrowed by `filter`.
@@ -344,6 +338,26 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// The order matching `condition`, whose `$1`, `$2`… are `values`, read on `conn` (a pool
+/// connection, or the ledger writer's inside its transaction).
+pub(crate) async fn order_on(
+    conn: &mut sqlx::AnyConnection,
+    condition: &str,
+    values: &[&str],
+) -> Result<Option<Order>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE {condition}"));
+    let mut query = sqlx::query(sql);
+    for value in values {
+        query = query.bind(*value);
+    }
+    query
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(order_from_row)
+        .transpose()
 }
 
 pub(crate) async fn close_pending_on(

@@ -28,6 +28,15 @@ pub struct MoneyBody {
     pub currency: String,
 }
 
+impl MoneyBody {
+    pub fn new(amount: i64, currency: &str) -> Self {
+        Self {
+            amount,
+            currency: currency.to_string(),
+        }
+    }
+}
+
 /// A package as a buyer sees it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PackageView {
@@ -89,10 +98,7 @@ fn view(package: &Package) -> PackageView {
         kind: spec.kind.as_str().to_string(),
         credits: spec.credits,
         bonus_credits: spec.bonus_credits,
-        price: MoneyBody {
-            amount: spec.price.amount,
-            currency: spec.price.currency.clone(),
-        },
+        price: MoneyBody::new(spec.price.amount, &spec.price.currency),
         daily_credits: spec.daily_credits,
         duration_days: spec.duration_days,
         first_purchase_bonus_percent: spec.first_purchase_bonus_percent,

@@ -52,13 +52,6 @@ pub struct OrderRequest {
     pub provider: String,
 }
 
-fn money(amount: i64, currency: &str) -> MoneyBody {
-    MoneyBody {
-        amount,
-        currency: currency.to_string(),
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
@@ -107,9 +100,9 @@ pub(crate) fn order_view(order: &Order) -> OrderView {
         package_id: order.package_id.clone(),
         package_name: order.package_name.clone(),
         quantity: order.quantity,
-        price: money(order.unit_price * order.quantity, &order.currency),
-        discount: money(order.discount, &order.currency),
-        total: money(order.total, &order.currency),
+        price: MoneyBody::new(order.unit_price * order.quantity, &order.currency),
+        discount: MoneyBody::new(order.discount, &order.currency),
+        total: MoneyBody::new(order.total, &order.currency),
         credits: order.credits,
         bonus_credits: order.bonus_credits,
         first_purchase_bonus: order.first_purchase_bonus,
@@ -118,7 +111,7 @@ pub(crate) fn order_view(order: &Order) -> OrderView {
         payment,
         payment_status: order.payment_status.clone(),
         failure_reason: order.failure_reason.clone(),
-        amount_refunded: money(order.amount_refunded, &order.currency),
+        amount_refunded: MoneyBody::new(order.amount_refunded, &order.currency),
         credits_clawed_back: order.credits_clawed_back,
         receipt_number: order.receipt_number.map(receipts::number),
         created_at: rfc3339(order.created_at_ms),

@@ -14,7 +14,7 @@ use super::{PaymentEvent, PaymentOutcome, Reply};
 use crate::StoreError;
 use crate::audit::AuditRecord;
 use crate::ids::new_id;
-use crate::orders::{COLUMNS, Order, order_from_row};
+use crate::orders::{Order, order_on};
 
 /// What a payment event did; `outcome` is one of the `OUTCOME_*` values.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -84,38 +84,28 @@ async fn find_order(
     conn: &mut AnyConnection,
     event: &PaymentEvent,
 ) -> Result<Option<Order>, StoreError> {
-    let row = if let Some(payment_id) = &event.payment_id {
-        let sql = format!("SELECT {COLUMNS} FROM orders WHERE payment_id = $1 AND provider = $2");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(payment_id)
-            .bind(&event.provider)
-            .fetch_optional(&mut *conn)
-            .await?
+    let provider = event.provider.as_str();
+    if let Some(payment_id) = &event.payment_id {
+        order_on(
+            conn,
+            "payment_id = $1 AND provider = $2",
+            &[payment_id, provider],
+        )
+        .await
     } else if let Some(reference) = &event.provider_ref {
-        let sql = format!("SELECT {COLUMNS} FROM orders WHERE provider_ref = $1 AND provider = $2");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(reference)
-            .bind(&event.provider)
-            .fetch_optional(&mut *conn)
-            .await?
+        order_on(
+            conn,
+            "provider_ref = $1 AND provider = $2",
+            &[reference, provider],
+        )
+        .await
     } else {
-        None
-    };
-    row.as_ref().map(order_from_row).transpose()
+        Ok(None)
+    }
 }
 
-pub(crate) async fn load_order(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<Order>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .as_ref()
-        .map(order_from_row)
-        .transpose()
+async fn load_order(conn: &mut AnyConnection, id: &str) -> Result<Option<Order>, StoreError> {
+    order_on(conn, "id = $1", &[id]).await
 }
 
 /// Applies a verified provider event exactly once: the event's id is recorded first (a repeat
