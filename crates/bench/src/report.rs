@@ -117,6 +117,12 @@ impl Result {
             println!(
                 "    per batch: load {load:.2} ms, apply {apply:.2} ms, write {write:.2} ms, commit {commit:.2} ms"
             );
+            if w.syncs > 0 {
+                println!(
+                    "    beside it: {} fsyncs of the log, {:.2} ms each",
+                    w.syncs, w.mean_sync_ms
+                );
+            }
         }
         println!(
             "  check: {} (balances {} -> {}, acknowledged spent {}, ledger verify {})",

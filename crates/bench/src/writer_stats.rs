@@ -12,6 +12,9 @@ pub struct Sample {
     seconds: f64,
     /// Seconds spent loading, applying, writing and committing.
     phases: [f64; 4],
+    /// fsyncs of the write-ahead log made off the writer's path, and their seconds.
+    syncs: f64,
+    sync_seconds: f64,
 }
 
 const PHASES: [&str; 4] = ["load", "apply", "write", "commit"];
@@ -25,6 +28,9 @@ pub struct WriterStats {
     pub busy: f64,
     /// Mean milliseconds per batch spent loading, applying, writing and committing.
     pub phase_ms: [f64; 4],
+    /// SQLite with durable commits: fsyncs of the log made beside the writer, and their mean.
+    pub syncs: u64,
+    pub mean_sync_ms: f64,
 }
 
 /// Reads the writer's histogram sums; `None` when /metrics is not reachable.
@@ -52,6 +58,8 @@ pub async fn sample(fixture: &Fixture) -> Option<Sample> {
                 "bursar_ledger_phase_seconds_sum{{phase=\"{p}\"}} "
             ))
         }),
+        syncs: value("bursar_ledger_sync_seconds_count "),
+        sync_seconds: value("bursar_ledger_sync_seconds_sum "),
     })
 }
 
@@ -59,11 +67,18 @@ pub fn between(before: Sample, after: Sample, run_seconds: f64) -> WriterStats {
     let batches = (after.batches - before.batches).max(0.0);
     let per_batch = |total: f64| if batches > 0.0 { total / batches } else { 0.0 };
     let seconds = after.seconds - before.seconds;
+    let syncs = (after.syncs - before.syncs).max(0.0);
     WriterStats {
         batches: batches as u64,
         mean_batch_size: per_batch(after.commands - before.commands),
         mean_batch_ms: per_batch(seconds) * 1000.0,
         busy: seconds / run_seconds.max(f64::EPSILON),
         phase_ms: std::array::from_fn(|i| per_batch(after.phases[i] - before.phases[i]) * 1000.0),
+        syncs: syncs as u64,
+        mean_sync_ms: if syncs > 0.0 {
+            (after.sync_seconds - before.sync_seconds) / syncs * 1000.0
+        } else {
+            0.0
+        },
     }
 }

@@ -1,5 +1,6 @@
 //! Connecting to either backend, per-connection pragmas, migrations and write transactions.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -81,8 +82,11 @@ impl Db {
             })
             .acquire_timeout(Duration::from_secs(10));
         let pool = match dialect {
+            // A SQLite connection is a file handle: there is no network peer to lose, so the
+            // pool need not ping it (a round trip to its worker thread) before every query.
             Dialect::Sqlite => {
                 pool_options
+                    .test_before_acquire(false)
                     .after_connect(move |conn, _meta| Box::pin(apply_pragmas(conn, sync)))
                     .connect_with(options.clone())
                     .await?
@@ -165,6 +169,34 @@ impl Db {
             conn.execute("PRAGMA wal_autocheckpoint = 20000").await?;
         }
         Ok(conn)
+    }
+
+    /// The ledger writer's connection, and the write-ahead log it must make durable itself.
+    ///
+    /// With `SqliteSync::Full` on a database file, the writer commits with `synchronous =
+    /// NORMAL` (the commit only hands the WAL frames to the operating system) and returns the
+    /// WAL's path: the writer then fsyncs that file on another thread before it acknowledges
+    /// the batch, so the next batch is applied while the last one reaches the disk. Nothing is
+    /// acknowledged before it is durable, as with FULL; what changes is that other connections
+    /// may read a batch a few milliseconds before its fsync completes. Every other case returns
+    /// `None`: the commit itself is as durable as the settings make it.
+    pub async fn connect_writer(
+        &self,
+    ) -> Result<(sqlx::AnyConnection, Option<PathBuf>), StoreError> {
+        let mut conn = self.connect_one().await?;
+        if self.dialect != Dialect::Sqlite || self.sync != SqliteSync::Full {
+            return Ok((conn, None));
+        }
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&mut conn)
+                .await?;
+        if file.is_empty() {
+            // In memory: there is no file to make durable.
+            return Ok((conn, None));
+        }
+        conn.execute("PRAGMA synchronous = NORMAL").await?;
+        Ok((conn, Some(PathBuf::from(format!("{file}-wal")))))
     }
 
     /// Like `begin_write`, on a connection the caller holds (the ledger writer keeps one).

@@ -743,3 +743,38 @@ async fn any_text_round_trips_through_a_batch(backend: Backend) {
     assert_eq!(written, expected);
     assert_ledger_consistent(&store).await;
 }
+
+/// A durable SQLite writer hands its fsync to another thread: its own commits only write the
+/// log (`synchronous = NORMAL`), and it names the log that must be synced before an answer.
+/// With the relaxed setting, or on PostgreSQL, the commit alone is what durability there is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_writer_syncs_its_log_itself_only_when_commits_must_be_durable() {
+    use sqlx::Row;
+    let url = fresh_database_url(Backend::Sqlite, "writer_sync").await;
+    let full = bursar_store::Db::connect(&url, SqliteSync::Full)
+        .await
+        .expect("db opens");
+    full.migrate().await.expect("migrates");
+    let (mut writer, wal) = full.connect_writer().await.expect("writer connects");
+    let wal = wal.expect("a durable file database names its log");
+    assert!(wal.to_string_lossy().ends_with("-wal"), "{}", wal.display());
+    assert!(wal.exists(), "the log is where SQLite keeps it");
+    let synchronous: i64 = sqlx::query("PRAGMA synchronous")
+        .fetch_one(&mut writer)
+        .await
+        .expect("pragma reads")
+        .try_get(0)
+        .expect("an integer");
+    assert_eq!(synchronous, 1, "NORMAL: the commit does not fsync");
+
+    let relaxed = bursar_store::Db::connect(&url, SqliteSync::Normal)
+        .await
+        .expect("db opens");
+    let (_, wal) = relaxed.connect_writer().await.expect("writer connects");
+    assert!(wal.is_none());
+    let memory = bursar_store::Db::connect("sqlite::memory:", SqliteSync::Full)
+        .await
+        .expect("db opens");
+    let (_, wal) = memory.connect_writer().await.expect("writer connects");
+    assert!(wal.is_none(), "an in-memory database has no log to sync");
+}

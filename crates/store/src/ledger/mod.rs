@@ -3,6 +3,7 @@
 //! the idempotency record that makes a retry safe. Reads are in `read.rs`.
 
 mod commands;
+mod durability;
 pub mod orders;
 pub mod read;
 mod sql;

@@ -5,9 +5,12 @@
 //! anything, so a refusal fails only that command. Nothing is acknowledged before it is durable.
 
 use bursar_core::LedgerError;
+use std::path::PathBuf;
+
 use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::durability::{Answer, Pending, Syncer};
 use super::state::{Cached, UnitOfWork};
 use super::{Reply, Request, commands};
 use crate::{Clock, Db, StoreError};
@@ -16,8 +19,6 @@ use crate::{Clock, Db, StoreError};
 const BATCH_MAX: usize = 512;
 /// Requests waiting for the writer; callers beyond this wait to enqueue (back-pressure).
 const QUEUE_MAX: usize = 8192;
-
-type Answer = oneshot::Sender<Result<Reply, StoreError>>;
 
 #[derive(Clone)]
 pub struct Ledger {
@@ -31,13 +32,14 @@ impl Ledger {
     /// handle is gone.
     pub fn start(db: Db, clock: Clock, asset: String) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE_MAX);
+        let syncer = Syncer::start()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StoreError::Config(format!("cannot start the ledger writer: {e}")))?;
         std::thread::Builder::new()
             .name("bursar-ledger-writer".into())
-            .spawn(move || runtime.block_on(run(db, clock, asset, receiver)))
+            .spawn(move || runtime.block_on(run(db, clock, asset, syncer, receiver)))
             .map_err(|e| StoreError::Config(format!("cannot start the ledger writer: {e}")))?;
         Ok(Self { sender })
     }
@@ -60,6 +62,10 @@ struct Writer {
     asset: String,
     /// Its own connection, opened on the writer's thread; replaced after a failure.
     conn: Option<AnyConnection>,
+    /// SQLite with durable commits: the write-ahead log that `syncer` makes durable before a
+    /// batch is acknowledged (see `Db::connect_writer`).
+    wal: Option<PathBuf>,
+    syncer: Syncer,
     /// SQLite: the accounts as the last commit left them (see `state::Cached`).
     cache: Option<Cached>,
 }
@@ -74,9 +80,11 @@ impl Writer {
             clock,
             asset,
             conn,
+            wal,
             cache,
+            ..
         } = self;
-        let conn = connected(conn, db).await?;
+        let conn = connected(conn, wal, db).await?;
         let result = commit_batch(conn, db, clock, asset, cache.take(), requests).await;
         match result {
             Ok((results, kept)) => {
@@ -103,11 +111,28 @@ impl Writer {
                     clock,
                     asset,
                     conn,
+                    wal,
                     ..
                 } = self;
-                replay_after_race(connected(conn, db).await?, db, clock, asset, request).await
+                replay_after_race(connected(conn, wal, db).await?, db, clock, asset, request).await
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// Answers every caller of a batch: at once, or once the batch is durable.
+    fn acknowledge(&self, answers: Vec<(Answer, Result<Reply, StoreError>)>) {
+        match &self.wal {
+            Some(wal) => self.syncer.acknowledge_when_durable(Pending {
+                wal: wal.clone(),
+                answers,
+            }),
+            None => {
+                for (answer, result) in answers {
+                    // The caller may have gone away; the effect is committed either way.
+                    let _ = answer.send(result);
+                }
+            }
         }
     }
 }
@@ -115,20 +140,33 @@ impl Writer {
 /// The writer's connection, opened on first use (and after a failure dropped it).
 async fn connected<'c>(
     slot: &'c mut Option<AnyConnection>,
+    wal: &mut Option<PathBuf>,
     db: &Db,
 ) -> Result<&'c mut AnyConnection, StoreError> {
     match slot {
         Some(conn) => Ok(conn),
-        None => Ok(slot.insert(db.connect_one().await?)),
+        None => {
+            let (conn, log) = db.connect_writer().await?;
+            *wal = log;
+            Ok(slot.insert(conn))
+        }
     }
 }
 
-async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(Request, Answer)>) {
+async fn run(
+    db: Db,
+    clock: Clock,
+    asset: String,
+    syncer: Syncer,
+    mut receiver: mpsc::Receiver<(Request, Answer)>,
+) {
     let mut writer = Writer {
         db,
         clock,
         asset,
         conn: None,
+        wal: None,
+        syncer,
         cache: None,
     };
     let mut jobs = Vec::with_capacity(BATCH_MAX);
@@ -156,10 +194,12 @@ async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(
         metrics::histogram!("bursar_ledger_batch_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("bursar_ledger_batch_size").record(requests.len() as f64);
         drop(requests);
-        for ((_, answer), result) in jobs.drain(..).zip(results) {
-            // The caller may have gone away; the effect is committed either way.
-            let _ = answer.send(result);
-        }
+        let answers = jobs
+            .drain(..)
+            .map(|(_, answer)| answer)
+            .zip(results)
+            .collect();
+        writer.acknowledge(answers);
     }
 }
 

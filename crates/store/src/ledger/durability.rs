@@ -1,0 +1,83 @@
+//! Pipelined durability for the SQLite writer: a committed batch's answers wait here until an
+//! fsync of the write-ahead log that began after the commit has finished, while the writer is
+//! already applying the next batch. One fsync covers every batch committed before it started,
+//! so batches that commit during an fsync share the next one.
+//!
+//! If an fsync fails, the kernel may have dropped the pages it could not write, and a retry
+//! that succeeds proves nothing (PostgreSQL's "fsyncgate"); the process stops instead of
+//! acknowledging anything more. On restart SQLite recovers the log as far as it reached disk,
+//! and callers that got no answer retry with their idempotency keys.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::Reply;
+use crate::StoreError;
+
+pub(crate) type Answer = oneshot::Sender<Result<Reply, StoreError>>;
+
+/// Answers to send once `wal` is durable.
+pub(crate) struct Pending {
+    pub wal: PathBuf,
+    pub answers: Vec<(Answer, Result<Reply, StoreError>)>,
+}
+
+/// Hands committed batches to the syncing thread.
+pub(crate) struct Syncer {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl Syncer {
+    pub fn start() -> Result<Self, StoreError> {
+        let (sender, receiver) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("bursar-ledger-sync".into())
+            .spawn(move || run(receiver))
+            .map_err(|e| StoreError::Config(format!("cannot start the ledger syncer: {e}")))?;
+        Ok(Self { sender })
+    }
+
+    pub fn acknowledge_when_durable(&self, pending: Pending) {
+        if let Err(mpsc::SendError(pending)) = self.sender.send(pending) {
+            // The syncing thread is gone only if the process is stopping.
+            for (answer, _) in pending.answers {
+                let _ = answer.send(Err(StoreError::WriterGone));
+            }
+        }
+    }
+}
+
+fn run(receiver: mpsc::Receiver<Pending>) {
+    while let Ok(first) = receiver.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(receiver.try_iter());
+        let started = std::time::Instant::now();
+        if let Err(error) = sync_log(&waiting[0].wal) {
+            tracing::error!(%error, wal = %waiting[0].wal.display(), "fsync of the ledger's write-ahead log failed; stopping");
+            std::process::abort();
+        }
+        metrics::histogram!("bursar_ledger_sync_seconds").record(started.elapsed().as_secs_f64());
+        for pending in waiting {
+            for (answer, result) in pending.answers {
+                // The caller may have gone away; the effect is durable either way.
+                let _ = answer.send(result);
+            }
+        }
+    }
+}
+
+/// fsyncs the log file (any descriptor of a file flushes its data). If the log is gone, the
+/// last connection closed and SQLite checkpointed it into the database file, so that is synced.
+fn sync_log(wal: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(wal) {
+        Ok(file) => file.sync_data(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let wal = wal.to_string_lossy();
+            let database = wal.strip_suffix("-wal").unwrap_or(&wal);
+            std::fs::File::open(database)?.sync_all()
+        }
+        Err(error) => Err(error),
+    }
+}
