@@ -66,104 +66,141 @@ pub(crate) enum ColumnType {
     Text,
 }
 
-/// Writes `rows` with as few statements as possible. `make_sql(source, columns)` returns the
-/// statement, where `source` is a relation aliased `v` with the named `columns` (for use as
-/// `INSERT INTO t (columns) SELECT columns FROM source` or `UPDATE t … FROM source WHERE …`).
+/// A batch's writes, as few round trips as possible. `add(columns, rows, make_sql)` writes
+/// `rows`, where `make_sql(source, columns)` returns the statement and `source` is a relation
+/// aliased `v` with the named `columns` (for use as `INSERT INTO t (columns) SELECT columns FROM
+/// source` or `UPDATE t … FROM source WHERE …`).
 ///
-/// SQLite gets the rows as a `VALUES` list of anonymous parameters. PostgreSQL gets them as one
-/// JSON parameter unpacked by `jsonb_to_recordset`: the statement text then never changes, so
-/// it is prepared and planned once, where a `VALUES` list of thousands of parameters cost tens
-/// of milliseconds to plan on every batch.
-pub(crate) async fn execute_rows(
-    conn: &mut AnyConnection,
+/// SQLite gets the rows as a `VALUES` list of anonymous parameters, and every statement of the
+/// batch goes into one script sent by `finish`: each call on a SQLite connection is a round trip
+/// to its worker thread, which under load waits for a core. PostgreSQL gets each statement at
+/// once, its rows as one JSON parameter unpacked by `jsonb_to_recordset`: the statement text then
+/// never changes, so it is prepared and planned once, where a `VALUES` list of thousands of
+/// parameters cost tens of milliseconds to plan on every batch.
+pub(crate) struct BatchWrites {
     dialect: Dialect,
-    columns: &[Column],
-    rows: &[Vec<Value<'_>>],
-    make_sql: impl Fn(&str, &str) -> String,
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
+    script: String,
+    arguments: AnyArguments,
+}
+
+impl BatchWrites {
+    pub fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            script: String::new(),
+            arguments: AnyArguments::default(),
+        }
     }
-    let names = columns
-        .iter()
-        .map(|(name, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ");
-    match dialect {
-        Dialect::Sqlite => {
-            let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
-            for chunk in rows.chunks(rows_per_statement) {
+
+    pub async fn add(
+        &mut self,
+        conn: &mut AnyConnection,
+        columns: &[Column],
+        rows: &[Vec<Value<'_>>],
+        make_sql: impl Fn(&str, &str) -> String,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let names = columns
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.dialect {
+            Dialect::Sqlite => {
                 let renamed = columns
                     .iter()
                     .enumerate()
                     .map(|(i, (name, _))| format!("column{} AS {name}", i + 1))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let values = Params::new(dialect).rows(chunk.len(), columns.len());
-                let source = format!("(SELECT {renamed} FROM (VALUES {values})) AS v");
-                let mut arguments = AnyArguments::default();
-                for row in chunk {
-                    debug_assert_eq!(row.len(), columns.len());
-                    for value in row {
-                        match value {
-                            Value::Int(v) => arguments.add(*v),
-                            Value::OptInt(v) => arguments.add(*v),
-                            Value::Text(v) => arguments.add(*v),
-                            Value::OptText(v) => arguments.add(*v),
+                let rows_per_statement = (PARAMS_PER_STATEMENT_MAX / columns.len()).max(1);
+                for chunk in rows.chunks(rows_per_statement) {
+                    let values = Params::new(self.dialect).rows(chunk.len(), columns.len());
+                    let source = format!("(SELECT {renamed} FROM (VALUES {values})) AS v");
+                    self.script.push_str(&make_sql(&source, &names));
+                    self.script.push_str(";\n");
+                    for row in chunk {
+                        debug_assert_eq!(row.len(), columns.len());
+                        for value in row {
+                            match value {
+                                Value::Int(v) => self.arguments.add(*v),
+                                Value::OptInt(v) => self.arguments.add(*v),
+                                Value::Text(v) => self.arguments.add(*v),
+                                Value::OptText(v) => self.arguments.add(*v),
+                            }
+                            .map_err(sqlx::Error::Encode)?;
                         }
-                        .map_err(sqlx::Error::Encode)?;
                     }
                 }
-                sqlx::query_with(sqlx::AssertSqlSafe(make_sql(&source, &names)), arguments)
-                    .persistent(false)
+                Ok(())
+            }
+            Dialect::Postgres => {
+                let sql = make_sql(&postgres_source(columns), &names);
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(postgres_rows_json(columns, rows))
                     .execute(&mut *conn)
                     .await?;
+                Ok(())
             }
         }
-        Dialect::Postgres => {
-            let record = columns
-                .iter()
-                .map(|(name, kind)| {
-                    let sql_type = match kind {
-                        ColumnType::Int => "bigint",
-                        ColumnType::Text => "text",
-                    };
-                    format!("{name} {sql_type}")
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let source = format!("jsonb_to_recordset($1::jsonb) AS v({record})");
-            let json: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|row| {
-                    let object = columns
-                        .iter()
-                        .zip(row)
-                        .map(|((name, _), value)| {
-                            let value = match value {
-                                Value::Int(v) => serde_json::Value::from(*v),
-                                Value::OptInt(v) => {
-                                    v.map_or(serde_json::Value::Null, serde_json::Value::from)
-                                }
-                                Value::Text(v) => serde_json::Value::from(*v),
-                                Value::OptText(v) => {
-                                    v.map_or(serde_json::Value::Null, serde_json::Value::from)
-                                }
-                            };
-                            (name.to_string(), value)
-                        })
-                        .collect();
-                    serde_json::Value::Object(object)
-                })
-                .collect();
-            let payload = serde_json::Value::Array(json).to_string();
-            sqlx::query(sqlx::AssertSqlSafe(make_sql(&source, &names)))
-                .bind(payload)
+    }
+
+    /// Sends what SQLite has gathered, in one call (statements run in the order added).
+    pub async fn finish(self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        if !self.script.is_empty() {
+            sqlx::query_with(sqlx::AssertSqlSafe(self.script), self.arguments)
+                .persistent(false)
                 .execute(&mut *conn)
                 .await?;
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// `jsonb_to_recordset($1::jsonb) AS v(name type, …)`.
+fn postgres_source(columns: &[Column]) -> String {
+    let record = columns
+        .iter()
+        .map(|(name, kind)| {
+            let sql_type = match kind {
+                ColumnType::Int => "bigint",
+                ColumnType::Text => "text",
+            };
+            format!("{name} {sql_type}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("jsonb_to_recordset($1::jsonb) AS v({record})")
+}
+
+/// The rows as a JSON array of objects keyed by column name.
+fn postgres_rows_json(columns: &[Column], rows: &[Vec<Value<'_>>]) -> String {
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            let object = columns
+                .iter()
+                .zip(row)
+                .map(|((name, _), value)| {
+                    let value = match value {
+                        Value::Int(v) => serde_json::Value::from(*v),
+                        Value::OptInt(v) => {
+                            v.map_or(serde_json::Value::Null, serde_json::Value::from)
+                        }
+                        Value::Text(v) => serde_json::Value::from(*v),
+                        Value::OptText(v) => {
+                            v.map_or(serde_json::Value::Null, serde_json::Value::from)
+                        }
+                    };
+                    (name.to_string(), value)
+                })
+                .collect();
+            serde_json::Value::Object(object)
+        })
+        .collect();
+    serde_json::Value::Array(json).to_string()
 }
 
 #[cfg(test)]

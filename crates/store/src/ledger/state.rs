@@ -14,7 +14,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::PaidBy;
 use super::sql::ColumnType::{Int, Text};
-use super::sql::{Column, Params, Value, execute_rows};
+use super::sql::{BatchWrites, Column, Params, Value};
 use crate::audit::AuditRecord;
 use crate::db::Dialect;
 use crate::ids::new_id;
@@ -863,6 +863,7 @@ impl UnitOfWork {
     pub async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
         let now = self.now_ms;
         let asset = self.asset.clone();
+        let mut writes = BatchWrites::new(self.dialect);
         let transfers: Vec<Vec<Value>> = self
             .transfers
             .iter()
@@ -886,16 +887,11 @@ impl UnitOfWork {
                 ]
             })
             .collect();
-        execute_rows(
-            conn,
-            self.dialect,
-            TRANSFER_COLUMNS,
-            &transfers,
-            |source, columns| {
+        writes
+            .add(conn, TRANSFER_COLUMNS, &transfers, |source, columns| {
                 format!("INSERT INTO transfers ({columns}) SELECT {columns} FROM {source}")
-            },
-        )
-        .await?;
+            })
+            .await?;
 
         let accounts: Vec<&Account> = {
             let mut dirty: Vec<&Account> = self.accounts.values().filter(|a| a.dirty).collect();
@@ -923,23 +919,19 @@ impl UnitOfWork {
                 }
             }
         }
-        execute_rows(
-            conn,
-            self.dialect,
-            GRANT_COLUMNS,
-            &new_grants,
-            |source, columns| {
+        writes
+            .add(conn, GRANT_COLUMNS, &new_grants, |source, columns| {
                 format!("INSERT INTO grants ({columns}) SELECT {columns} FROM {source}")
-            },
-        )
-        .await?;
+            })
+            .await?;
         let columns = &[("id", Text), ("remaining", Int)];
-        execute_rows(conn, self.dialect, columns, &changed_grants, |source, _| {
-            format!(
-                "UPDATE grants SET remaining = v.remaining FROM {source} WHERE grants.id = v.id"
-            )
-        })
-        .await?;
+        writes
+            .add(conn, columns, &changed_grants, |source, _| {
+                format!(
+                    "UPDATE grants SET remaining = v.remaining FROM {source} WHERE grants.id = v.id"
+                )
+            })
+            .await?;
 
         let links: Vec<Vec<Value>> = self
             .links
@@ -953,10 +945,11 @@ impl UnitOfWork {
             })
             .collect();
         let columns = &[("transfer_id", Text), ("grant_id", Text), ("amount", Int)];
-        execute_rows(conn, self.dialect, columns, &links, |source, columns| {
-            format!("INSERT INTO transfer_grants ({columns}) SELECT {columns} FROM {source}")
-        })
-        .await?;
+        writes
+            .add(conn, columns, &links, |source, columns| {
+                format!("INSERT INTO transfer_grants ({columns}) SELECT {columns} FROM {source}")
+            })
+            .await?;
 
         let mut new_holds = Vec::new();
         let mut changed_holds = Vec::new();
@@ -986,16 +979,11 @@ impl UnitOfWork {
                 ]);
             }
         }
-        execute_rows(
-            conn,
-            self.dialect,
-            HOLD_INSERT_COLUMNS,
-            &new_holds,
-            |source, columns| {
+        writes
+            .add(conn, HOLD_INSERT_COLUMNS, &new_holds, |source, columns| {
                 format!("INSERT INTO holds ({columns}) SELECT {columns} FROM {source}")
-            },
-        )
-        .await?;
+            })
+            .await?;
         let columns = &[
             ("id", Text),
             ("status", Text),
@@ -1003,7 +991,7 @@ impl UnitOfWork {
             ("captured", Int),
             ("transfer_id", Text),
         ];
-        execute_rows(conn, self.dialect, columns, &changed_holds, |source, _| {
+        writes.add(conn, columns, &changed_holds, |source, _| {
             format!(
                 "UPDATE holds SET status = v.status, settled_at = v.settled_at, captured = v.captured,
                         transfer_id = v.transfer_id
@@ -1035,7 +1023,7 @@ impl UnitOfWork {
                 .map(|(id, balance)| vec![Value::Text(id), Value::Int(balance), Value::Int(0)]),
         );
         let columns = &[("id", Text), ("balance", Int), ("held", Int)];
-        execute_rows(conn, self.dialect, columns, &balances, |source, _| {
+        writes.add(conn, columns, &balances, |source, _| {
             format!(
                 "UPDATE accounts SET balance = v.balance, held = v.held FROM {source} WHERE accounts.id = v.id"
             )
@@ -1064,10 +1052,11 @@ impl UnitOfWork {
             ("body", Text),
             ("created_at", Int),
         ];
-        execute_rows(conn, self.dialect, columns, &keys, |source, columns| {
-            format!("INSERT INTO idempotency_keys ({columns}) SELECT {columns} FROM {source}")
-        })
-        .await?;
+        writes
+            .add(conn, columns, &keys, |source, columns| {
+                format!("INSERT INTO idempotency_keys ({columns}) SELECT {columns} FROM {source}")
+            })
+            .await?;
 
         let audits: Vec<Vec<Value>> = self
             .audits
@@ -1095,10 +1084,13 @@ impl UnitOfWork {
             ("ip", Text),
             ("created_at", Int),
         ];
-        execute_rows(conn, self.dialect, columns, &audits, |source, columns| {
-            format!("INSERT INTO audit_log ({columns}) SELECT {columns} FROM {source}")
-        })
-        .await?;
+        writes
+            .add(conn, columns, &audits, |source, columns| {
+                format!("INSERT INTO audit_log ({columns}) SELECT {columns} FROM {source}")
+            })
+            .await?;
+
+        writes.finish(conn).await?;
 
         self.coupon_redemptions.sort();
         for coupon in &self.coupon_redemptions {
