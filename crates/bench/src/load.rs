@@ -5,6 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request};
 use rand::Rng;
 
 use crate::setup::Fixture;
@@ -34,34 +39,52 @@ impl Outcome {
     }
 }
 
-struct Client<'a> {
-    fixture: &'a Fixture,
+/// One client's own keep-alive connection. Requests are sent one at a time, so the connection
+/// is reopened only after a transport error.
+struct Connection {
+    host: String,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Connection {
+    async fn sender(&mut self) -> Option<&mut SendRequest<Full<Bytes>>> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = tokio::net::TcpStream::connect(&self.host).await.ok()?;
+            stream.set_nodelay(true).ok()?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .ok()?;
+            tokio::spawn(connection);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut()?;
+        sender.ready().await.ok()?;
+        Some(sender)
+    }
+}
+
+struct Client {
+    connection: Connection,
+    /// `Bearer <service key>`, built once.
+    service_auth: HeaderValue,
     outcome: Outcome,
 }
 
-impl Client<'_> {
+impl Client {
     /// Sends one request; returns the status and, when asked for, the parsed body. Other
     /// bodies are read (so the connection is reused) but not parsed: the generator shares the
     /// machine with the server, so it spends as little as it can.
     async fn send(
         &mut self,
-        request: reqwest::RequestBuilder,
+        request: Request<Full<Bytes>>,
         want_body: bool,
     ) -> Option<(u16, serde_json::Value)> {
         let started = Instant::now();
-        let answered = match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let bytes = response.bytes().await.unwrap_or_default();
-                let body = if want_body {
-                    serde_json::from_slice(&bytes).unwrap_or_default()
-                } else {
-                    serde_json::Value::Null
-                };
-                Some((status, body))
-            }
-            Err(_) => None,
-        };
+        let answered = self.exchange(request, want_body).await;
+        if answered.is_none() {
+            self.connection.sender = None;
+        }
         self.outcome
             .latencies_us
             .push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
@@ -72,13 +95,51 @@ impl Client<'_> {
         answered
     }
 
-    fn post(&self, path: &str, body: String) -> reqwest::RequestBuilder {
-        self.fixture
-            .client
-            .post(format!("{}{path}", self.fixture.base))
-            .bearer_auth(&self.fixture.api_key)
-            .header("content-type", "application/json")
-            .body(body)
+    async fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        want_body: bool,
+    ) -> Option<(u16, serde_json::Value)> {
+        let response = self
+            .connection
+            .sender()
+            .await?
+            .send_request(request)
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.ok()?.to_bytes();
+        let body = if want_body {
+            serde_json::from_slice(&bytes).unwrap_or_default()
+        } else {
+            serde_json::Value::Null
+        };
+        Some((status, body))
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        auth: HeaderValue,
+        body: Option<String>,
+    ) -> Request<Full<Bytes>> {
+        let builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, &self.connection.host)
+            .header(header::AUTHORIZATION, auth);
+        let request = match body {
+            Some(body) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body))),
+            None => builder.body(Full::new(Bytes::new())),
+        };
+        request.expect("the generator's requests are well-formed")
+    }
+
+    fn post(&self, path: &str, body: String) -> Request<Full<Bytes>> {
+        self.request(Method::POST, path, self.service_auth.clone(), Some(body))
     }
 
     async fn spend(&mut self, user: &str, amount: i64) {
@@ -112,18 +173,27 @@ impl Client<'_> {
     }
 
     async fn read_balance(&mut self, token: &str) {
-        let request = self
-            .fixture
-            .client
-            .get(format!("{}/api/v1/me/balance", self.fixture.base))
-            .bearer_auth(token);
+        let auth = bearer(token);
+        let request = self.request(Method::GET, "/api/v1/me/balance", auth, None);
         self.send(request, false).await;
     }
 }
 
+fn bearer(token: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("Bearer {token}")).expect("tokens are header-safe")
+}
+
 async fn client_loop(fixture: &Fixture, profile: Profile, deadline: Instant) -> Outcome {
     let mut client = Client {
-        fixture,
+        connection: Connection {
+            host: fixture
+                .base
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+            sender: None,
+        },
+        service_auth: bearer(&fixture.api_key),
         outcome: Outcome::default(),
     };
     while Instant::now() < deadline {
