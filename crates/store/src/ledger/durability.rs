@@ -81,3 +81,61 @@ fn sync_log(wal: &Path) -> std::io::Result<()> {
         Err(error) => Err(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "bursar-sync-{name}-{}-{}",
+            std::process::id(),
+            crate::ids::new_id("t")
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        dir
+    }
+
+    #[test]
+    fn the_log_is_synced_or_else_the_database_it_was_checkpointed_into() {
+        let dir = scratch("log");
+        let database = dir.join("bursar.db");
+        let wal = dir.join("bursar.db-wal");
+        assert!(
+            sync_log(&wal).is_err(),
+            "neither file exists: an error, never silence"
+        );
+        std::fs::write(&database, b"db").expect("database file");
+        sync_log(&wal).expect("no log: the database is synced instead");
+        std::fs::write(&wal, b"log").expect("log file");
+        sync_log(&wal).expect("the log is synced");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test]
+    async fn every_batch_gets_its_own_answers_once_its_log_is_synced() {
+        let dir = scratch("answers");
+        let wal = dir.join("bursar.db-wal");
+        std::fs::write(&wal, b"log").expect("log file");
+        let syncer = Syncer::start().expect("syncer starts");
+        let mut waiting = Vec::new();
+        for batch in 0..3u16 {
+            let (answer, answered) = oneshot::channel();
+            let reply = Reply {
+                status: 200 + batch,
+                body: String::new(),
+                replayed: false,
+            };
+            syncer.acknowledge_when_durable(Pending {
+                wal: wal.clone(),
+                answers: vec![(answer, Ok(reply))],
+            });
+            waiting.push(answered);
+        }
+        for (batch, answered) in waiting.into_iter().enumerate() {
+            let reply = answered.await.expect("answered").expect("a reply");
+            assert_eq!(usize::from(reply.status), 200 + batch);
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

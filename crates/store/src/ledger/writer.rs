@@ -4,9 +4,9 @@
 //! once, and only then answers every caller. Each command checks everything before it changes
 //! anything, so a refusal fails only that command. Nothing is acknowledged before it is durable.
 
-use bursar_core::LedgerError;
 use std::path::PathBuf;
 
+use bursar_core::LedgerError;
 use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
