@@ -30,8 +30,8 @@ pub struct Db {
     sync: SqliteSync,
 }
 
-/// Per-connection settings for SQLite: WAL, the chosen durability, a busy timeout, and foreign
-/// keys (off by default in SQLite).
+/// Per-connection settings for SQLite: WAL (kept under 128 MiB once reset), the chosen
+/// durability, a busy timeout, and foreign keys (off by default in SQLite).
 async fn apply_pragmas(
     conn: &mut sqlx::AnyConnection,
     sync: SqliteSync,
@@ -43,6 +43,10 @@ async fn apply_pragmas(
     })
     .await?;
     conn.execute("PRAGMA busy_timeout = 10000").await?;
+    // After a peak (a long reader can keep the log from being reset), the log file shrinks
+    // back to this size when it is next reset, instead of keeping its peak size on disk.
+    conn.execute("PRAGMA journal_size_limit = 134217728")
+        .await?;
     conn.execute("PRAGMA foreign_keys = ON").await?;
     Ok(())
 }

@@ -766,6 +766,17 @@ async fn the_sqlite_writer_syncs_its_log_itself_only_when_commits_must_be_durabl
         .try_get(0)
         .expect("an integer");
     assert_eq!(synchronous, 1, "NORMAL: the commit does not fsync");
+    let limit: i64 = sqlx::query("PRAGMA journal_size_limit")
+        .fetch_one(&mut writer)
+        .await
+        .expect("pragma reads")
+        .try_get(0)
+        .expect("an integer");
+    assert_eq!(
+        limit,
+        128 * 1024 * 1024,
+        "the log shrinks back after a peak"
+    );
 
     let relaxed = bursar_store::Db::connect(&url, SqliteSync::Normal)
         .await
