@@ -36,6 +36,7 @@ on_both_backends!(
     verify_reports_a_corrupted_balance,
     the_writer_sees_changes_made_outside_it,
     any_text_round_trips_through_a_batch,
+    settled_holds_stop_reserving_in_later_batches,
 );
 
 async fn open(backend: Backend, name: &str) -> Store {
@@ -788,4 +789,52 @@ async fn the_sqlite_writer_syncs_its_log_itself_only_when_commits_must_be_durabl
         .expect("db opens");
     let (_, wal) = memory.connect_writer().await.expect("writer connects");
     assert!(wal.is_none(), "an in-memory database has no log to sync");
+}
+
+/// Each command here is its own batch, so on SQLite every one starts from what the writer kept
+/// of the last: a hold settled in one batch must stop reserving credits in the next, a new
+/// grant must count, and burned-out grants must not come back.
+async fn settled_holds_stop_reserving_in_later_batches(backend: Backend) {
+    let store = open(backend, "settled_holds").await;
+    let u = user(&store, "holds@example.com").await;
+    ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
+    let hold = |amount| Command::Hold {
+        user_id: u.clone(),
+        amount: credits(amount),
+        expires_in_ms: 3_600_000,
+        description: None,
+        creator: "svc".into(),
+    };
+    let captured = ok(&store, hold(60)).await;
+    let voided = ok(&store, hold(30)).await;
+    assert!(
+        run(&store, spend(&u, 11)).await.is_err(),
+        "90 of 100 are held"
+    );
+    ok(
+        &store,
+        Command::Capture {
+            hold_id: captured["id"].as_str().unwrap_or_default().into(),
+            amount: Some(credits(10)),
+            creator: "svc".into(),
+        },
+    )
+    .await;
+    ok(
+        &store,
+        Command::Void {
+            hold_id: voided["id"].as_str().unwrap_or_default().into(),
+            creator: "svc".into(),
+        },
+    )
+    .await;
+    ok(&store, spend(&u, 90)).await;
+    assert!(
+        run(&store, spend(&u, 1)).await.is_err(),
+        "the first grant is spent"
+    );
+    ok(&store, grant(&u, 7, GrantSource::Bonus, 0, None)).await;
+    ok(&store, spend(&u, 7)).await;
+    assert!(run(&store, spend(&u, 1)).await.is_err());
+    assert_ledger_consistent(&store).await;
 }

@@ -154,6 +154,8 @@ pub(crate) struct Cached {
     accounts: HashMap<String, Account>,
     holds: HashMap<String, Hold>,
     holds_by_account: HashMap<String, Vec<String>>,
+    /// Live grants across `accounts`, kept as they change so the bound costs nothing to check.
+    grant_count: usize,
 }
 
 /// Beyond this many accounts, grants and holds together the cache is dropped and starts again,
@@ -176,6 +178,13 @@ pub(crate) struct UnitOfWork {
     /// Hold ids per account id, so settling one account never scans every hold.
     holds_by_account: HashMap<String, Vec<String>>,
     missing_holds: HashSet<String>,
+    /// Users whose account this batch changed, and holds it loaded or changed, each once: what
+    /// `flush` writes and `into_cache` tidies, so a batch costs what it touches, not what the
+    /// cache holds.
+    touched_accounts: Vec<String>,
+    touched_holds: Vec<String>,
+    /// Live grants across `accounts`.
+    grant_count: usize,
     idempotency: HashMap<(String, String), StoredReply>,
     new_idempotency: Vec<(String, String, String, i64, String)>,
     transfers: Vec<TransferRow>,
@@ -224,6 +233,7 @@ impl UnitOfWork {
             uow.accounts = cached.accounts;
             uow.holds = cached.holds;
             uow.holds_by_account = cached.holds_by_account;
+            uow.grant_count = cached.grant_count;
             return Ok(uow);
         }
         let sql = match dialect {
@@ -283,6 +293,9 @@ impl UnitOfWork {
             holds: HashMap::new(),
             holds_by_account: HashMap::new(),
             missing_holds: HashSet::new(),
+            touched_accounts: Vec::new(),
+            touched_holds: Vec::new(),
+            grant_count: 0,
             idempotency: HashMap::new(),
             new_idempotency: Vec::new(),
             transfers: Vec::new(),
@@ -294,34 +307,49 @@ impl UnitOfWork {
     }
 
     /// After the batch committed: what to keep for the next one (SQLite only). Burned-out
-    /// grants and settled holds are left behind; everything kept is marked as written.
+    /// grants and settled holds are left behind; everything kept is marked as written. Only
+    /// what this batch touched is visited.
     pub fn into_cache(self) -> Option<Cached> {
         let data_version = self.data_version?;
         let mut accounts = self.accounts;
-        let mut items = accounts.len();
-        for account in accounts.values_mut() {
+        let mut grant_count = self.grant_count;
+        for user in &self.touched_accounts {
+            let Some(account) = accounts.get_mut(user) else {
+                continue;
+            };
             account.dirty = false;
+            let before = account.grants.len();
             account.grants.retain(|g| g.remaining > 0);
-            items += account.grants.len();
+            grant_count -= before - account.grants.len();
             for grant in &mut account.grants {
                 grant.dirty = false;
                 grant.is_new = false;
             }
         }
         let mut holds = self.holds;
-        holds.retain(|_, h| h.status == HoldStatus::Held);
-        items += holds.len();
-        if items > CACHED_ITEMS_MAX {
-            return None;
+        let mut holds_by_account = self.holds_by_account;
+        for id in &self.touched_holds {
+            match holds.get_mut(id) {
+                Some(hold) if hold.status == HoldStatus::Held => {
+                    hold.dirty = false;
+                    hold.is_new = false;
+                }
+                Some(_) => {
+                    let Some(settled) = holds.remove(id) else {
+                        continue;
+                    };
+                    if let Some(ids) = holds_by_account.get_mut(&settled.account_id) {
+                        ids.retain(|held| held != id);
+                        if ids.is_empty() {
+                            holds_by_account.remove(&settled.account_id);
+                        }
+                    }
+                }
+                None => {}
+            }
         }
-        let mut holds_by_account: HashMap<String, Vec<String>> = HashMap::new();
-        for hold in holds.values_mut() {
-            hold.dirty = false;
-            hold.is_new = false;
-            holds_by_account
-                .entry(hold.account_id.clone())
-                .or_default()
-                .push(hold.id.clone());
+        if accounts.len() + grant_count + holds.len() > CACHED_ITEMS_MAX {
+            return None;
         }
         let mut system = self.system;
         for state in system.values_mut() {
@@ -334,6 +362,7 @@ impl UnitOfWork {
             accounts,
             holds,
             holds_by_account,
+            grant_count,
         })
     }
 
@@ -431,6 +460,7 @@ impl UnitOfWork {
                 };
                 if let Some(account) = self.accounts.get_mut(user) {
                     account.grants.push(grant);
+                    self.grant_count += 1;
                 }
             }
             // SQLite caches accounts between batches, so it loads every open hold (a cached
@@ -576,6 +606,7 @@ impl UnitOfWork {
             .entry(hold.account_id.clone())
             .or_default()
             .push(hold.id.clone());
+        self.touched_holds.push(hold.id.clone());
         self.holds.insert(hold.id.clone(), hold);
     }
 
@@ -585,13 +616,19 @@ impl UnitOfWork {
 
     pub fn account_mut(&mut self, user_id: &str) -> Option<&mut Account> {
         let account = self.accounts.get_mut(user_id)?;
-        account.dirty = true;
+        if !account.dirty {
+            account.dirty = true;
+            self.touched_accounts.push(user_id.to_string());
+        }
         Some(account)
     }
 
     pub fn hold_mut(&mut self, hold_id: &str) -> Option<&mut Hold> {
         let hold = self.holds.get_mut(hold_id)?;
-        hold.dirty = true;
+        if !hold.dirty {
+            hold.dirty = true;
+            self.touched_holds.push(hold_id.to_string());
+        }
         Some(hold)
     }
 
@@ -613,7 +650,10 @@ impl UnitOfWork {
             if hold.status == HoldStatus::Held && hold.expires_at <= now {
                 hold.status = HoldStatus::Expired;
                 hold.settled_at = Some(now);
-                hold.dirty = true;
+                if !hold.dirty {
+                    hold.dirty = true;
+                    self.touched_holds.push(hold_id.clone());
+                }
                 released += hold.amount;
             }
         }
@@ -807,6 +847,7 @@ impl UnitOfWork {
                 is_new: true,
                 dirty: true,
             });
+            self.grant_count += 1;
         }
         (transfer_id, grant_id)
     }
@@ -861,6 +902,9 @@ impl UnitOfWork {
 
     /// Writes every change, in an order that satisfies the foreign keys.
     pub async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        // A hold loaded and then changed is listed twice; sorted, writes also go in id order.
+        self.touched_holds.sort_unstable();
+        self.touched_holds.dedup();
         let now = self.now_ms;
         let asset = self.asset.clone();
         let mut writes = BatchWrites::new(self.dialect);
@@ -894,7 +938,11 @@ impl UnitOfWork {
             .await?;
 
         let accounts: Vec<&Account> = {
-            let mut dirty: Vec<&Account> = self.accounts.values().filter(|a| a.dirty).collect();
+            let mut dirty: Vec<&Account> = self
+                .touched_accounts
+                .iter()
+                .filter_map(|user| self.accounts.get(user))
+                .collect();
             dirty.sort_by(|a, b| a.id.cmp(&b.id));
             dirty
         };
@@ -953,7 +1001,12 @@ impl UnitOfWork {
 
         let mut new_holds = Vec::new();
         let mut changed_holds = Vec::new();
-        for h in self.holds.values().filter(|h| h.dirty) {
+        for h in self
+            .touched_holds
+            .iter()
+            .filter_map(|id| self.holds.get(id))
+            .filter(|h| h.dirty)
+        {
             if h.is_new {
                 new_holds.push(vec![
                     Value::Text(&h.id),
