@@ -320,7 +320,7 @@ impl UnitOfWork {
             account.dirty = false;
             let before = account.grants.len();
             account.grants.retain(|g| g.remaining > 0);
-            grant_count -= before - account.grants.len();
+            grant_count = grant_count.saturating_sub(before - account.grants.len());
             for grant in &mut account.grants {
                 grant.dirty = false;
                 grant.is_new = false;
