@@ -12,7 +12,7 @@ use bursar_payments::signature::header_v1;
 use bursar_server::config::StripeSettings;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, Member, TestApp};
 
 const WEBHOOK_SECRET: &str = "whsec_stripe_test";
 
@@ -82,6 +82,41 @@ async fn stripe_app(backend: Backend, name: &str, api_base: String) -> TestApp {
     .await
 }
 
+/// A server that talks to the Stripe stub, with an admin, a buyer and a 4,500 CNY package.
+struct Shop {
+    app: TestApp,
+    admin: Member,
+    buyer: Member,
+    package_id: String,
+    /// What the stub was sent, and the switch that makes its refund API fail.
+    seen: Seen,
+    down: Arc<AtomicBool>,
+}
+
+async fn shop(backend: Backend, name: &str) -> Shop {
+    let (api_base, seen, down) = stub().await;
+    let app = stripe_app(backend, name, api_base).await;
+    let admin = app.admin().await;
+    let buyer = app.register("buyer@example.com").await;
+    let package = app
+        .post(
+            "/api/v1/admin/packages",
+            &admin.token,
+            json!({"name": "500 credits", "kind": "credit_pack", "credits": 500,
+                   "price": {"amount": 4500, "currency": "CNY"}}),
+        )
+        .await;
+    let package_id = package.json["id"].as_str().expect("id").to_string();
+    Shop {
+        app,
+        admin,
+        buyer,
+        package_id,
+        seen,
+        down,
+    }
+}
+
 async fn deliver(app: &TestApp, event: Value) -> u16 {
     let body = event.to_string();
     let signature = header_v1(
@@ -111,19 +146,14 @@ async fn stripe_orders_are_paid_by_signed_webhooks_and_refunded_through_stripe_p
 }
 
 async fn stripe_flow(backend: Backend) {
-    let (api_base, seen, _) = stub().await;
-    let app = stripe_app(backend, "stripe_flow", api_base).await;
-    let admin = app.admin().await;
-    let buyer = app.register("buyer@example.com").await;
-    let package = app
-        .post(
-            "/api/v1/admin/packages",
-            &admin.token,
-            json!({"name": "500 credits", "kind": "credit_pack", "credits": 500,
-                   "price": {"amount": 4500, "currency": "CNY"}}),
-        )
-        .await;
-    let package_id = package.json["id"].as_str().expect("id");
+    let Shop {
+        app,
+        admin,
+        buyer,
+        package_id,
+        seen,
+        ..
+    } = shop(backend, "stripe_flow").await;
     let placed = app
         .post(
             "/api/v1/orders",
@@ -259,19 +289,14 @@ async fn refunds_wait_out_a_stripe_outage_postgres() {
 /// A refund whose provider call fails for a transient reason stays pending and is sent again
 /// by the retry job; a late payment reported twice is refunded once.
 async fn refunds_wait_out_an_outage(backend: Backend) {
-    let (api_base, seen, down) = stub().await;
-    let app = stripe_app(backend, "stripe_outage", api_base).await;
-    let admin = app.admin().await;
-    let buyer = app.register("buyer@example.com").await;
-    let package = app
-        .post(
-            "/api/v1/admin/packages",
-            &admin.token,
-            json!({"name": "500 credits", "kind": "credit_pack", "credits": 500,
-                   "price": {"amount": 4500, "currency": "CNY"}}),
-        )
-        .await;
-    let package_id = package.json["id"].as_str().expect("id");
+    let Shop {
+        app,
+        admin,
+        buyer,
+        package_id,
+        seen,
+        down,
+    } = shop(backend, "stripe_outage").await;
     let place = || {
         app.post(
             "/api/v1/orders",
