@@ -178,9 +178,10 @@ pub(crate) struct UnitOfWork {
     /// Hold ids per account id, so settling one account never scans every hold.
     holds_by_account: HashMap<String, Vec<String>>,
     missing_holds: HashSet<String>,
-    /// Users whose account this batch changed, and holds it loaded or changed, each once: what
-    /// `flush` writes and `into_cache` tidies, so a batch costs what it touches, not what the
-    /// cache holds.
+    /// Users whose account this batch changed (each once), and holds it loaded or changed (a
+    /// hold loaded and then changed twice, until `flush` sorts and dedups them): what `flush`
+    /// writes and `into_cache` tidies, so a batch costs what it touches, not what the cache
+    /// holds.
     touched_accounts: Vec<String>,
     touched_holds: Vec<String>,
     /// Live grants across `accounts`.
@@ -219,22 +220,19 @@ impl UnitOfWork {
             ),
             Dialect::Postgres => None,
         };
-        if let Some(cache) = &cache {
-            let outcome = if Some(cache.data_version) == data_version {
-                "hit"
-            } else {
-                "stale"
-            };
+        if let Some(cached) = cache {
+            let fresh = Some(cached.data_version) == data_version;
+            let outcome = if fresh { "hit" } else { "stale" };
             metrics::counter!("bursar_ledger_cache_total", "outcome" => outcome).increment(1);
-        }
-        if let Some(cached) = cache.filter(|c| Some(c.data_version) == data_version) {
-            let mut uow = Self::empty(dialect, asset, now_ms, cached.system_ids, cached.system);
-            uow.data_version = data_version;
-            uow.accounts = cached.accounts;
-            uow.holds = cached.holds;
-            uow.holds_by_account = cached.holds_by_account;
-            uow.grant_count = cached.grant_count;
-            return Ok(uow);
+            if fresh {
+                let mut uow = Self::empty(dialect, asset, now_ms, cached.system_ids, cached.system);
+                uow.data_version = data_version;
+                uow.accounts = cached.accounts;
+                uow.holds = cached.holds;
+                uow.holds_by_account = cached.holds_by_account;
+                uow.grant_count = cached.grant_count;
+                return Ok(uow);
+            }
         }
         let sql = match dialect {
             Dialect::Sqlite => {
@@ -329,23 +327,21 @@ impl UnitOfWork {
         let mut holds = self.holds;
         let mut holds_by_account = self.holds_by_account;
         for id in &self.touched_holds {
-            match holds.get_mut(id) {
-                Some(hold) if hold.status == HoldStatus::Held => {
-                    hold.dirty = false;
-                    hold.is_new = false;
+            let Some(hold) = holds.get_mut(id) else {
+                continue;
+            };
+            if hold.status == HoldStatus::Held {
+                hold.dirty = false;
+                hold.is_new = false;
+                continue;
+            }
+            let account_id = hold.account_id.clone();
+            holds.remove(id);
+            if let Some(ids) = holds_by_account.get_mut(&account_id) {
+                ids.retain(|held| held != id);
+                if ids.is_empty() {
+                    holds_by_account.remove(&account_id);
                 }
-                Some(_) => {
-                    let Some(settled) = holds.remove(id) else {
-                        continue;
-                    };
-                    if let Some(ids) = holds_by_account.get_mut(&settled.account_id) {
-                        ids.retain(|held| held != id);
-                        if ids.is_empty() {
-                            holds_by_account.remove(&settled.account_id);
-                        }
-                    }
-                }
-                None => {}
             }
         }
         if accounts.len() + grant_count + holds.len() > CACHED_ITEMS_MAX {
