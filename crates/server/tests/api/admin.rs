@@ -109,12 +109,10 @@ async fn an_overdraft_limit_lets_a_balance_go_negative_but_no_further(app: TestA
     let member = app.register("overdraft@example.com").await;
     app.grant(&member.id, 10).await;
     let patch = app
-        .send(
-            "PATCH",
+        .patch(
             &format!("/api/v1/admin/users/{}", member.id),
-            Some(&admin.token),
-            Some(&json!({"overdraft_limit": 25, "level": 99.99})),
-            &[],
+            &admin.token,
+            json!({"overdraft_limit": 25, "level": 99.99}),
         )
         .await;
     assert_eq!(patch.status, 200, "{}", patch.text);
@@ -138,12 +136,10 @@ async fn an_overdraft_limit_lets_a_balance_go_negative_but_no_further(app: TestA
         "insufficient_credits"
     );
     let lower = app
-        .send(
-            "PATCH",
+        .patch(
             &format!("/api/v1/admin/users/{}", member.id),
-            Some(&admin.token),
-            Some(&json!({"overdraft_limit": 0})),
-            &[],
+            &admin.token,
+            json!({"overdraft_limit": 0}),
         )
         .await;
     assert_eq!(
@@ -247,12 +243,10 @@ async fn an_admin_can_promote_a_member(app: TestApp) {
         403
     );
     let patch = app
-        .send(
-            "PATCH",
+        .patch(
             &format!("/api/v1/admin/users/{}", member.id),
-            Some(&admin.token),
-            Some(&json!({"role": "admin"})),
-            &[],
+            &admin.token,
+            json!({"role": "admin"}),
         )
         .await;
     assert_eq!(patch.status, 200);

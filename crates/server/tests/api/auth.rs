@@ -154,12 +154,10 @@ async fn a_suspended_user_is_locked_out_at_once(app: TestApp) {
     let member = app.register("suspend@example.com").await;
     assert_eq!(app.get("/api/v1/me", &member.token).await.status, 200);
     let patch = app
-        .send(
-            "PATCH",
+        .patch(
             &format!("/api/v1/admin/users/{}", member.id),
-            Some(&admin.token),
-            Some(&json!({"status": "suspended"})),
-            &[],
+            &admin.token,
+            json!({"status": "suspended"}),
         )
         .await;
     assert_eq!(patch.status, 200, "{}", patch.text);
@@ -220,12 +218,10 @@ async fn tampered_expired_and_missing_tokens_get_401(app: TestApp) {
 async fn a_password_change_takes_effect_and_ends_other_sessions(app: TestApp) {
     let member = app.register("password@example.com").await;
     let patch = app
-        .send(
-            "PATCH",
+        .patch(
             "/api/v1/me",
-            Some(&member.token),
-            Some(&json!({"password": "a new password", "display_name": "New"})),
-            &[],
+            &member.token,
+            json!({"password": "a new password", "display_name": "New"}),
         )
         .await;
     assert_eq!(patch.status, 200, "{}", patch.text);

@@ -190,12 +190,10 @@ async fn the_game_store_shows_six_items_to_everyone_and_eight_to_rich_high_level
     };
     assert_eq!(visible(&app, player.token.clone()).await, 6);
     let level = app
-        .send(
-            "PATCH",
+        .patch(
             &format!("/api/v1/admin/users/{}", player.id),
-            Some(&admin.token),
-            Some(&json!({"level": 99.99})),
-            &[],
+            &admin.token,
+            json!({"level": 99.99}),
         )
         .await;
     assert_eq!(level.status, 200);

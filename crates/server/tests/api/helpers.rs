@@ -140,6 +140,15 @@ impl TestApp {
         self.send("POST", path, Some(token), Some(&body), &[])
     }
 
+    pub fn patch(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> impl Future<Output = Resp> + use<> {
+        self.send("PATCH", path, Some(token), Some(&body), &[])
+    }
+
     pub async fn register(&self, email: &str) -> Member {
         let resp = self
             .send(

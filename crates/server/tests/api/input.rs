@@ -186,13 +186,7 @@ async fn bad_amounts_and_bodies_are_refused_on_every_credit_route_and_change_not
         );
     }
     let me_patch = app
-        .send(
-            "PATCH",
-            "/api/v1/me",
-            Some(&member.token),
-            Some(&json!({"password": "short"})),
-            &[],
-        )
+        .patch("/api/v1/me", &member.token, json!({"password": "short"}))
         .await;
     assert_eq!(me_patch.status, 422);
     assert_eq!(app.balance(&member).await, before);

@@ -686,12 +686,10 @@ async fn hidden_packages_are_neither_listed_nor_sold(app: TestApp) {
     app.grant(&buyer.id, 10_000).await;
     assert_eq!(try_buy().await.status, 404, "balance alone is not enough");
     let patched = app
-        .send(
-            "PATCH",
+        .patch(
             &format!("/api/v1/admin/users/{}", buyer.id),
-            Some(&admin.token),
-            Some(&json!({"level": 99.99})),
-            &[],
+            &admin.token,
+            json!({"level": 99.99}),
         )
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
@@ -790,12 +788,10 @@ async fn refunds_claw_back_the_orders_credits_partially_and_fully(app: TestApp) 
     .await;
     assert_eq!(app.balance(&buyer).await.0, 50);
     let patched = app
-        .send(
-            "PATCH",
+        .patch(
             &format!("/api/v1/admin/users/{}", buyer.id),
-            Some(&admin.token),
-            Some(&json!({"overdraft_limit": 100})),
-            &[],
+            &admin.token,
+            json!({"overdraft_limit": 100}),
         )
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
