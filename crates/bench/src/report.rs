@@ -123,6 +123,12 @@ impl Result {
                     w.syncs, w.mean_sync_ms
                 );
             }
+            if w.index_runs > 0 {
+                println!(
+                    "    between batches: {} runs of the history index, {:.2} ms each",
+                    w.index_runs, w.mean_index_run_ms
+                );
+            }
         }
         println!(
             "  check: {} (balances {} -> {}, acknowledged spent {}, ledger verify {})",

@@ -15,6 +15,9 @@ pub struct Sample {
     /// fsyncs of the write-ahead log made off the writer's path, and their seconds.
     syncs: f64,
     sync_seconds: f64,
+    /// SQLite: runs that moved new transfers into the history index, and their seconds.
+    index_runs: f64,
+    index_run_seconds: f64,
 }
 
 const PHASES: [&str; 4] = ["load", "apply", "write", "commit"];
@@ -31,6 +34,9 @@ pub struct WriterStats {
     /// SQLite with durable commits: fsyncs of the log made beside the writer, and their mean.
     pub syncs: u64,
     pub mean_sync_ms: f64,
+    /// SQLite: runs of the history index between batches, and their mean.
+    pub index_runs: u64,
+    pub mean_index_run_ms: f64,
 }
 
 /// Reads the writer's histogram sums; `None` when /metrics is not reachable.
@@ -60,6 +66,8 @@ pub async fn sample(fixture: &Fixture) -> Option<Sample> {
         }),
         syncs: value("bursar_ledger_sync_seconds_count "),
         sync_seconds: value("bursar_ledger_sync_seconds_sum "),
+        index_runs: value("bursar_ledger_index_run_seconds_count "),
+        index_run_seconds: value("bursar_ledger_index_run_seconds_sum "),
     })
 }
 
@@ -68,6 +76,14 @@ pub fn between(before: Sample, after: Sample, run_seconds: f64) -> WriterStats {
     let per_batch = |total: f64| if batches > 0.0 { total / batches } else { 0.0 };
     let seconds = after.seconds - before.seconds;
     let syncs = (after.syncs - before.syncs).max(0.0);
+    let index_runs = (after.index_runs - before.index_runs).max(0.0);
+    let mean_ms = |count: f64, seconds: f64| {
+        if count > 0.0 {
+            seconds / count * 1000.0
+        } else {
+            0.0
+        }
+    };
     WriterStats {
         batches: batches as u64,
         mean_batch_size: per_batch(after.commands - before.commands),
@@ -75,10 +91,11 @@ pub fn between(before: Sample, after: Sample, run_seconds: f64) -> WriterStats {
         busy: seconds / run_seconds.max(f64::EPSILON),
         phase_ms: std::array::from_fn(|i| per_batch(after.phases[i] - before.phases[i]) * 1000.0),
         syncs: syncs as u64,
-        mean_sync_ms: if syncs > 0.0 {
-            (after.sync_seconds - before.sync_seconds) / syncs * 1000.0
-        } else {
-            0.0
-        },
+        mean_sync_ms: mean_ms(syncs, after.sync_seconds - before.sync_seconds),
+        index_runs: index_runs as u64,
+        mean_index_run_ms: mean_ms(
+            index_runs,
+            after.index_run_seconds - before.index_run_seconds,
+        ),
     }
 }

@@ -51,11 +51,40 @@ async fn apply_pragmas(
     Ok(())
 }
 
+/// One schema change: `sql` on both backends, then `sqlite_only` on SQLite.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+    sqlite_only: Option<&'static str>,
+}
+
 /// Migrations in order. Each runs once, in its own transaction, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "ledger", include_str!("../migrations/001_ledger.sql")),
-    (2, "catalog", include_str!("../migrations/002_catalog.sql")),
-    (3, "orders", include_str!("../migrations/003_orders.sql")),
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ledger",
+        sql: include_str!("../migrations/001_ledger.sql"),
+        sqlite_only: None,
+    },
+    Migration {
+        version: 2,
+        name: "catalog",
+        sql: include_str!("../migrations/002_catalog.sql"),
+        sqlite_only: None,
+    },
+    Migration {
+        version: 3,
+        name: "orders",
+        sql: include_str!("../migrations/003_orders.sql"),
+        sqlite_only: None,
+    },
+    Migration {
+        version: 4,
+        name: "history",
+        sql: include_str!("../migrations/004_history.sql"),
+        sqlite_only: Some(include_str!("../migrations/004_history.sqlite.sql")),
+    },
 ];
 
 impl Db {
@@ -108,6 +137,11 @@ impl Db {
     /// Applies every migration not yet applied. Safe to run from several processes at once on
     /// PostgreSQL (an advisory lock serialises them).
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.migrate_through(i64::MAX).await
+    }
+
+    /// Applies the migrations up to and including `last`.
+    async fn migrate_through(&self, last: i64) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         if self.dialect == Dialect::Postgres {
             conn.execute("SELECT pg_advisory_lock(7364012)").await?;
@@ -118,25 +152,34 @@ impl Db {
                     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
             )
             .await?;
-            for (version, name, sql) in MIGRATIONS {
+            for migration in MIGRATIONS.iter().filter(|m| m.version <= last) {
                 let applied: Option<i64> =
                     sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                        .bind(*version)
+                        .bind(migration.version)
                         .fetch_optional(&mut *conn)
                         .await?;
                 if applied.is_some() {
                     continue;
                 }
-                tracing::info!(version, name, "applying migration");
+                tracing::info!(
+                    version = migration.version,
+                    name = migration.name,
+                    "applying migration"
+                );
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql))
                     .execute(&mut *tx)
                     .await?;
+                if let (Dialect::Sqlite, Some(sql)) = (self.dialect, migration.sqlite_only) {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                 )
-                .bind(*version)
-                .bind(*name)
+                .bind(migration.version)
+                .bind(migration.name)
                 .bind(crate::clock::system_now_ms())
                 .execute(&mut *tx)
                 .await?;
@@ -237,5 +280,55 @@ impl Db {
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Backend, fresh_database_url};
+
+    /// A database that already holds transfers when migration 4 arrives gets every one of them
+    /// into SQLite's history index, and the mark after the last.
+    #[tokio::test]
+    async fn the_history_migration_indexes_the_transfers_already_there() {
+        let url = fresh_database_url(Backend::Sqlite, "history_migration").await;
+        let db = Db::connect(&url, SqliteSync::Full).await.expect("opens");
+        db.migrate_through(3).await.expect("migrates to 3");
+        sqlx::raw_sql(
+            "INSERT INTO accounts (id, asset, owner_kind, owner_id, created_at)
+             VALUES ('acc_a', 'credits', 'system', 'a', 0), ('acc_b', 'credits', 'system', 'b', 0);
+             INSERT INTO transfers (id, asset, kind, debit_account_id, credit_account_id, amount,
+                                    debit_balance_after, credit_balance_after, created_at)
+             VALUES ('txn_1', 'credits', 'grant', 'acc_a', 'acc_b', 5, -5, 5, 0),
+                    ('txn_2', 'credits', 'spend', 'acc_b', 'acc_a', 2, 3, -3, 0);",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("writes a journal");
+        db.migrate().await.expect("migrates the rest");
+        let entries: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a.id, t.id FROM account_entries e
+             JOIN accounts a ON a.rowid = e.account JOIN transfers t ON t.rowid = e.transfer
+             ORDER BY a.id, t.id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("entries read");
+        let pair = |a: &str, t: &str| (a.to_string(), t.to_string());
+        assert_eq!(
+            entries,
+            [
+                pair("acc_a", "txn_1"),
+                pair("acc_a", "txn_2"),
+                pair("acc_b", "txn_1"),
+                pair("acc_b", "txn_2")
+            ]
+        );
+        let mark: i64 = sqlx::query_scalar("SELECT indexed_through FROM history_index")
+            .fetch_one(&db.pool)
+            .await
+            .expect("mark reads");
+        assert_eq!(mark, 2);
     }
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::db::Dialect;
 use crate::{Db, StoreError};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -26,12 +27,18 @@ const PROBLEMS_PER_CHECK_MAX: i64 = 20;
 const CHECKS: &[(&str, &str)] = &[
     (
         "balance differs from the sum of its transfers",
-        "SELECT a.id || ': balance ' || CAST(a.balance AS TEXT) || ', transfers say ' || CAST(
-             COALESCE((SELECT SUM(amount) FROM transfers WHERE credit_account_id = a.id), 0)
-           - COALESCE((SELECT SUM(amount) FROM transfers WHERE debit_account_id = a.id), 0) AS TEXT)
-         FROM accounts a
-         WHERE a.balance <> COALESCE((SELECT SUM(amount) FROM transfers WHERE credit_account_id = a.id), 0)
-                          - COALESCE((SELECT SUM(amount) FROM transfers WHERE debit_account_id = a.id), 0)",
+        // One pass over the journal, not one lookup per account: SQLite has no index by
+        // account on `transfers` (see migration 004).
+        "SELECT a.id || ': balance ' || CAST(a.balance AS TEXT) || ', transfers say '
+                || CAST(COALESCE(m.total, 0) AS TEXT)
+         FROM accounts a LEFT JOIN (
+             SELECT account_id, SUM(amount) AS total FROM (
+                 SELECT credit_account_id AS account_id, amount FROM transfers
+                 UNION ALL
+                 SELECT debit_account_id, -amount FROM transfers
+             ) moves GROUP BY account_id
+         ) m ON m.account_id = a.id
+         WHERE a.balance <> COALESCE(m.total, 0)",
     ),
     (
         "user balance differs from its live grants",
@@ -100,6 +107,29 @@ const CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
+/// SQLite's history index, built in runs (`ledger/history.rs`): every transfer up to the mark
+/// has both its entries, and no entry stands for anything else.
+const SQLITE_CHECKS: &[(&str, &str)] = &[
+    (
+        "transfer missing from the account history",
+        "SELECT t.id FROM transfers t
+         WHERE t.rowid <= (SELECT indexed_through FROM history_index)
+           AND (NOT EXISTS (SELECT 1 FROM account_entries e WHERE e.transfer = t.rowid
+                              AND e.account = (SELECT rowid FROM accounts WHERE id = t.debit_account_id))
+             OR NOT EXISTS (SELECT 1 FROM account_entries e WHERE e.transfer = t.rowid
+                              AND e.account = (SELECT rowid FROM accounts WHERE id = t.credit_account_id)))",
+    ),
+    (
+        "account history entry without an indexed transfer of that account",
+        "SELECT 'account #' || CAST(e.account AS TEXT) || ', transfer #' || CAST(e.transfer AS TEXT)
+         FROM account_entries e
+         WHERE NOT EXISTS (SELECT 1 FROM transfers t JOIN accounts a ON a.rowid = e.account
+                           WHERE t.rowid = e.transfer
+                             AND a.id IN (t.debit_account_id, t.credit_account_id)
+                             AND t.rowid <= (SELECT indexed_through FROM history_index))",
+    ),
+];
+
 pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
     let mut problems = Vec::new();
     let assets: Vec<(String, i64, i64)> = sqlx::query_as(
@@ -125,7 +155,11 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
             transfers,
         });
     }
-    for (what, sql) in CHECKS {
+    let dialect_checks = match db.dialect {
+        Dialect::Sqlite => SQLITE_CHECKS,
+        Dialect::Postgres => &[],
+    };
+    for (what, sql) in CHECKS.iter().chain(dialect_checks) {
         let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "{sql} LIMIT {}",
             PROBLEMS_PER_CHECK_MAX + 1

@@ -3,6 +3,7 @@
 
 use bursar_core::{Credits, GrantSource, Role};
 use bursar_store::ledger::{Command, Idempotency, Reply, Request};
+use bursar_store::page::PageRequest;
 use bursar_store::testing::{Backend, fresh_database_url};
 use bursar_store::{Clock, SqliteSync, Store, StoreError, verify};
 use proptest::prelude::*;
@@ -37,6 +38,7 @@ on_both_backends!(
     the_writer_sees_changes_made_outside_it,
     any_text_round_trips_through_a_batch,
     settled_holds_stop_reserving_in_later_batches,
+    history_lists_indexed_and_unindexed_transfers_alike,
 );
 
 async fn open(backend: Backend, name: &str) -> Store {
@@ -837,4 +839,140 @@ async fn settled_holds_stop_reserving_in_later_batches(backend: Backend) {
     ok(&store, spend(&u, 7)).await;
     assert!(run(&store, spend(&u, 1)).await.is_err());
     assert_ledger_consistent(&store).await;
+}
+
+/// The user's transfer ids, newest first, read straight from the journal.
+async fn journal_ids(store: &Store, user_id: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT t.id FROM transfers t JOIN accounts a
+           ON (t.debit_account_id = a.id OR t.credit_account_id = a.id)
+         WHERE a.owner_kind = 'user' AND a.owner_id = $1 ORDER BY t.id DESC",
+    )
+    .bind(user_id)
+    .fetch_all(&store.db.pool)
+    .await
+    .expect("journal reads")
+}
+
+/// The user's history as the API lists it, walked page by page.
+async fn listed_ids(store: &Store, user_id: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .transactions(user_id, &PageRequest { limit: 3, before })
+            .await
+            .expect("history reads");
+        ids.extend(page.data.iter().map(|t| t.id.clone()));
+        match page.next_cursor {
+            Some(cursor) => before = Some(cursor),
+            None => return ids,
+        }
+    }
+}
+
+/// SQLite: waits until the writer has moved every transfer into the history index (it does so
+/// when idle; see `ledger/history.rs`), and returns the mark.
+async fn indexed_through_everything(store: &Store) -> i64 {
+    for _ in 0..200 {
+        let (mark, last): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT indexed_through FROM history_index),
+                    (SELECT COALESCE(MAX(rowid), 0) FROM transfers)",
+        )
+        .fetch_one(&store.db.pool)
+        .await
+        .expect("mark reads");
+        if mark == last {
+            return mark;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the writer never indexed the history");
+}
+
+async fn history_lists_indexed_and_unindexed_transfers_alike(backend: Backend) {
+    let store = open(backend, "history").await;
+    let (u, other) = (
+        user(&store, "history@example.com").await,
+        user(&store, "other@example.com").await,
+    );
+    for who in [&u, &other] {
+        ok(&store, grant(who, 1_000, GrantSource::Purchase, 0, None)).await;
+        for amount in 1..=6 {
+            ok(&store, spend(who, amount)).await;
+        }
+    }
+    if backend == Backend::Sqlite {
+        // Take the newest five transfers back out of the index, as if no run had reached them
+        // yet: the listing must find them in the tail.
+        let mark = indexed_through_everything(&store).await;
+        sqlx::query("DELETE FROM account_entries WHERE transfer > $1")
+            .bind(mark - 5)
+            .execute(&store.db.pool)
+            .await
+            .expect("unindexes");
+        sqlx::query("UPDATE history_index SET indexed_through = $1")
+            .bind(mark - 5)
+            .execute(&store.db.pool)
+            .await
+            .expect("moves the mark");
+    }
+    for who in [&u, &other] {
+        let listed = listed_ids(&store, who).await;
+        assert_eq!(listed.len(), 7);
+        assert_eq!(listed, journal_ids(&store, who).await);
+    }
+    assert_ledger_consistent(&store).await;
+
+    // The next run takes up from the lowered mark.
+    ok(&store, spend(&u, 1)).await;
+    if backend == Backend::Sqlite {
+        indexed_through_everything(&store).await;
+    }
+    let listed = listed_ids(&store, &u).await;
+    assert_eq!(listed.len(), 8);
+    assert_eq!(listed, journal_ids(&store, &u).await);
+    assert_ledger_consistent(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_a_history_index_that_differs_from_the_journal() {
+    let store = open(Backend::Sqlite, "history_corrupt").await;
+    let (u, other) = (
+        user(&store, "history-corrupt@example.com").await,
+        user(&store, "other-corrupt@example.com").await,
+    );
+    ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
+    ok(&store, grant(&other, 100, GrantSource::Purchase, 0, None)).await;
+    indexed_through_everything(&store).await;
+    assert_ledger_consistent(&store).await;
+    // One entry lost, and one filed under an account the transfer never touched.
+    sqlx::query(
+        "DELETE FROM account_entries WHERE transfer = 1
+           AND account = (SELECT a.rowid FROM transfers t JOIN accounts a
+                          ON a.id = t.debit_account_id WHERE t.rowid = 1)",
+    )
+    .execute(&store.db.pool)
+    .await
+    .expect("drops an entry");
+    sqlx::query(
+        "INSERT INTO account_entries (account, transfer)
+         SELECT a.rowid, (SELECT MAX(rowid) FROM transfers) FROM accounts a WHERE a.owner_id = $1",
+    )
+    .bind(&u)
+    .execute(&store.db.pool)
+    .await
+    .expect("adds a stray entry");
+    let report = verify::verify(&store.db).await.expect("verify runs");
+    let mentions = |what: &str| report.problems.iter().any(|p| p.contains(what));
+    assert!(
+        mentions("transfer missing from the account history"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        mentions("entry without an indexed transfer of that account"),
+        "{:?}",
+        report.problems
+    );
 }

@@ -4,6 +4,7 @@
 
 mod commands;
 mod durability;
+mod history;
 pub mod orders;
 pub mod read;
 mod sql;

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::clock::rfc3339;
+use crate::db::Dialect;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
@@ -111,29 +112,23 @@ impl Store {
         }))
     }
 
-    /// The user's transfers, newest first.
+    /// The user's transfers, newest first: `$1` user, `$2` asset, before `$3`, at most `$4`.
     pub async fn transactions(
         &self,
         user_id: &str,
         page: &PageRequest,
     ) -> Result<Page<TransactionView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t.id, t.kind, t.amount, t.order_id, t.hold_id, t.refund_of, t.description,
-                    t.metadata, t.created_at,
-                    t.debit_account_id, a.id AS account_id,
-                    CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
-                         ELSE t.credit_balance_after END AS balance_after
-             FROM accounts a JOIN transfers t
-               ON (t.debit_account_id = a.id OR t.credit_account_id = a.id)
-             WHERE a.owner_kind = 'user' AND a.owner_id = $1 AND a.asset = $2 AND t.id < $3
-             ORDER BY t.id DESC LIMIT $4",
-        )
-        .bind(user_id)
-        .bind(&self.asset)
-        .bind(page.before_or_max())
-        .bind(page.fetch_limit())
-        .fetch_all(&self.db.pool)
-        .await?;
+        let sql = match self.db.dialect {
+            Dialect::Postgres => TRANSACTIONS_INDEXED,
+            Dialect::Sqlite => TRANSACTIONS_INDEXED_IN_RUNS,
+        };
+        let rows = sqlx::query(sql)
+            .bind(user_id)
+            .bind(&self.asset)
+            .bind(page.before_or_max())
+            .bind(page.fetch_limit())
+            .fetch_all(&self.db.pool)
+            .await?;
         let views = rows
             .into_iter()
             .map(|r| {
@@ -216,3 +211,50 @@ impl Store {
         )
     }
 }
+
+/// An account's history where every transfer is indexed by account as it is written.
+const TRANSACTIONS_INDEXED: &str = "
+    SELECT t.id, t.kind, t.amount, t.order_id, t.hold_id, t.refund_of, t.description,
+           t.metadata, t.created_at,
+           t.debit_account_id, a.id AS account_id,
+           CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
+                ELSE t.credit_balance_after END AS balance_after
+    FROM accounts a JOIN transfers t
+      ON (t.debit_account_id = a.id OR t.credit_account_id = a.id)
+    WHERE a.owner_kind = 'user' AND a.owner_id = $1 AND a.asset = $2 AND t.id < $3
+    ORDER BY t.id DESC LIMIT $4";
+
+/// SQLite, where the history index is built in runs (`ledger/history.rs`): the newest indexed
+/// entries, plus the transfers written since the last run, found by scanning that short tail.
+/// Newest first is by rowid, the order of commit (for one process, also the order of ids); the
+/// cursor is the rowid of the id given, and an id that names no transfer starts from the newest.
+/// One statement, so both parts come from one snapshot and a run between them cannot hide or
+/// repeat a transfer.
+const TRANSACTIONS_INDEXED_IN_RUNS: &str = "
+    WITH account AS (
+        SELECT rowid AS seq, id FROM accounts
+        WHERE owner_kind = 'user' AND owner_id = $1 AND asset = $2
+    ),
+    cursor AS (
+        SELECT COALESCE((SELECT rowid FROM transfers WHERE id = $3), 9223372036854775807) AS below
+    ),
+    entries AS (
+        SELECT transfer FROM (
+            SELECT e.transfer FROM account_entries e
+            WHERE e.account = (SELECT seq FROM account) AND e.transfer < (SELECT below FROM cursor)
+            ORDER BY e.transfer DESC LIMIT $4
+        )
+        UNION ALL
+        SELECT t.rowid FROM transfers t
+        WHERE t.rowid > (SELECT indexed_through FROM history_index)
+          AND t.rowid < (SELECT below FROM cursor)
+          AND (t.debit_account_id = (SELECT id FROM account)
+               OR t.credit_account_id = (SELECT id FROM account))
+    )
+    SELECT t.id, t.kind, t.amount, t.order_id, t.hold_id, t.refund_of, t.description,
+           t.metadata, t.created_at,
+           t.debit_account_id, a.id AS account_id,
+           CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
+                ELSE t.credit_balance_after END AS balance_after
+    FROM entries JOIN transfers t ON t.rowid = entries.transfer CROSS JOIN account a
+    ORDER BY t.rowid DESC LIMIT $4";

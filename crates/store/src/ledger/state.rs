@@ -304,6 +304,11 @@ impl UnitOfWork {
         }
     }
 
+    /// Transfers this batch writes.
+    pub fn transfer_count(&self) -> usize {
+        self.transfers.len()
+    }
+
     /// After the batch committed: what to keep for the next one (SQLite only). Burned-out
     /// grants and settled holds are left behind; everything kept is marked as written. Only
     /// what this batch touched is visited.

@@ -11,6 +11,7 @@ use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::durability::{Answer, Pending, Syncer};
+use super::history;
 use super::state::{Cached, UnitOfWork};
 use super::{Reply, Request, commands};
 use crate::{Clock, Db, StoreError};
@@ -68,6 +69,8 @@ struct Writer {
     syncer: Syncer,
     /// SQLite: the accounts as the last commit left them (see `state::Cached`).
     cache: Option<Cached>,
+    /// SQLite: when to next move new transfers into the history index (see `history.rs`).
+    history: history::Schedule,
 }
 
 impl Writer {
@@ -87,8 +90,13 @@ impl Writer {
         let conn = connected(conn, wal, db).await?;
         let result = commit_batch(conn, db, clock, asset, cache.take(), requests).await;
         match result {
-            Ok((results, kept)) => {
-                self.cache = kept;
+            Ok(Committed {
+                results,
+                cache,
+                transfers,
+            }) => {
+                self.cache = cache;
+                self.history.wrote(transfers);
                 Ok(results)
             }
             Err(error) => {
@@ -118,6 +126,23 @@ impl Writer {
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Moves the transfers written since the last run into the history index. A failure is
+    /// logged and left for a later run: reads still find those transfers in the tail.
+    async fn index_history(&mut self) {
+        let Writer { db, conn, wal, .. } = self;
+        let outcome = match connected(conn, wal, db).await {
+            Ok(conn) => history::index_run(db, conn).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &outcome {
+            tracing::warn!(%error, "indexing the account history failed; will retry");
+            // As after a failed batch: a fresh connection, and no cache compared against it.
+            self.conn = None;
+            self.cache = None;
+        }
+        self.history.ran(&outcome);
     }
 
     /// Answers every caller of a batch: at once, or once the batch is durable.
@@ -160,6 +185,7 @@ async fn run(
     syncer: Syncer,
     mut receiver: mpsc::Receiver<(Request, Answer)>,
 ) {
+    let history = history::Schedule::new(db.dialect);
     let mut writer = Writer {
         db,
         clock,
@@ -168,9 +194,26 @@ async fn run(
         wal: None,
         syncer,
         cache: None,
+        history,
     };
     let mut jobs = Vec::with_capacity(BATCH_MAX);
-    while receiver.recv_many(&mut jobs, BATCH_MAX).await > 0 {
+    loop {
+        let received = if writer.history.waiting() {
+            let next = receiver.recv_many(&mut jobs, BATCH_MAX);
+            match tokio::time::timeout(history::IDLE, next).await {
+                Ok(received) => received,
+                // Nothing to do but the history index: do it now, while it delays no one.
+                Err(_idle) => {
+                    writer.index_history().await;
+                    continue;
+                }
+            }
+        } else {
+            receiver.recv_many(&mut jobs, BATCH_MAX).await
+        };
+        if received == 0 {
+            break;
+        }
         let requests: Vec<&Request> = jobs.iter().map(|(request, _)| request).collect();
         let started = std::time::Instant::now();
         let results = if requests.len() == 1 {
@@ -200,11 +243,19 @@ async fn run(
             .zip(results)
             .collect();
         writer.acknowledge(answers);
+        if writer.history.due() {
+            writer.index_history().await;
+        }
     }
 }
 
 /// What a committed batch answers, and what its writer may keep for the next one.
-type Committed = (Vec<Result<Reply, StoreError>>, Option<Cached>);
+struct Committed {
+    results: Vec<Result<Reply, StoreError>>,
+    cache: Option<Cached>,
+    /// Transfers it wrote.
+    transfers: usize,
+}
 
 /// Applies `requests` in one transaction and commits. `Ok` holds one result per request; `Err`
 /// means nothing was committed.
@@ -242,7 +293,12 @@ async fn commit_batch(
     let phase = phase.next("write");
     tx.commit().await?;
     phase.next("commit");
-    Ok((results, uow.into_cache()))
+    let transfers = uow.transfer_count();
+    Ok(Committed {
+        results,
+        cache: uow.into_cache(),
+        transfers,
+    })
 }
 
 /// Times the phases of a batch into `bursar_ledger_phase_seconds{phase}`, to show where a
