@@ -4,6 +4,8 @@
 use bursar_core::SystemAccount;
 use sqlx::AnyConnection;
 
+use crate::db::Dialect;
+use crate::ledger::epoch;
 use crate::{Db, StoreError, ids::new_id};
 
 pub async fn ensure_system_accounts(db: &Db, asset: &str, now_ms: i64) -> Result<(), StoreError> {
@@ -45,12 +47,18 @@ pub async fn create_user_account(
 }
 
 /// Sets a user's overdraft limit. Refused (409) when the balance is already below the new limit.
+/// On PostgreSQL the change advances the ledger epoch, so that no writer keeps using the old
+/// limit from its cache (SQLite's writer sees any other connection's commit).
 pub async fn set_overdraft_limit(
     db: &Db,
     user_id: &str,
     asset: &str,
     limit: i64,
 ) -> Result<(), StoreError> {
+    let mut tx = db.begin_write().await?;
+    if db.dialect == Dialect::Postgres {
+        epoch::advance(&mut tx, asset).await?;
+    }
     let changed = sqlx::query(
         "UPDATE accounts SET overdraft_limit = $1
          WHERE owner_kind = 'user' AND owner_id = $2 AND asset = $3 AND balance - held >= -$1",
@@ -58,7 +66,7 @@ pub async fn set_overdraft_limit(
     .bind(limit)
     .bind(user_id)
     .bind(asset)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if changed == 0 {
@@ -67,5 +75,6 @@ pub async fn set_overdraft_limit(
         )
         .into());
     }
+    tx.commit().await?;
     Ok(())
 }

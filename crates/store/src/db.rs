@@ -51,12 +51,13 @@ async fn apply_pragmas(
     Ok(())
 }
 
-/// One schema change: `sql` on both backends, then `sqlite_only` on SQLite.
+/// One schema change: `sql` on both backends, then the part for the backend in use, if any.
 struct Migration {
     version: i64,
     name: &'static str,
     sql: &'static str,
     sqlite_only: Option<&'static str>,
+    postgres_only: Option<&'static str>,
 }
 
 /// Migrations in order. Each runs once, in its own transaction, recorded in `schema_migrations`.
@@ -66,24 +67,44 @@ const MIGRATIONS: &[Migration] = &[
         name: "ledger",
         sql: include_str!("../migrations/001_ledger.sql"),
         sqlite_only: None,
+        postgres_only: None,
     },
     Migration {
         version: 2,
         name: "catalog",
         sql: include_str!("../migrations/002_catalog.sql"),
         sqlite_only: None,
+        postgres_only: None,
     },
     Migration {
         version: 3,
         name: "orders",
         sql: include_str!("../migrations/003_orders.sql"),
         sqlite_only: None,
+        postgres_only: None,
     },
     Migration {
         version: 4,
         name: "history",
         sql: include_str!("../migrations/004_history.sql"),
         sqlite_only: Some(include_str!("../migrations/004_history.sqlite.sql")),
+        postgres_only: None,
+    },
+    Migration {
+        version: 5,
+        name: "ledger epoch",
+        sql: "",
+        postgres_only: Some(include_str!("../migrations/005_ledger_epoch.postgres.sql")),
+        sqlite_only: None,
+    },
+    Migration {
+        version: 6,
+        name: "journal checks",
+        sql: "",
+        postgres_only: Some(include_str!(
+            "../migrations/006_journal_checks.postgres.sql"
+        )),
+        sqlite_only: None,
     },
 ];
 
@@ -167,13 +188,16 @@ impl Db {
                     "applying migration"
                 );
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql))
-                    .execute(&mut *tx)
-                    .await?;
-                if let (Dialect::Sqlite, Some(sql)) = (self.dialect, migration.sqlite_only) {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut *tx)
-                        .await?;
+                let backend_only = match self.dialect {
+                    Dialect::Sqlite => migration.sqlite_only,
+                    Dialect::Postgres => migration.postgres_only,
+                };
+                for sql in [Some(migration.sql), backend_only].into_iter().flatten() {
+                    if !sql.is_empty() {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 sqlx::query(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",

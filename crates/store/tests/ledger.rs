@@ -976,3 +976,38 @@ async fn verify_reports_a_history_index_that_differs_from_the_journal() {
         report.problems
     );
 }
+
+/// PostgreSQL's journal has no foreign keys (migration 006): verify finds what they would
+/// have refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_journal_rows_that_name_nothing_on_postgres() {
+    let store = open(Backend::Postgres, "dangling").await;
+    let u = user(&store, "dangling@example.com").await;
+    ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
+    let spent = ok(&store, spend(&u, 10)).await;
+    assert_ledger_consistent(&store).await;
+    let spend_id = spent["transaction_id"]
+        .as_str()
+        .expect("spend id")
+        .to_string();
+    for corruption in [
+        "UPDATE transfers SET credit_account_id = 'acc_gone' WHERE id = $1",
+        "UPDATE transfers SET refund_of = 'txn_gone' WHERE id = $1",
+        "INSERT INTO transfer_grants (transfer_id, grant_id, amount) VALUES ($1, 'grt_gone', 1)",
+    ] {
+        sqlx::query(corruption)
+            .bind(&spend_id)
+            .execute(&store.db.pool)
+            .await
+            .expect(corruption);
+    }
+    let report = verify::verify(&store.db).await.expect("verify runs");
+    let mentions = |what: &str| report.problems.iter().any(|p| p.contains(what));
+    for check in [
+        "transfer naming an account that does not exist",
+        "refund of a transfer that does not exist",
+        "grant payment naming a transfer or grant that does not exist",
+    ] {
+        assert!(mentions(check), "{check}: {:?}", report.problems);
+    }
+}

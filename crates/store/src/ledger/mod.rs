@@ -4,6 +4,7 @@
 
 mod commands;
 mod durability;
+pub(crate) mod epoch;
 mod history;
 pub mod orders;
 pub mod read;

@@ -13,6 +13,7 @@ use bursar_core::{GrantLot, HoldStatus, SystemAccount, TransferKind, plan_burn};
 use sqlx::{AnyConnection, Row};
 
 use super::PaidBy;
+use super::epoch;
 use super::sql::ColumnType::{Int, Text};
 use super::sql::{BatchWrites, Column, Params, Value};
 use crate::audit::AuditRecord;
@@ -143,12 +144,15 @@ struct SystemState {
     changed: bool,
 }
 
-/// What a SQLite writer keeps between batches: the accounts it has loaded, with their live
-/// grants and open holds, exactly as its last commit left them. SQLite's `data_version` tells
-/// whether any other connection has written since; if one has, the cache is dropped, so it is
-/// only ever used while this writer is the database's only writer.
+/// What a writer keeps between batches: the accounts it has loaded, with their live grants and
+/// open holds, exactly as its last commit left them. A stamp read when a batch opens tells
+/// whether anything else has written since: SQLite's `data_version` (which another
+/// connection's commit changes), or PostgreSQL's ledger epoch (which every batch and every
+/// other change to accounts advances, see `epoch.rs`). If anything has, the cache is dropped,
+/// so it is only ever used while nothing but this writer has changed the ledger.
 pub(crate) struct Cached {
-    data_version: i64,
+    /// The stamp the next batch must read for this cache to be fresh.
+    next_stamp: i64,
     system_ids: HashMap<SystemAccount, String>,
     system: HashMap<SystemAccount, SystemState>,
     accounts: HashMap<String, Account>,
@@ -164,8 +168,8 @@ const CACHED_ITEMS_MAX: usize = 200_000;
 
 pub(crate) struct UnitOfWork {
     pub dialect: Dialect,
-    /// SQLite's `data_version` when the batch began (`None` on PostgreSQL).
-    data_version: Option<i64>,
+    /// The cache stamp read when the batch began (see `Cached`).
+    stamp: i64,
     pub asset: String,
     pub now_ms: i64,
     system_ids: HashMap<SystemAccount, String>,
@@ -204,7 +208,8 @@ pub(crate) struct UnitOfWork {
 
 impl UnitOfWork {
     /// Begins a batch's unit of work, from `cache` when nothing else has written since it was
-    /// taken (SQLite only).
+    /// taken. On PostgreSQL this takes the asset's epoch lock, which the batch holds until it
+    /// commits.
     pub async fn open(
         conn: &mut AnyConnection,
         dialect: Dialect,
@@ -212,21 +217,21 @@ impl UnitOfWork {
         now_ms: i64,
         cache: Option<Cached>,
     ) -> Result<Self, StoreError> {
-        let data_version = match dialect {
-            Dialect::Sqlite => Some(
+        let stamp = match dialect {
+            Dialect::Sqlite => {
                 sqlx::query_scalar::<_, i64>("PRAGMA data_version")
                     .fetch_one(&mut *conn)
-                    .await?,
-            ),
-            Dialect::Postgres => None,
+                    .await?
+            }
+            Dialect::Postgres => epoch::advance(conn, asset).await?,
         };
         if let Some(cached) = cache {
-            let fresh = Some(cached.data_version) == data_version;
+            let fresh = cached.next_stamp == stamp;
             let outcome = if fresh { "hit" } else { "stale" };
             metrics::counter!("bursar_ledger_cache_total", "outcome" => outcome).increment(1);
             if fresh {
                 let mut uow = Self::empty(dialect, asset, now_ms, cached.system_ids, cached.system);
-                uow.data_version = data_version;
+                uow.stamp = stamp;
                 uow.accounts = cached.accounts;
                 uow.holds = cached.holds;
                 uow.holds_by_account = cached.holds_by_account;
@@ -234,17 +239,13 @@ impl UnitOfWork {
                 return Ok(uow);
             }
         }
-        let sql = match dialect {
-            Dialect::Sqlite => {
-                "SELECT id, owner_id, balance FROM accounts
-                 WHERE owner_kind = 'system' AND asset = $1 ORDER BY id"
-            }
-            Dialect::Postgres => {
-                "SELECT id, owner_id, balance FROM accounts
-                 WHERE owner_kind = 'system' AND asset = $1 ORDER BY id FOR UPDATE"
-            }
-        };
-        let rows = sqlx::query(sql).bind(asset).fetch_all(&mut *conn).await?;
+        let rows = sqlx::query(
+            "SELECT id, owner_id, balance FROM accounts
+             WHERE owner_kind = 'system' AND asset = $1 ORDER BY id",
+        )
+        .bind(asset)
+        .fetch_all(&mut *conn)
+        .await?;
         let mut system_ids = HashMap::new();
         let mut system = HashMap::new();
         for row in rows {
@@ -268,7 +269,7 @@ impl UnitOfWork {
             )));
         }
         let mut uow = Self::empty(dialect, asset, now_ms, system_ids, system);
-        uow.data_version = data_version;
+        uow.stamp = stamp;
         Ok(uow)
     }
 
@@ -281,7 +282,7 @@ impl UnitOfWork {
     ) -> Self {
         Self {
             dialect,
-            data_version: None,
+            stamp: 0,
             asset: asset.to_string(),
             now_ms,
             system_ids,
@@ -309,11 +310,16 @@ impl UnitOfWork {
         self.transfers.len()
     }
 
-    /// After the batch committed: what to keep for the next one (SQLite only). Burned-out
-    /// grants and settled holds are left behind; everything kept is marked as written. Only
-    /// what this batch touched is visited.
+    /// After the batch committed: what to keep for the next one. Burned-out grants and settled
+    /// holds are left behind; everything kept is marked as written. Only what this batch
+    /// touched is visited.
     pub fn into_cache(self) -> Option<Cached> {
-        let data_version = self.data_version?;
+        // This connection's own commits leave SQLite's `data_version` alone; on PostgreSQL
+        // the next batch's advance of the epoch is the next value.
+        let next_stamp = match self.dialect {
+            Dialect::Sqlite => self.stamp,
+            Dialect::Postgres => self.stamp + 1,
+        };
         let mut accounts = self.accounts;
         let mut grant_count = self.grant_count;
         for user in &self.touched_accounts {
@@ -357,7 +363,7 @@ impl UnitOfWork {
             state.changed = false;
         }
         Some(Cached {
-            data_version,
+            next_stamp,
             system_ids: self.system_ids,
             system,
             accounts,
@@ -369,9 +375,10 @@ impl UnitOfWork {
 
     // ---- loading ----
 
-    /// Loads (and on PostgreSQL locks, in id order) the accounts of these users with their live
-    /// grants and overdue holds; users already loaded are skipped. A user without an account gets
-    /// one; an unknown user is remembered as missing.
+    /// Loads the accounts of these users with their live grants and open holds; users already
+    /// loaded are skipped. No row is locked: every writer holds the epoch (PostgreSQL) or the
+    /// database's write lock (SQLite). A user without an account gets one; an unknown user is
+    /// remembered as missing.
     pub async fn load_users(
         &mut self,
         conn: &mut AnyConnection,
@@ -395,15 +402,10 @@ impl UnitOfWork {
         conn: &mut AnyConnection,
         users: &[&str],
     ) -> Result<(), StoreError> {
-        let lock = if self.dialect == Dialect::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
         let mut params = Params::new(self.dialect);
         let sql = format!(
             "SELECT id, owner_id, balance, held, overdraft_limit FROM accounts
-             WHERE owner_kind = 'user' AND asset = {} AND owner_id IN ({}) ORDER BY id{lock}",
+             WHERE owner_kind = 'user' AND asset = {} AND owner_id IN ({})",
             params.next(),
             params.list(users.len())
         );
@@ -464,24 +466,12 @@ impl UnitOfWork {
                     self.grant_count += 1;
                 }
             }
-            // SQLite caches accounts between batches, so it loads every open hold (a cached
-            // account must know them all); PostgreSQL needs only the overdue ones, to settle.
-            let overdue = match self.dialect {
-                Dialect::Sqlite => "",
-                Dialect::Postgres => " AND expires_at <= $1",
-            };
-            let mut params = Params::new(self.dialect);
-            if self.dialect == Dialect::Postgres {
-                params.next();
-            }
+            // A cached account must know every open hold it has, not only the overdue ones.
             let sql = format!(
-                "SELECT {HOLD_COLUMNS} FROM holds WHERE status = 'held'{overdue} AND account_id IN ({})",
-                params.list(account_ids.len())
+                "SELECT {HOLD_COLUMNS} FROM holds WHERE status = 'held' AND account_id IN ({})",
+                Params::new(self.dialect).list(account_ids.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-            if self.dialect == Dialect::Postgres {
-                query = query.bind(self.now_ms);
-            }
             for id in &account_ids {
                 query = query.bind(id.as_str());
             }

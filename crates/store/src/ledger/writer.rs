@@ -67,7 +67,7 @@ struct Writer {
     /// batch is acknowledged (see `Db::connect_writer`).
     wal: Option<PathBuf>,
     syncer: Syncer,
-    /// SQLite: the accounts as the last commit left them (see `state::Cached`).
+    /// The accounts as the last commit left them (see `state::Cached`).
     cache: Option<Cached>,
     /// SQLite: when to next move new transfers into the history index (see `history.rs`).
     history: history::Schedule,
