@@ -106,6 +106,13 @@ const MIGRATIONS: &[Migration] = &[
         )),
         sqlite_only: None,
     },
+    Migration {
+        version: 7,
+        name: "live grants",
+        sql: "",
+        sqlite_only: Some(include_str!("../migrations/007_live_grants.sqlite.sql")),
+        postgres_only: Some(include_str!("../migrations/007_live_grants.postgres.sql")),
+    },
 ];
 
 impl Db {

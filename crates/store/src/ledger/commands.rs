@@ -247,7 +247,7 @@ pub(crate) async fn apply(
             let users: Vec<String> = sqlx::query_scalar(
                 "SELECT owner_id FROM accounts WHERE owner_kind = 'user' AND asset = $1 AND id IN (
                      SELECT account_id FROM grants
-                      WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $2
+                      WHERE live AND expires_at IS NOT NULL AND expires_at <= $2
                      UNION
                      SELECT account_id FROM holds WHERE status = 'held' AND expires_at <= $2)
                  ORDER BY id LIMIT $3",

@@ -68,7 +68,7 @@ impl Store {
                     g.id AS grant_id, g.source, g.amount, g.remaining, g.priority, g.expires_at,
                     g.created_at
              FROM accounts a
-             LEFT JOIN grants g ON g.account_id = a.id AND g.remaining > 0
+             LEFT JOIN grants g ON g.account_id = a.id AND g.live
              WHERE a.owner_kind = 'user' AND a.owner_id = $1 AND a.asset = $2
              ORDER BY CASE WHEN g.expires_at IS NULL THEN 1 ELSE 0 END, g.expires_at, g.priority,
                       g.created_at, g.id",

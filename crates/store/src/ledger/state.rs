@@ -439,7 +439,7 @@ impl UnitOfWork {
             let account_ids: Vec<&String> = by_account.keys().collect();
             let sql = format!(
                 "SELECT id, account_id, source, priority, amount, remaining, expires_at, created_at, transfer_id
-                 FROM grants WHERE remaining > 0 AND account_id IN ({})",
+                 FROM grants WHERE live AND account_id IN ({})",
                 Params::new(self.dialect).list(account_ids.len())
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
