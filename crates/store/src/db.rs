@@ -94,17 +94,17 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "ledger epoch",
         sql: "",
-        postgres_only: Some(include_str!("../migrations/005_ledger_epoch.postgres.sql")),
         sqlite_only: None,
+        postgres_only: Some(include_str!("../migrations/005_ledger_epoch.postgres.sql")),
     },
     Migration {
         version: 6,
         name: "journal checks",
         sql: "",
+        sqlite_only: None,
         postgres_only: Some(include_str!(
             "../migrations/006_journal_checks.postgres.sql"
         )),
-        sqlite_only: None,
     },
     Migration {
         version: 7,
