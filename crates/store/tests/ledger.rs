@@ -706,6 +706,11 @@ async fn any_text_round_trips_through_a_batch(backend: Backend) {
         "tab\tnewline\nbackslash\\ ü 中文 🎉",
         "nul\0inside",
         "",
+        // What a PostgreSQL array literal would otherwise read as structure or as null.
+        "{a,\"b\"},{}",
+        "NULL",
+        "  padded  ",
+        "\\",
     ];
     for text in texts {
         let command = Command::Spend {
