@@ -8,6 +8,9 @@ use sqlx::{AnyPool, Executor};
 
 use crate::StoreError;
 
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -152,7 +155,23 @@ impl Db {
                     .connect_with(options.clone())
                     .await?
             }
-            Dialect::Postgres => pool_options.connect_with(options.clone()).await?,
+            // A ping before every query would double the round trips of a cheap read (a
+            // balance, an access check). Only a connection that sat idle long enough for the
+            // server or the network to have dropped it is pinged first.
+            Dialect::Postgres => {
+                pool_options
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
+                    .connect_with(options.clone())
+                    .await?
+            }
         };
         Ok(Self {
             pool,
@@ -262,6 +281,16 @@ impl Db {
         &self,
     ) -> Result<(sqlx::AnyConnection, Option<PathBuf>), StoreError> {
         let mut conn = self.connect_one().await?;
+        if self.dialect == Dialect::Postgres {
+            // Every statement the writer runs reaches rows by key. A batch's updates join the
+            // table with the batch's rows (`unnest`) and are planned once per connection; a
+            // table that was small then (holds, after a start) kept a hash join over a
+            // sequential scan of the whole table as it grew, every batch, until autovacuum's
+            // next ANALYZE. Without hash and merge joins the planner looks each key up in the
+            // index (hold + capture on PostgreSQL: 13,500 -> 18,600 requests/s).
+            conn.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
+                .await?;
+        }
         if self.dialect != Dialect::Sqlite || self.sync != SqliteSync::Full {
             return Ok((conn, None));
         }
@@ -361,5 +390,32 @@ mod tests {
             .await
             .expect("mark reads");
         assert_eq!(mark, 2);
+    }
+
+    /// The PostgreSQL writer's batch updates look rows up by key, however small the table was
+    /// when the statement was planned.
+    #[tokio::test]
+    async fn the_postgres_writer_updates_a_batch_of_rows_through_the_index() {
+        let url = fresh_database_url(Backend::Postgres, "writer_plans").await;
+        let db = Db::connect(&url, SqliteSync::Full).await.expect("connects");
+        db.migrate().await.expect("migrates");
+        let (mut writer, _) = db.connect_writer().await.expect("writer connects");
+        // As the writer's own statements are: prepared, then planned for any parameters.
+        writer
+            .execute(
+                "SET plan_cache_mode = force_generic_plan;
+                 PREPARE capture (text, text) AS UPDATE holds SET status = v.status
+                 FROM unnest($1::text[], $2::text[]) AS v(id, status) WHERE holds.id = v.id",
+            )
+            .await
+            .expect("prepares");
+        let plan: Vec<String> =
+            sqlx::query_scalar("EXPLAIN EXECUTE capture ('{hld_a}', '{captured}')")
+                .fetch_all(&mut writer)
+                .await
+                .expect("explains");
+        let plan = plan.join("\n");
+        assert!(plan.contains("Index Scan using holds_pkey"), "{plan}");
+        assert!(!plan.contains("Seq Scan"), "{plan}");
     }
 }

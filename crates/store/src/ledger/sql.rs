@@ -66,10 +66,8 @@ pub(crate) enum ColumnType {
     Text,
 }
 
-/// A batch's writes, as few round trips as possible. `add(columns, rows, make_sql)` writes
-/// `rows`, where `make_sql(source, columns)` returns the statement and `source` is a relation
-/// aliased `v` with the named `columns` (for use as `INSERT INTO t (columns) SELECT columns FROM
-/// source` or `UPDATE t … FROM source WHERE …`).
+/// A batch's writes, as few round trips as possible: `insert` and `update` write many rows of
+/// one table in one statement.
 ///
 /// SQLite gets the rows as a `VALUES` list of anonymous parameters, and every statement of the
 /// batch goes into one script sent by `finish`: each call on a SQLite connection is a round trip
@@ -95,7 +93,42 @@ impl BatchWrites {
         }
     }
 
-    pub async fn add(
+    /// Inserts `rows` of `columns` into `table`.
+    pub async fn insert(
+        &mut self,
+        conn: &mut AnyConnection,
+        table: &str,
+        columns: &[Column],
+        rows: &[Vec<Value<'_>>],
+    ) -> Result<(), StoreError> {
+        self.add(conn, columns, rows, |source, names| {
+            format!("INSERT INTO {table} ({names}) SELECT {names} FROM {source}")
+        })
+        .await
+    }
+
+    /// Sets the other `columns` of the rows of `table` whose key, the first column, is given.
+    pub async fn update(
+        &mut self,
+        conn: &mut AnyConnection,
+        table: &str,
+        columns: &[Column],
+        rows: &[Vec<Value<'_>>],
+    ) -> Result<(), StoreError> {
+        let key = columns[0].0;
+        let set = columns[1..]
+            .iter()
+            .map(|(name, _)| format!("{name} = v.{name}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.add(conn, columns, rows, |source, _| {
+            format!("UPDATE {table} SET {set} FROM {source} WHERE {table}.{key} = v.{key}")
+        })
+        .await
+    }
+
+    /// Writes `rows` with the statement `make_sql(source, names)` (see the type's comment).
+    async fn add(
         &mut self,
         conn: &mut AnyConnection,
         columns: &[Column],
@@ -168,13 +201,7 @@ fn postgres_source(columns: &[Column]) -> String {
     let mut params = Params::new(Dialect::Postgres);
     let arrays = columns
         .iter()
-        .map(|(_, kind)| {
-            let sql_type = match kind {
-                ColumnType::Int => "bigint",
-                ColumnType::Text => "text",
-            };
-            format!("{}::{sql_type}[]", params.next())
-        })
+        .map(|(_, kind)| format!("{}::{}", params.next(), array_type(*kind)))
         .collect::<Vec<_>>()
         .join(", ");
     let names = columns
@@ -183,6 +210,13 @@ fn postgres_source(columns: &[Column]) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!("unnest({arrays}) AS v({names})")
+}
+
+fn array_type(kind: ColumnType) -> &'static str {
+    match kind {
+        ColumnType::Int => "bigint[]",
+        ColumnType::Text => "text[]",
+    }
 }
 
 /// One column's values as a PostgreSQL array literal, `{1,NULL}` or `{"a\"b",NULL}`: every

@@ -923,9 +923,7 @@ impl UnitOfWork {
             })
             .collect();
         writes
-            .add(conn, TRANSFER_COLUMNS, &transfers, |source, columns| {
-                format!("INSERT INTO transfers ({columns}) SELECT {columns} FROM {source}")
-            })
+            .insert(conn, "transfers", TRANSFER_COLUMNS, &transfers)
             .await?;
 
         let accounts: Vec<&Account> = {
@@ -959,17 +957,11 @@ impl UnitOfWork {
             }
         }
         writes
-            .add(conn, GRANT_COLUMNS, &new_grants, |source, columns| {
-                format!("INSERT INTO grants ({columns}) SELECT {columns} FROM {source}")
-            })
+            .insert(conn, "grants", GRANT_COLUMNS, &new_grants)
             .await?;
         let columns = &[("id", Text), ("remaining", Int)];
         writes
-            .add(conn, columns, &changed_grants, |source, _| {
-                format!(
-                    "UPDATE grants SET remaining = v.remaining FROM {source} WHERE grants.id = v.id"
-                )
-            })
+            .update(conn, "grants", columns, &changed_grants)
             .await?;
 
         let links: Vec<Vec<Value>> = self
@@ -985,9 +977,7 @@ impl UnitOfWork {
             .collect();
         let columns = &[("transfer_id", Text), ("grant_id", Text), ("amount", Int)];
         writes
-            .add(conn, columns, &links, |source, columns| {
-                format!("INSERT INTO transfer_grants ({columns}) SELECT {columns} FROM {source}")
-            })
+            .insert(conn, "transfer_grants", columns, &links)
             .await?;
 
         let mut new_holds = Vec::new();
@@ -1024,9 +1014,7 @@ impl UnitOfWork {
             }
         }
         writes
-            .add(conn, HOLD_INSERT_COLUMNS, &new_holds, |source, columns| {
-                format!("INSERT INTO holds ({columns}) SELECT {columns} FROM {source}")
-            })
+            .insert(conn, "holds", HOLD_INSERT_COLUMNS, &new_holds)
             .await?;
         let columns = &[
             ("id", Text),
@@ -1035,14 +1023,9 @@ impl UnitOfWork {
             ("captured", Int),
             ("transfer_id", Text),
         ];
-        writes.add(conn, columns, &changed_holds, |source, _| {
-            format!(
-                "UPDATE holds SET status = v.status, settled_at = v.settled_at, captured = v.captured,
-                        transfer_id = v.transfer_id
-                 FROM {source} WHERE holds.id = v.id"
-            )
-        })
-        .await?;
+        writes
+            .update(conn, "holds", columns, &changed_holds)
+            .await?;
 
         let mut balances: Vec<Vec<Value>> = accounts
             .iter()
@@ -1067,12 +1050,7 @@ impl UnitOfWork {
                 .map(|(id, balance)| vec![Value::Text(id), Value::Int(balance), Value::Int(0)]),
         );
         let columns = &[("id", Text), ("balance", Int), ("held", Int)];
-        writes.add(conn, columns, &balances, |source, _| {
-            format!(
-                "UPDATE accounts SET balance = v.balance, held = v.held FROM {source} WHERE accounts.id = v.id"
-            )
-        })
-        .await?;
+        writes.update(conn, "accounts", columns, &balances).await?;
 
         let keys: Vec<Vec<Value>> = self
             .new_idempotency
@@ -1097,9 +1075,7 @@ impl UnitOfWork {
             ("created_at", Int),
         ];
         writes
-            .add(conn, columns, &keys, |source, columns| {
-                format!("INSERT INTO idempotency_keys ({columns}) SELECT {columns} FROM {source}")
-            })
+            .insert(conn, "idempotency_keys", columns, &keys)
             .await?;
 
         let audits: Vec<Vec<Value>> = self
@@ -1128,11 +1104,7 @@ impl UnitOfWork {
             ("ip", Text),
             ("created_at", Int),
         ];
-        writes
-            .add(conn, columns, &audits, |source, columns| {
-                format!("INSERT INTO audit_log ({columns}) SELECT {columns} FROM {source}")
-            })
-            .await?;
+        writes.insert(conn, "audit_log", columns, &audits).await?;
 
         writes.finish(conn).await?;
 
