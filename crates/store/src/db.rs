@@ -116,6 +116,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: Some(include_str!("../migrations/007_live_grants.sqlite.sql")),
         postgres_only: Some(include_str!("../migrations/007_live_grants.postgres.sql")),
     },
+    Migration {
+        version: 8,
+        name: "held by account",
+        sql: include_str!("../migrations/008_held_by_account.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

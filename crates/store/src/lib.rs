@@ -20,7 +20,7 @@ pub mod verify;
 
 pub use clock::Clock;
 pub use db::{Db, Dialect, SqliteSync};
-pub use ledger::Ledger;
+pub use ledger::{BalanceReads, Ledger};
 
 use bursar_core::LedgerError;
 
@@ -34,6 +34,8 @@ pub enum StoreError {
     Config(String),
     #[error("the ledger writer has stopped")]
     WriterGone,
+    #[error("the balance reader has stopped")]
+    ReaderGone,
 }
 
 impl StoreError {
@@ -50,22 +52,25 @@ pub const DEFAULT_ASSET: &str = "credits";
 pub struct Store {
     pub db: Db,
     pub ledger: Ledger,
+    pub balances: BalanceReads,
     pub clock: Clock,
     pub asset: String,
 }
 
 impl Store {
-    /// Connects, migrates and starts the ledger writer.
+    /// Connects, migrates and starts the ledger writer and the balance reader.
     pub async fn open(url: &str, sync: SqliteSync, clock: Clock) -> Result<Self, StoreError> {
         let db = Db::connect(url, sync).await?;
         db.migrate().await?;
         let asset = DEFAULT_ASSET.to_string();
         accounts::ensure_system_accounts(&db, &asset, clock.now_ms()).await?;
         let ledger = Ledger::start(db.clone(), clock.clone(), asset.clone())?;
+        let balances = BalanceReads::start(db.clone(), clock.clone(), asset.clone());
         db.checkpoint_in_background();
         Ok(Self {
             db,
             ledger,
+            balances,
             clock,
             asset,
         })

@@ -39,6 +39,7 @@ on_both_backends!(
     any_text_round_trips_through_a_batch,
     settled_holds_stop_reserving_in_later_batches,
     history_lists_indexed_and_unindexed_transfers_alike,
+    concurrent_balance_reads_each_get_their_own_users_balance,
 );
 
 async fn open(backend: Backend, name: &str) -> Store {
@@ -1014,5 +1015,63 @@ async fn verify_reports_journal_rows_that_name_nothing_on_postgres() {
         "grant payment naming a transfer or grant that does not exist",
     ] {
         assert!(mentions(check), "{check}: {:?}", report.problems);
+    }
+}
+
+/// Balance reads made at once share queries (`balances.rs`); each still gets its own user's
+/// balance, grants and holds, and a user with no account gets none.
+async fn concurrent_balance_reads_each_get_their_own_users_balance(backend: Backend) {
+    let store = open(backend, "balance_reads").await;
+    let mut expected = Vec::new();
+    for i in 0..30_i64 {
+        let u = user(&store, &format!("reader{i}@example.com")).await;
+        ok(
+            &store,
+            grant(&u, 10 * (i + 1), GrantSource::Purchase, 0, None),
+        )
+        .await;
+        let mut grants = 1;
+        if i % 2 == 0 {
+            ok(
+                &store,
+                grant(&u, 5, GrantSource::Bonus, 1, Some(i64::MAX / 2)),
+            )
+            .await;
+            grants += 1;
+        }
+        let mut held = 0;
+        if i % 3 == 0 {
+            let hold = Command::Hold {
+                user_id: u.clone(),
+                amount: credits(3),
+                expires_in_ms: 3_600_000,
+                description: None,
+                creator: "test".into(),
+            };
+            ok(&store, hold).await;
+            held = 3;
+        }
+        let balance = 10 * (i + 1) + if i % 2 == 0 { 5 } else { 0 };
+        expected.push((u, balance, balance - held, grants));
+    }
+    let reads = (0..600).map(|n| {
+        let store = store.clone();
+        let who = expected.get(n % 31).cloned();
+        tokio::spawn(async move {
+            let user_id = who.as_ref().map_or("usr_nobody", |(u, ..)| u.as_str());
+            let view = store.balance(user_id).await.expect("balance reads");
+            (who, view)
+        })
+    });
+    for read in futures::future::join_all(reads).await {
+        match read.expect("task runs") {
+            (Some((user_id, balance, available, grants)), Some(view)) => {
+                assert_eq!(view.user_id, user_id);
+                assert_eq!((view.balance, view.available), (balance, available));
+                assert_eq!(view.grants.len(), grants, "{user_id}");
+            }
+            (None, None) => {}
+            (who, view) => panic!("{who:?} read as {view:?}"),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The ledger's write path. Every credit-moving change is a `Command` sent to the `Ledger`,
 //! which applies it inside a transaction on the single writer (see `writer.rs`), together with
-//! the idempotency record that makes a retry safe. Reads are in `read.rs`.
+//! the idempotency record that makes a retry safe. Reads are in `read.rs`, and balance reads
+//! are coalesced in `balances.rs`.
 
+mod balances;
 mod commands;
 mod durability;
 pub(crate) mod epoch;
@@ -15,6 +17,7 @@ mod writer;
 use bursar_core::{Credits, GrantSource, Money};
 use serde::Serialize;
 
+pub use balances::BalanceReads;
 pub use writer::Ledger;
 
 /// An `Idempotency-Key` as stored: per caller, with a hash of the request it was first used for.

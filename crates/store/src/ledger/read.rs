@@ -8,7 +8,7 @@ use crate::db::Dialect;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GrantView {
     pub id: String,
     pub source: String,
@@ -19,7 +19,7 @@ pub struct GrantView {
     pub created_at: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BalanceView {
     pub user_id: String,
     pub asset: String,
@@ -56,60 +56,10 @@ pub struct TransactionView {
 }
 
 impl Store {
-    /// `None` when the user has no account (no such user). One query: the account, what its
-    /// live holds reserve, and its live grants in burn order (a row per grant; one row with no
-    /// grant when it has none).
+    /// `None` when the user has no account (no such user). Read together with the other
+    /// balance reads in flight (see `balances.rs`).
     pub async fn balance(&self, user_id: &str) -> Result<Option<BalanceView>, StoreError> {
-        let now = self.clock.now_ms();
-        let rows = sqlx::query(
-            "SELECT a.balance, a.overdraft_limit,
-                    CAST(COALESCE((SELECT SUM(h.amount) FROM holds h
-                       WHERE h.account_id = a.id AND h.status = 'held' AND h.expires_at > $3), 0) AS BIGINT) AS held,
-                    g.id AS grant_id, g.source, g.amount, g.remaining, g.priority, g.expires_at,
-                    g.created_at
-             FROM accounts a
-             LEFT JOIN grants g ON g.account_id = a.id AND g.live
-             WHERE a.owner_kind = 'user' AND a.owner_id = $1 AND a.asset = $2
-             ORDER BY CASE WHEN g.expires_at IS NULL THEN 1 ELSE 0 END, g.expires_at, g.priority,
-                      g.created_at, g.id",
-        )
-        .bind(user_id)
-        .bind(&self.asset)
-        .bind(now)
-        .fetch_all(&self.db.pool)
-        .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let balance: i64 = first.try_get("balance")?;
-        let held: i64 = first.try_get("held")?;
-        let overdraft_limit = first
-            .try_get::<Option<i64>, _>("overdraft_limit")?
-            .unwrap_or(0);
-        let mut grants = Vec::with_capacity(rows.len());
-        for g in &rows {
-            let Some(id) = g.try_get::<Option<String>, _>("grant_id")? else {
-                continue;
-            };
-            grants.push(GrantView {
-                id,
-                source: g.try_get("source")?,
-                amount: g.try_get("amount")?,
-                remaining: g.try_get("remaining")?,
-                priority: g.try_get("priority")?,
-                expires_at: g.try_get::<Option<i64>, _>("expires_at")?.map(rfc3339),
-                created_at: rfc3339(g.try_get("created_at")?),
-            });
-        }
-        Ok(Some(BalanceView {
-            user_id: user_id.to_string(),
-            asset: self.asset.clone(),
-            balance,
-            available: balance - held,
-            held,
-            overdraft_limit,
-            grants,
-        }))
+        self.balances.read(user_id).await
     }
 
     /// The user's transfers, newest first: `$1` user, `$2` asset, before `$3`, at most `$4`.

@@ -221,7 +221,7 @@ fn array_type(kind: ColumnType) -> &'static str {
 
 /// One column's values as a PostgreSQL array literal, `{1,NULL}` or `{"a\"b",NULL}`: every
 /// text element is quoted, so only `"` and `\` need a backslash, and an unquoted `NULL` is null.
-fn postgres_array<'v>(values: impl Iterator<Item = &'v Value<'v>>) -> String {
+pub(crate) fn postgres_array<'v>(values: impl Iterator<Item = &'v Value<'v>>) -> String {
     use std::fmt::Write;
     let mut array = String::from("{");
     for (i, value) in values.enumerate() {
