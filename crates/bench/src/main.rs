@@ -114,6 +114,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     result.print();
     std::fs::write(&args.out, serde_json::to_string_pretty(&result)?)?;
     eprintln!("result written to {}", args.out.display());
-    drop(server);
+    if result.check.passed {
+        server.stop_and_remove_database().await;
+    } else {
+        eprintln!(
+            "the database is kept for inspection: {}",
+            server.database_url
+        );
+    }
     Ok(result.check.passed)
 }

@@ -1,5 +1,5 @@
 //! The server under test: a `bursar serve` child process on a free loopback port with a fresh
-//! database, stopped when this value is dropped.
+//! database, stopped when this value is dropped (the database is removed only on request).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -80,6 +80,13 @@ impl Server {
             String::from_utf8_lossy(&output.stderr)
         );
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    }
+
+    /// Stops the server and removes its database (a run writes hundreds of thousands of rows).
+    pub async fn stop_and_remove_database(self) {
+        let url = self.database_url.clone();
+        drop(self);
+        bursar_store::testing::remove_database(&url).await;
     }
 
     /// The server's peak resident memory (VmHWM), in KiB.

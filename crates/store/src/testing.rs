@@ -55,3 +55,22 @@ pub async fn fresh_database_url(backend: Backend, name: &str) -> String {
         }
     }
 }
+
+/// Removes a database made by `fresh_database_url`: its SQLite files, or its PostgreSQL schema.
+/// Best effort: what it cannot remove, `.ci/run` clears by `SCHEMA_PREFIX` (or the temp dir).
+pub async fn remove_database(url: &str) {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    } else if let Some((base, schema)) = url.split_once("options=-c%20search_path%3D")
+        && schema.starts_with(SCHEMA_PREFIX)
+    {
+        let base = base.trim_end_matches(['?', '&']);
+        if let Ok(mut conn) = <sqlx::AnyConnection as sqlx::Connection>::connect(base).await {
+            // The name was made here, of ASCII letters, digits and underscores.
+            let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            let _ = conn.execute(sqlx::AssertSqlSafe(drop)).await;
+        }
+    }
+}
