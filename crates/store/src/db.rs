@@ -33,6 +33,19 @@ pub struct Db {
     sync: SqliteSync,
 }
 
+/// Pings a pooled PostgreSQL connection before it is handed out only if it sat idle long
+/// enough for the server or the network to have dropped it: a ping before every query would
+/// double the round trips of a cheap read.
+async fn ping_if_idle(
+    conn: &mut sqlx::AnyConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    if meta.idle_for >= PING_AFTER_IDLE {
+        sqlx::Connection::ping(conn).await?;
+    }
+    Ok(true)
+}
+
 /// Per-connection settings for SQLite: WAL (kept under 128 MiB once reset), the chosen
 /// durability, a busy timeout, and foreign keys (off by default in SQLite).
 async fn apply_pragmas(
@@ -162,20 +175,10 @@ impl Db {
                     .connect_with(options.clone())
                     .await?
             }
-            // A ping before every query would double the round trips of a cheap read (a
-            // balance, an access check). Only a connection that sat idle long enough for the
-            // server or the network to have dropped it is pinged first.
             Dialect::Postgres => {
                 pool_options
                     .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= PING_AFTER_IDLE {
-                                sqlx::Connection::ping(conn).await?;
-                            }
-                            Ok(true)
-                        })
-                    })
+                    .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                     .connect_with(options.clone())
                     .await?
             }
@@ -273,6 +276,31 @@ impl Db {
             conn.execute("PRAGMA wal_autocheckpoint = 20000").await?;
         }
         Ok(conn)
+    }
+
+    /// Connections for a statement whose best plan never depends on its parameters' values.
+    /// On PostgreSQL a small pool of its own whose connections keep one generic plan per
+    /// statement (`plan_cache_mode = force_generic_plan`): by default PostgreSQL plans a
+    /// prepared statement afresh on every execution while a plan made for the actual values
+    /// looks cheaper, and for the coalesced balance read, run a thousand times a second, that
+    /// planning was most of the database's work. Opened on first use. On SQLite, the pool.
+    pub fn pool_with_one_plan_per_statement(&self, connections: u32) -> AnyPool {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.clone(),
+            Dialect::Postgres => AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("SET plan_cache_mode = force_generic_plan")
+                            .await
+                            .map(|_| ())
+                    })
+                })
+                .connect_lazy_with(self.options.clone()),
+        }
     }
 
     /// The ledger writer's connection, and the write-ahead log it must make durable itself.
@@ -424,5 +452,27 @@ mod tests {
         let plan = plan.join("\n");
         assert!(plan.contains("Index Scan using holds_pkey"), "{plan}");
         assert!(!plan.contains("Seq Scan"), "{plan}");
+    }
+
+    /// Statements read through `pool_with_one_plan_per_statement` are planned once for all
+    /// parameters on PostgreSQL.
+    #[tokio::test]
+    async fn the_one_plan_pool_keeps_generic_plans_on_postgres() {
+        let url = fresh_database_url(Backend::Postgres, "generic_plans").await;
+        let db = Db::connect(&url, SqliteSync::Full).await.expect("connects");
+        let pool = db.pool_with_one_plan_per_statement(1);
+        let mode: String = sqlx::query_scalar("SELECT current_setting('plan_cache_mode')")
+            .fetch_one(&pool)
+            .await
+            .expect("reads the setting");
+        assert_eq!(mode, "force_generic_plan");
+        let elsewhere: String = sqlx::query_scalar("SELECT current_setting('plan_cache_mode')")
+            .fetch_one(&db.pool)
+            .await
+            .expect("reads the setting");
+        assert_eq!(
+            elsewhere, "auto",
+            "the main pool keeps PostgreSQL's default"
+        );
     }
 }

@@ -65,7 +65,7 @@ impl Store {
         let asset = DEFAULT_ASSET.to_string();
         accounts::ensure_system_accounts(&db, &asset, clock.now_ms()).await?;
         let ledger = Ledger::start(db.clone(), clock.clone(), asset.clone())?;
-        let balances = BalanceReads::start(db.clone(), clock.clone(), asset.clone());
+        let balances = BalanceReads::start(&db, clock.clone(), asset.clone());
         db.checkpoint_in_background();
         Ok(Self {
             db,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::Row;
+use sqlx::{AnyPool, Row};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::read::{BalanceView, GrantView};
@@ -33,9 +33,14 @@ pub struct BalanceReads {
 
 impl BalanceReads {
     /// Starts the reading task on the current runtime. It stops when every handle is gone.
-    pub fn start(db: Db, clock: Clock, asset: String) -> Self {
+    pub fn start(db: &Db, clock: Clock, asset: String) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_MAX);
-        tokio::spawn(run(db, clock, asset, receiver));
+        let reads = Reads {
+            pool: db.pool_with_one_plan_per_statement(QUERIES_IN_FLIGHT as u32),
+            dialect: db.dialect,
+            asset,
+        };
+        tokio::spawn(run(reads, clock, receiver));
         Self { sender }
     }
 
@@ -50,31 +55,39 @@ impl BalanceReads {
     }
 }
 
-async fn run(db: Db, clock: Clock, asset: String, mut receiver: mpsc::Receiver<(String, Answer)>) {
+/// Where and what the reading task reads.
+#[derive(Clone)]
+struct Reads {
+    pool: AnyPool,
+    dialect: Dialect,
+    asset: String,
+}
+
+async fn run(reads: Reads, clock: Clock, mut receiver: mpsc::Receiver<(String, Answer)>) {
     let slots = Arc::new(Semaphore::new(QUERIES_IN_FLIGHT));
-    let mut reads = Vec::with_capacity(USERS_PER_QUERY);
+    let mut waiting = Vec::with_capacity(USERS_PER_QUERY);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        if receiver.recv_many(&mut reads, USERS_PER_QUERY).await == 0 {
+        if receiver.recv_many(&mut waiting, USERS_PER_QUERY).await == 0 {
             break;
         }
-        let batch = std::mem::replace(&mut reads, Vec::with_capacity(USERS_PER_QUERY));
-        let (db, asset, now) = (db.clone(), asset.clone(), clock.now_ms());
+        let batch = std::mem::replace(&mut waiting, Vec::with_capacity(USERS_PER_QUERY));
+        let (reads, now) = (reads.clone(), clock.now_ms());
         tokio::spawn(async move {
-            answer(&db, &asset, now, batch).await;
+            answer(&reads, now, batch).await;
             drop(slot);
         });
     }
 }
 
-async fn answer(db: &Db, asset: &str, now: i64, reads: Vec<(String, Answer)>) {
+async fn answer(source: &Reads, now: i64, reads: Vec<(String, Answer)>) {
     // A user read twice at once is looked up once.
     let mut users: Vec<&str> = reads.iter().map(|(user, _)| user.as_str()).collect();
     users.sort_unstable();
     users.dedup();
-    match balances(db, asset, now, &users).await {
+    match balances(source, now, &users).await {
         Ok(found) => {
             for (user, answer) in reads {
                 // The caller may have gone away.
@@ -89,7 +102,7 @@ async fn answer(db: &Db, asset: &str, now: i64, reads: Vec<(String, Answer)>) {
         // The shared query failed: each read alone, so each gets its own answer.
         Err(_) => {
             for (user, answer) in reads {
-                let result = balances(db, asset, now, &[user.as_str()])
+                let result = balances(source, now, &[user.as_str()])
                     .await
                     .map(|mut found| found.remove(&user));
                 let _ = answer.send(result);
@@ -102,15 +115,15 @@ async fn answer(db: &Db, asset: &str, now: i64, reads: Vec<(String, Answer)>) {
 /// what its live holds reserve, and its live grants in burn order (a row per grant; one row
 /// with no grant when it has none).
 async fn balances(
-    db: &Db,
-    asset: &str,
+    source: &Reads,
     now: i64,
     users: &[&str],
 ) -> Result<HashMap<String, BalanceView>, StoreError> {
+    let asset = source.asset.as_str();
     // The users travel as one parameter, so the statement's text never changes. On PostgreSQL
     // each is looked up alone: `LATERAL … LIMIT 1` keeps the planner from turning the lookups
     // into a scan of every user's account, as it did with no table statistics to go on.
-    let (accounts, users_param) = match db.dialect {
+    let (accounts, users_param) = match source.dialect {
         Dialect::Postgres => {
             let values: Vec<Value> = users.iter().map(|user| Value::Text(user)).collect();
             (
@@ -142,7 +155,7 @@ async fn balances(
         .bind(users_param)
         .bind(asset)
         .bind(now)
-        .fetch_all(&db.pool)
+        .fetch_all(&source.pool)
         .await?;
     let mut found: HashMap<String, BalanceView> = HashMap::with_capacity(users.len());
     for row in &rows {
