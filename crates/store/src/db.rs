@@ -9,7 +9,7 @@ use sqlx::{AnyPool, Executor};
 use crate::StoreError;
 
 /// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
