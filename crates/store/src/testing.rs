@@ -65,10 +65,13 @@ pub async fn remove_database(url: &str) {
         }
     } else if let Some((base, schema)) = url.split_once("options=-c%20search_path%3D")
         && schema.starts_with(SCHEMA_PREFIX)
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
         let base = base.trim_end_matches(['?', '&']);
         if let Ok(mut conn) = <sqlx::AnyConnection as sqlx::Connection>::connect(base).await {
-            // The name was made here, of ASCII letters, digits and underscores.
+            // Checked above: a name of ours, ASCII letters, digits and underscores only.
             let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
             let _ = conn.execute(sqlx::AssertSqlSafe(drop)).await;
         }
