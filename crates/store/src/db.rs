@@ -33,6 +33,19 @@ pub struct Db {
     sync: SqliteSync,
 }
 
+/// How long a request waits for a pooled connection before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool of at most `connections` PostgreSQL connections, each pinged before use only after
+/// sitting idle (`ping_if_idle`).
+fn postgres_pool_options(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
+}
+
 /// Pings a pooled PostgreSQL connection before it is handed out only if it sat idle long
 /// enough for the server or the network to have dropped it: a ping before every query would
 /// double the round trips of a cheap read.
@@ -159,26 +172,20 @@ impl Db {
             )));
         };
         let options: AnyConnectOptions = url.parse()?;
-        let pool_options = AnyPoolOptions::new()
-            .max_connections(match dialect {
-                Dialect::Sqlite => 8,
-                Dialect::Postgres => 16,
-            })
-            .acquire_timeout(Duration::from_secs(10));
         let pool = match dialect {
             // A SQLite connection is a file handle: there is no network peer to lose, so the
             // pool need not ping it (a round trip to its worker thread) before every query.
             Dialect::Sqlite => {
-                pool_options
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .test_before_acquire(false)
                     .after_connect(move |conn, _meta| Box::pin(apply_pragmas(conn, sync)))
                     .connect_with(options.clone())
                     .await?
             }
             Dialect::Postgres => {
-                pool_options
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
+                postgres_pool_options(16)
                     .connect_with(options.clone())
                     .await?
             }
@@ -287,11 +294,7 @@ impl Db {
     pub fn pool_with_one_plan_per_statement(&self, connections: u32) -> AnyPool {
         match self.dialect {
             Dialect::Sqlite => self.pool.clone(),
-            Dialect::Postgres => AnyPoolOptions::new()
-                .max_connections(connections)
-                .acquire_timeout(Duration::from_secs(10))
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
+            Dialect::Postgres => postgres_pool_options(connections)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute("SET plan_cache_mode = force_generic_plan")
