@@ -156,3 +156,14 @@ mod tests {
         assert_eq!(Role::parse("root"), None);
     }
 }
+
+string_enum!(
+    /// Where a job is: `queued` until claimed, `running` while leased, then `done`, or
+    /// `failed` once its attempts are used up (an admin may queue it again).
+    JobState {
+        Queued => "queued",
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+    }
+);

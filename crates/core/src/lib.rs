@@ -12,7 +12,7 @@ pub use burn::{GrantLot, plan_burn};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{
-    GrantSource, HoldStatus, OrderStatus, PackageKind, Role, SystemAccount, TransferKind,
+    GrantSource, HoldStatus, JobState, OrderStatus, PackageKind, Role, SystemAccount, TransferKind,
     UserStatus,
 };
 pub use money::{Money, MoneyError};

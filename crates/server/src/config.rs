@@ -36,6 +36,13 @@ pub struct Config {
     pub stripe: Option<StripeSettings>,
     /// Printed on receipts.
     pub seller: Seller,
+    /// Run background jobs on this instance (off: it only serves requests, and other instances
+    /// on the same database run its jobs).
+    pub jobs_enabled: bool,
+    /// Jobs this instance runs at once.
+    pub jobs_in_flight_max: usize,
+    /// Where local days begin (midnight jobs, daily allowances and gifts).
+    pub timezone: bursar_worker::Tz,
 }
 
 /// Shows every setting except the secrets, which only say whether they are set.
@@ -60,6 +67,9 @@ impl std::fmt::Debug for Config {
             .field("sandbox_webhook_secret", &set(&self.sandbox_webhook_secret))
             .field("stripe", &self.stripe)
             .field("seller", &self.seller)
+            .field("jobs_enabled", &self.jobs_enabled)
+            .field("jobs_in_flight_max", &self.jobs_in_flight_max)
+            .field("timezone", &self.timezone)
             .finish()
     }
 }
@@ -183,6 +193,11 @@ impl Config {
                 tax_id: src.var("BURSAR_SELLER_TAX_ID"),
                 email: src.var("BURSAR_SELLER_EMAIL"),
             },
+            jobs_enabled: src.parsed("BURSAR_JOBS", true)?,
+            jobs_in_flight_max: src
+                .parsed("BURSAR_JOBS_IN_FLIGHT_MAX", 8_usize)?
+                .clamp(1, 256),
+            timezone: src.parsed("BURSAR_TIMEZONE", bursar_worker::Tz::UTC)?,
         })
     }
 
@@ -211,6 +226,9 @@ impl Config {
                 tax_id: Some("TAX-1".into()),
                 email: None,
             },
+            jobs_enabled: true,
+            jobs_in_flight_max: 8,
+            timezone: bursar_worker::Tz::UTC,
         }
     }
 }

@@ -55,6 +55,10 @@ pub struct Shared {
     pub decoy_hash: Arc<String>,
     pub access: Arc<auth::cache::AccessCache>,
     pub payments: Arc<payments::Payments>,
+    /// The kinds of background job this server runs (`jobs`).
+    pub jobs: Arc<bursar_worker::Registry<AppState>>,
+    /// Names this instance in the job queue's leases.
+    pub worker_id: String,
 }
 
 /// Opens the store (running migrations) and prepares everything the routes share.
@@ -80,6 +84,8 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
     }
     let payments = Arc::new(payments::Payments::from_config(&config, &store).await?);
     Ok(AppState(Arc::new(Shared {
+        jobs: Arc::new(jobs::registry(&config)),
+        worker_id: bursar_store::ids::new_id("wkr"),
         payments,
         tokens: Arc::new(TokenKeys::new(&secret, config.access_token_ttl_s)),
         limiter: Arc::new(AuthLimiter::new(config.auth_attempts_per_minute)),
@@ -118,16 +124,20 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     pub shutdown: CancellationToken,
+    /// Ends once the server has stopped and every background task has finished.
     pub finished: tokio::task::JoinHandle<()>,
 }
 
-/// Binds, starts the background jobs and serves until `shutdown` is cancelled.
+/// Binds, starts the background jobs and serves until `shutdown` is cancelled; then waits for
+/// requests in flight and for every background task.
 pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running> {
     observe::install_metrics_recorder();
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    jobs::spawn(state.clone(), shutdown.clone());
+    let background = tokio_util::task::TaskTracker::new();
+    jobs::spawn(&state, shutdown.clone(), &background);
+    background.spawn(forget_idle_rate_limits(state.clone(), shutdown.clone()));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     let finished = tokio::spawn(async move {
@@ -137,6 +147,8 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
         if let Err(error) = served {
             tracing::error!(%error, "server stopped with an error");
         }
+        background.close();
+        background.wait().await;
     });
     tracing::info!(%addr, "bursar is listening");
     Ok(Running {
@@ -145,4 +157,16 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
         shutdown,
         finished,
     })
+}
+
+/// Rate-limit keys are this instance's memory, not shared work, so they are tidied here rather
+/// than by a job on the queue.
+async fn forget_idle_rate_limits(state: AppState, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => state.limiter.forget_idle(),
+        }
+    }
 }

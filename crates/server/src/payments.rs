@@ -9,13 +9,9 @@ use bursar_core::Money;
 use bursar_payments::bank_transfer::BankTransfer;
 use bursar_payments::sandbox::Sandbox;
 use bursar_payments::stripe::{Stripe, StripeConfig};
-use bursar_payments::{
-    Acknowledgement, EventKind, PaymentProvider, ProviderError, RefundRequest, WebhookError,
-    WebhookEvent,
-};
+use bursar_payments::{Acknowledgement, EventKind, PaymentProvider, WebhookError, WebhookEvent};
 use bursar_store::ledger::orders::{OUTCOME_REFUND_REQUIRED, OUTCOME_RETRY_LATER};
 use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome};
-use bursar_store::orders::{REFUND_ATTEMPTS_MAX, RefundOutcome};
 use bursar_store::{Store, settings};
 
 use crate::config::Config;
@@ -91,12 +87,12 @@ impl Payments {
 /// Handles one webhook delivery: `Err(invalid_signature)` before anything is trusted, else the
 /// event is applied once and the provider gets the acknowledgement it expects.
 pub async fn receive_webhook(
-    store: &Store,
-    payments: &Payments,
+    state: &crate::AppState,
     provider_name: &str,
     signature: Option<&str>,
     body: &[u8],
 ) -> ApiResult<Acknowledgement> {
+    let (store, payments) = (&state.store, &state.payments);
     let provider = payments
         .get(provider_name)
         .filter(|p| p.name() != "bank_transfer")
@@ -135,10 +131,9 @@ pub async fn receive_webhook(
     if outcome == OUTCOME_REFUND_REQUIRED
         && let Some(refund_id) = reply["refund_id"].as_str()
     {
-        // Recorded and committed already: if this call fails, the retry job tries again.
-        if let Err(error) = process_refund(store, payments, refund_id).await {
-            tracing::warn!(refund = refund_id, error = %error.detail, "returning a late payment failed; will retry");
-        }
+        // Recorded and queued in the same commit: sent back now if it can be, else by the
+        // queue's retries.
+        crate::jobs::run_now(state, &bursar_store::orders::provider_refund_key(refund_id)).await;
     }
     Ok(provider.acknowledgement())
 }
@@ -164,52 +159,6 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
             currency: a.currency,
         }),
     }
-}
-
-/// Asks the provider to send a recorded refund's money back, if the refund is pending and due
-/// (of several instances, one asks). A provider that cannot be reached is asked again later by
-/// the retry job, with back-off; one that refuses leaves the refund `failed` for an admin.
-pub async fn process_refund(store: &Store, payments: &Payments, refund_id: &str) -> ApiResult<()> {
-    let Some(record) = store.claim_refund(refund_id).await? else {
-        return Ok(());
-    };
-    let order = store
-        .order(&record.order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("order"))?;
-    let outcome = match payments.get(&order.provider) {
-        None => RefundOutcome::Failed {
-            reason: format!("the provider {} is not configured here", order.provider),
-        },
-        Some(provider) => {
-            let request = RefundRequest {
-                payment_id: order.payment_id.clone(),
-                provider_ref: order.provider_ref.clone(),
-                amount: bursar_payments::Amount {
-                    amount: record.amount,
-                    currency: order.currency.clone(),
-                },
-                refund_id: record.id.clone(),
-            };
-            match provider.refund(&request).await {
-                Ok(done) => RefundOutcome::Succeeded {
-                    provider_ref: done.provider_ref,
-                },
-                Err(ProviderError::Declined(reason)) => RefundOutcome::Failed { reason },
-                Err(ProviderError::Unavailable(reason))
-                    if record.attempts >= REFUND_ATTEMPTS_MAX =>
-                {
-                    RefundOutcome::Failed { reason }
-                }
-                Err(ProviderError::Unavailable(reason)) => RefundOutcome::Retry { reason },
-            }
-        }
-    };
-    if !matches!(outcome, RefundOutcome::Succeeded { .. }) {
-        tracing::warn!(refund = %record.id, order = %order.id, ?outcome, "provider refund did not go through");
-    }
-    store.settle_refund(&record, &outcome).await?;
-    Ok(())
 }
 
 /// What a fulfilment reply said, for callers that act on it (admin confirmation).

@@ -149,6 +149,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 9,
+        name: "jobs",
+        sql: include_str!("../migrations/009_jobs.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {
@@ -428,6 +435,67 @@ mod tests {
             .await
             .expect("mark reads");
         assert_eq!(mark, 2);
+    }
+
+    /// Refunds still waiting for their provider when the queue arrives become its jobs, due
+    /// when their old retry was; finished refunds get none.
+    async fn pending_refunds_become_jobs(backend: Backend) {
+        let url = fresh_database_url(backend, "refund_jobs_migration").await;
+        let db = Db::connect(&url, SqliteSync::Full).await.expect("opens");
+        db.migrate_through(8).await.expect("migrates to 8");
+        sqlx::raw_sql(
+            "INSERT INTO users (id, email, password_hash, role, created_at, updated_at)
+             VALUES ('usr_1', 'a@example.com', 'x', 'member', 0, 0);
+             INSERT INTO packages (id, name, kind, credits, price_amount, price_currency,
+                                   created_at, updated_at)
+             VALUES ('pkg_1', 'p', 'credit_pack', 10, 100, 'CNY', 0, 0);
+             INSERT INTO orders (id, user_id, package_id, package_name, quantity, currency,
+                                 unit_price, discount, total, credits, bonus_credits, provider,
+                                 status, payment_id, created_at, expires_at, updated_at)
+             VALUES ('ord_1', 'usr_1', 'pkg_1', 'p', 1, 'CNY', 100, 0, 100, 10, 0, 'stripe',
+                     'paid', 'pay_1', 0, 0, 0);
+             INSERT INTO order_refunds (id, order_id, kind, amount, credits, allow_negative,
+                                        status, attempts, next_attempt_at, created_at, updated_at)
+             VALUES ('orf_pending', 'ord_1', 'refund', 50, 5, 0, 'pending', 3, 777, 1, 2),
+                    ('orf_late', 'ord_1', 'late_payment', 100, 0, 0, 'pending', 0, 888, 1, 2),
+                    ('orf_done', 'ord_1', 'refund', 50, 5, 0, 'succeeded', 1, 999, 1, 2);",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("writes refunds");
+        db.migrate().await.expect("migrates the rest");
+        let jobs: Vec<(String, String, String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT kind, payload, unique_key, state, attempts, max_attempts, run_at FROM jobs
+             ORDER BY run_at",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .expect("jobs read");
+        let job = |id: &str, run_at: i64| {
+            (
+                "provider_refund".to_string(),
+                format!("{{\"refund_id\":\"{id}\"}}"),
+                crate::orders::provider_refund_key(id),
+                "queued".to_string(),
+                0,
+                crate::orders::PROVIDER_REFUND_ATTEMPTS_MAX,
+                run_at,
+            )
+        };
+        assert_eq!(jobs, [job("orf_pending", 777), job("orf_late", 888)]);
+        let payload: crate::orders::ProviderRefundPayload =
+            serde_json::from_str(&jobs[0].1).expect("the job reads its payload");
+        assert_eq!(payload.refund_id, "orf_pending");
+    }
+
+    #[tokio::test]
+    async fn pending_refunds_become_jobs_on_sqlite() {
+        pending_refunds_become_jobs(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn pending_refunds_become_jobs_on_postgres() {
+        pending_refunds_become_jobs(Backend::Postgres).await;
     }
 
     /// The PostgreSQL writer's batch updates look rows up by key, however small the table was

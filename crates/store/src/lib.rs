@@ -8,6 +8,7 @@ pub mod clock;
 pub mod coupons;
 pub mod db;
 pub mod ids;
+pub mod jobs;
 pub mod ledger;
 pub mod orders;
 pub mod packages;
@@ -55,6 +56,7 @@ pub struct Store {
     pub balances: BalanceReads,
     pub clock: Clock,
     pub asset: String,
+    pub jobs: jobs::JobQueue,
 }
 
 impl Store {
@@ -64,7 +66,9 @@ impl Store {
         db.migrate().await?;
         let asset = DEFAULT_ASSET.to_string();
         accounts::ensure_system_accounts(&db, &asset, clock.now_ms()).await?;
-        let ledger = Ledger::start(db.clone(), clock.clone(), asset.clone())?;
+        let jobs_wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let ledger = Ledger::start(db.clone(), clock.clone(), asset.clone(), jobs_wake.clone())?;
+        let jobs = jobs::JobQueue::new(db.clone(), clock.clone(), jobs_wake);
         let balances = BalanceReads::start(&db, clock.clone(), asset.clone());
         db.checkpoint_in_background();
         Ok(Self {
@@ -73,6 +77,7 @@ impl Store {
             balances,
             clock,
             asset,
+            jobs,
         })
     }
 }

@@ -508,12 +508,31 @@ pub enum RefundOutcome {
     },
 }
 
-/// Provider calls per refund before it is given up as failed.
-pub const REFUND_ATTEMPTS_MAX: i64 = 10;
+/// The job that sends a recorded refund's money back through its provider.
+pub const PROVIDER_REFUND_JOB: &str = "provider_refund";
+/// Provider calls per refund before its job is given up as failed (an admin can queue it again).
+pub const PROVIDER_REFUND_ATTEMPTS_MAX: i64 = 10;
 
-/// Wait before asking the provider again: 30 s, doubling, at most an hour.
-fn refund_backoff_ms(attempts: i64) -> i64 {
-    (30_000_i64 << attempts.clamp(0, 7)).min(3_600_000)
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ProviderRefundPayload {
+    pub refund_id: String,
+}
+
+/// The provider refund job for `refund_id`: one per refund (its unique key), so enqueueing it
+/// twice calls the provider once.
+pub fn provider_refund_job(refund_id: &str) -> crate::jobs::NewJob {
+    crate::jobs::NewJob::new(
+        PROVIDER_REFUND_JOB,
+        &ProviderRefundPayload {
+            refund_id: refund_id.to_string(),
+        },
+        PROVIDER_REFUND_ATTEMPTS_MAX,
+    )
+    .unique(provider_refund_key(refund_id))
+}
+
+pub fn provider_refund_key(refund_id: &str) -> String {
+    format!("{PROVIDER_REFUND_JOB}:{refund_id}")
 }
 
 impl Store {
@@ -542,41 +561,22 @@ impl Store {
         .transpose()
     }
 
-    /// Takes a pending refund that is due for a provider call, so that of several instances
-    /// (or a request and the retry job) exactly one calls the provider. `None`: not pending,
-    /// not due, or taken by someone else.
-    pub async fn claim_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
-        let Some(record) = self.order_refund(id).await? else {
-            return Ok(None);
-        };
-        let now = self.clock.now_ms();
-        let claimed = sqlx::query(
-            "UPDATE order_refunds SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2
-             WHERE id = $3 AND status = 'pending' AND next_attempt_at <= $2 AND attempts = $4",
+    /// A pending refund about to be sent to its provider, with the call counted. `None`: it is
+    /// no longer pending. The queue's lease makes the caller the only one sending it.
+    pub async fn start_refund_call(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE order_refunds SET attempts = attempts + 1, updated_at = $1
+             WHERE id = $2 AND status = 'pending'",
         )
-        .bind(now + refund_backoff_ms(record.attempts))
-        .bind(now)
+        .bind(self.clock.now_ms())
         .bind(id)
-        .bind(record.attempts)
         .execute(&self.db.pool)
         .await?
         .rows_affected();
-        Ok((claimed == 1).then_some(RefundRecord {
-            attempts: record.attempts + 1,
-            ..record
-        }))
-    }
-
-    /// Pending refunds whose next provider call is due.
-    pub async fn due_refunds(&self, limit: i64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM order_refunds WHERE status = 'pending' AND next_attempt_at <= $1
-             ORDER BY next_attempt_at LIMIT $2",
-        )
-        .bind(self.clock.now_ms())
-        .bind(limit)
-        .fetch_all(&self.db.pool)
-        .await?)
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.order_refund(id).await
     }
 
     /// Records the provider's answer. A late payment's order shows it as its `payment_status`.

@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
-use crate::payments::{fulfilment_outcome, process_refund};
+use crate::payments::fulfilment_outcome;
 use crate::views::{PageQuery, idempotency, parse_instant, reply_response};
 
 const REASON_CHARS_MAX: usize = 500;
@@ -182,9 +182,13 @@ pub async fn refund_order(
         && !reply.replayed
         && let Some(refund_id) = body["id"].as_str()
     {
-        // The clawback is committed; the money now goes back through the provider (or, when
-        // it cannot be reached, by the retry job later).
-        process_refund(&state.store, &state.payments, refund_id).await?;
+        // The clawback and the refund's job are committed; the money goes back through the
+        // provider now (or, when it cannot be reached, by the queue's retries).
+        crate::jobs::run_now(
+            &state,
+            &bursar_store::orders::provider_refund_key(refund_id),
+        )
+        .await;
     }
     if let Some(refund_id) = body["id"].as_str()
         && let Some(record) = state.store.order_refund(refund_id).await?

@@ -2,6 +2,7 @@
 //! document cannot drift from the routes.
 
 pub mod admin;
+pub mod admin_jobs;
 pub mod admin_orders;
 pub mod auth;
 pub mod catalog;
@@ -40,6 +41,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::audit_log))
         .routes(routes!(admin::user_transactions))
         .routes(routes!(admin::verify_ledger))
+        .routes(routes!(admin_jobs::list_jobs))
+        .routes(routes!(admin_jobs::retry_job))
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::cancel_order))

@@ -128,14 +128,7 @@ pub async fn sandbox_pay(
     };
     let sandbox = &state.payments.sandbox;
     let (body, signature) = sandbox.sign(&event, state.store.clock.now_ms().div_euclid(1000));
-    receive_webhook(
-        &state.store,
-        &state.payments,
-        "sandbox",
-        Some(&signature),
-        &body,
-    )
-    .await?;
+    receive_webhook(&state, "sandbox", Some(&signature), &body).await?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("/pay/result/{payment_id}"))],

@@ -42,7 +42,7 @@ pub async fn receive(
                 "the signature header is not visible ASCII",
             )
         })?;
-    let ack = receive_webhook(&state.store, &state.payments, &provider, signature, &body).await?;
+    let ack = receive_webhook(&state, &provider, signature, &body).await?;
     Ok((
         StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
         [(header::CONTENT_TYPE, ack.content_type)],

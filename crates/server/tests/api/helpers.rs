@@ -93,6 +93,25 @@ impl TestApp {
         }
     }
 
+    /// Runs the job queue until nothing is running and nothing queued is due (on the test's
+    /// clock): whatever is due has run, here or on the server's own worker.
+    pub async fn settle_jobs(&self) {
+        for _ in 0..200 {
+            bursar_server::jobs::run_due(&self.state)
+                .await
+                .expect("jobs run");
+            let stats = self.state.store.jobs.stats().await.expect("stats read");
+            if stats
+                .iter()
+                .all(|kind| kind.running == 0 && kind.oldest_queued_at_ms.is_none())
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the job queue did not settle");
+    }
+
     /// Builds the request now and returns a future that borrows nothing, so tests can fire
     /// many at once from temporaries.
     pub fn send(

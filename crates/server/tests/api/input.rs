@@ -289,6 +289,8 @@ async fn members_get_403_on_every_admin_route(app: TestApp) {
         ("DELETE", "/api/v1/admin/api-keys/key_x".into(), None),
         ("GET", "/api/v1/admin/audit-log".into(), None),
         ("GET", "/api/v1/admin/ledger/verify".into(), None),
+        ("GET", "/api/v1/admin/jobs".into(), None),
+        ("POST", "/api/v1/admin/jobs/job_x/retry".into(), None),
         ("GET", "/api/v1/admin/packages".into(), None),
         (
             "POST",

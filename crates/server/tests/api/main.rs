@@ -9,6 +9,7 @@ mod concurrency;
 mod credits;
 mod idempotency;
 mod input;
+mod jobs;
 mod ops;
 mod orders;
 mod stripe;

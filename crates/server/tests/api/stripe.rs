@@ -337,10 +337,8 @@ async fn refunds_wait_out_an_outage(backend: Backend) {
         "the credits are clawed back at once"
     );
     let refund_id = refund.json["id"].as_str().expect("id").to_string();
-    // Not due yet: the job leaves it alone.
-    bursar_server::jobs::retry_refunds(&app.state)
-        .await
-        .expect("runs");
+    // Its job backs off: not due yet, so the queue leaves it alone.
+    app.settle_jobs().await;
     let calls = |seen: &Seen| {
         seen.lock()
             .expect("lock")
@@ -350,10 +348,9 @@ async fn refunds_wait_out_an_outage(backend: Backend) {
     };
     assert_eq!(calls(&seen), 1);
     down.store(false, Ordering::SeqCst);
-    app.state.store.clock.advance_ms(31_000);
-    bursar_server::jobs::retry_refunds(&app.state)
-        .await
-        .expect("runs");
+    // The first back-off is 30 s with up to a fifth of jitter either way.
+    app.state.store.clock.advance_ms(37_000);
+    app.settle_jobs().await;
     assert_eq!(calls(&seen), 2);
     let record = app
         .state

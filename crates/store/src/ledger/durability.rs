@@ -22,6 +22,8 @@ pub(crate) type Answer = oneshot::Sender<Result<Reply, StoreError>>;
 pub(crate) struct Pending {
     pub wal: PathBuf,
     pub answers: Vec<(Answer, Result<Reply, StoreError>)>,
+    /// Notified once the answers are sent: the batch enqueued jobs.
+    pub wake: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// Hands committed batches to the syncing thread.
@@ -63,6 +65,9 @@ fn run(receiver: mpsc::Receiver<Pending>) {
             for (answer, result) in pending.answers {
                 // The caller may have gone away; the effect is durable either way.
                 let _ = answer.send(result);
+            }
+            if let Some(wake) = pending.wake {
+                wake.notify_one();
             }
         }
     }
@@ -129,6 +134,7 @@ mod tests {
             syncer.acknowledge_when_durable(Pending {
                 wal: wal.clone(),
                 answers: vec![(answer, Ok(reply))],
+                wake: None,
             });
             waiting.push(answered);
         }

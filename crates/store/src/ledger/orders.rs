@@ -369,6 +369,8 @@ async fn late_payment(
     .bind(uow.now_ms)
     .execute(&mut *conn)
     .await?;
+    uow.enqueue(conn, &crate::orders::provider_refund_job(&refund_id))
+        .await?;
     Ok((OUTCOME_REFUND_REQUIRED, detail, Some(refund_id)))
 }
 
@@ -530,6 +532,11 @@ pub(crate) async fn refund_order(
     .bind(uow.now_ms)
     .execute(&mut *conn)
     .await?;
+    if status == "pending" {
+        // The money goes back through the provider after the commit, from the queue.
+        uow.enqueue(conn, &crate::orders::provider_refund_job(&refund.refund_id))
+            .await?;
+    }
     let receipt = OrderRefundReceipt {
         id: refund.refund_id.clone(),
         order_id: order.id.clone(),

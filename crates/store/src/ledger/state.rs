@@ -200,6 +200,8 @@ pub(crate) struct UnitOfWork {
     /// Coupons whose reservation paid orders turned into redemptions. Written last, in id
     /// order, so the writer takes coupon locks after every order lock (as cancels do).
     coupon_redemptions: Vec<String>,
+    /// Jobs this batch enqueued: after the commit, the worker is woken for them.
+    jobs_enqueued: usize,
 }
 
 // Commands check everything before they change anything, so a refused command leaves the unit
@@ -302,12 +304,29 @@ impl UnitOfWork {
             audits: Vec::new(),
             refunded_in_batch: HashMap::new(),
             coupon_redemptions: Vec::new(),
+            jobs_enqueued: 0,
         }
     }
 
     /// Transfers this batch writes.
     pub fn transfer_count(&self) -> usize {
         self.transfers.len()
+    }
+
+    /// Enqueues `job` in the batch's transaction: it exists exactly if the batch commits. Call
+    /// it only once the command can no longer be refused (a refusal keeps the transaction).
+    pub async fn enqueue(
+        &mut self,
+        conn: &mut AnyConnection,
+        job: &crate::jobs::NewJob,
+    ) -> Result<bool, StoreError> {
+        let inserted = crate::jobs::enqueue_in(conn, job, self.now_ms).await?;
+        self.jobs_enqueued += usize::from(inserted);
+        Ok(inserted)
+    }
+
+    pub fn jobs_enqueued(&self) -> usize {
+        self.jobs_enqueued
     }
 
     /// After the batch committed: what to keep for the next one. Burned-out grants and settled

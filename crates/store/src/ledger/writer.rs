@@ -5,10 +5,11 @@
 //! anything, so a refusal fails only that command. Nothing is acknowledged before it is durable.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bursar_core::LedgerError;
 use sqlx::AnyConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::durability::{Answer, Pending, Syncer};
 use super::history;
@@ -30,8 +31,13 @@ impl Ledger {
     /// Starts the writer on a thread of its own with its own runtime: its chain of database
     /// round trips is the ledger's critical path, so it must never wait in a queue behind
     /// request handlers for a turn on a shared worker thread. It stops when every `Ledger`
-    /// handle is gone.
-    pub fn start(db: Db, clock: Clock, asset: String) -> Result<Self, StoreError> {
+    /// handle is gone. `jobs_wake` is notified once a batch that enqueued jobs is durable.
+    pub fn start(
+        db: Db,
+        clock: Clock,
+        asset: String,
+        jobs_wake: Arc<Notify>,
+    ) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE_MAX);
         let syncer = Syncer::start()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -40,7 +46,7 @@ impl Ledger {
             .map_err(|e| StoreError::Config(format!("cannot start the ledger writer: {e}")))?;
         std::thread::Builder::new()
             .name("bursar-ledger-writer".into())
-            .spawn(move || runtime.block_on(run(db, clock, asset, syncer, receiver)))
+            .spawn(move || runtime.block_on(run(db, clock, asset, syncer, jobs_wake, receiver)))
             .map_err(|e| StoreError::Config(format!("cannot start the ledger writer: {e}")))?;
         Ok(Self { sender })
     }
@@ -71,6 +77,10 @@ struct Writer {
     cache: Option<Cached>,
     /// SQLite: when to next move new transfers into the history index (see `history.rs`).
     history: history::Schedule,
+    /// This instance's job worker, woken when a batch enqueued jobs.
+    jobs_wake: Arc<Notify>,
+    /// Jobs enqueued by the batches since the last acknowledgement.
+    jobs_enqueued: usize,
 }
 
 impl Writer {
@@ -94,8 +104,10 @@ impl Writer {
                 results,
                 cache,
                 transfers,
+                jobs_enqueued,
             }) => {
                 self.cache = cache;
+                self.jobs_enqueued += jobs_enqueued;
                 self.history.wrote(transfers);
                 Ok(results)
             }
@@ -145,17 +157,23 @@ impl Writer {
         self.history.ran(&outcome);
     }
 
-    /// Answers every caller of a batch: at once, or once the batch is durable.
-    fn acknowledge(&self, answers: Vec<(Answer, Result<Reply, StoreError>)>) {
+    /// Answers every caller of a batch, and wakes the job worker if it enqueued jobs: at once,
+    /// or once the batch is durable (a job must not act on a commit that could still be lost).
+    fn acknowledge(&mut self, answers: Vec<(Answer, Result<Reply, StoreError>)>) {
+        let wake = (std::mem::take(&mut self.jobs_enqueued) > 0).then(|| self.jobs_wake.clone());
         match &self.wal {
             Some(wal) => self.syncer.acknowledge_when_durable(Pending {
                 wal: wal.clone(),
                 answers,
+                wake,
             }),
             None => {
                 for (answer, result) in answers {
                     // The caller may have gone away; the effect is committed either way.
                     let _ = answer.send(result);
+                }
+                if let Some(wake) = wake {
+                    wake.notify_one();
                 }
             }
         }
@@ -183,6 +201,7 @@ async fn run(
     clock: Clock,
     asset: String,
     syncer: Syncer,
+    jobs_wake: Arc<Notify>,
     mut receiver: mpsc::Receiver<(Request, Answer)>,
 ) {
     let history = history::Schedule::new(db.dialect);
@@ -195,6 +214,8 @@ async fn run(
         syncer,
         cache: None,
         history,
+        jobs_wake,
+        jobs_enqueued: 0,
     };
     let mut jobs = Vec::with_capacity(BATCH_MAX);
     loop {
@@ -255,6 +276,7 @@ struct Committed {
     cache: Option<Cached>,
     /// Transfers it wrote.
     transfers: usize,
+    jobs_enqueued: usize,
 }
 
 /// Applies `requests` in one transaction and commits. `Ok` holds one result per request; `Err`
@@ -294,10 +316,12 @@ async fn commit_batch(
     tx.commit().await?;
     phase.next("commit");
     let transfers = uow.transfer_count();
+    let jobs_enqueued = uow.jobs_enqueued();
     Ok(Committed {
         results,
         cache: uow.into_cache(),
         transfers,
+        jobs_enqueued,
     })
 }
 

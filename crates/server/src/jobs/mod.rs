@@ -1,0 +1,103 @@
+//! The background work this server does, one file per kind of job, and the worker that runs
+//! them (`bursar_worker`). Every post-commit effect (a provider refund) and every scheduled
+//! task (expiry sweeps, housekeeping) is a job on the one queue, so it survives a crash and
+//! runs once however many instances share the database.
+
+mod expire_holds_and_grants;
+mod expire_orders;
+mod housekeeping;
+mod provider_refund;
+
+use std::time::Duration;
+
+use bursar_worker::{Ran, Registry, Runner, RunnerConfig, Schedule};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::AppState;
+use crate::config::Config;
+
+pub use expire_holds_and_grants::sweep_expired;
+pub use expire_orders::expire_orders;
+pub use provider_refund::{ProviderRefund, send_refund};
+
+/// Every kind this server runs, and when the scheduled ones run.
+pub fn registry(config: &Config) -> Registry<AppState> {
+    let sweep = Duration::from_secs(config.expiry_sweep_interval_s.max(1));
+    Registry::default()
+        .with(ProviderRefund)
+        .with(expire_holds_and_grants::ExpireHoldsAndGrants)
+        .with(expire_orders::ExpireOrders)
+        .with(housekeeping::Housekeeping)
+        .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
+        .scheduled(Schedule::every(expire_orders::KIND, sweep))
+        .scheduled(Schedule::daily_at_midnight(
+            housekeeping::KIND,
+            config.timezone,
+        ))
+}
+
+/// Starts this instance's worker (unless jobs are off here) on `tracker`.
+pub fn spawn(state: &AppState, shutdown: CancellationToken, tracker: &TaskTracker) {
+    if !state.config.jobs_enabled {
+        tracing::info!("background jobs are off on this instance (BURSAR_JOBS=false)");
+        return;
+    }
+    let config = RunnerConfig {
+        worker_id: state.worker_id.clone(),
+        jobs_in_flight_max: state.config.jobs_in_flight_max,
+        ..RunnerConfig::default()
+    };
+    Runner::new(
+        state.jobs.clone(),
+        state.store.jobs.clone(),
+        state.clone(),
+        config,
+    )
+    .spawn(shutdown, tracker);
+}
+
+/// How long a request waits for a job it wants run now when another worker took it first.
+const RUN_NOW_WAIT: Duration = Duration::from_secs(15);
+
+/// Runs the job with unique key `key` now, in this request, when a caller wants its effect in
+/// the answer (an admin's refund shows the provider's reply). It is already committed on the
+/// queue, so if this instance runs no jobs, or the run fails, the queue runs it later.
+pub async fn run_now(state: &AppState, key: &str) -> Option<Ran> {
+    if !state.config.jobs_enabled {
+        return None;
+    }
+    match state
+        .jobs
+        .run_now(
+            &state.store.jobs,
+            state,
+            &state.worker_id,
+            key,
+            RUN_NOW_WAIT,
+        )
+        .await
+    {
+        Ok(ran) => ran,
+        Err(error) => {
+            tracing::warn!(key, %error, "running a job at once failed; the queue will run it");
+            None
+        }
+    }
+}
+
+/// Runs every job that is due now, round by round, until none is: the queue drained on the
+/// caller's clock (tests and tools; the worker does this on its own).
+pub async fn run_due(state: &AppState) -> Result<Vec<Ran>, bursar_store::StoreError> {
+    let mut ran = Vec::new();
+    loop {
+        let round = state
+            .jobs
+            .run_due(&state.store.jobs, state, &state.worker_id, 100)
+            .await?;
+        if round.is_empty() {
+            return Ok(ran);
+        }
+        ran.extend(round);
+    }
+}

@@ -1,0 +1,438 @@
+//! The durable job queue: one `jobs` table for everything that happens after a commit or on a
+//! clock. A job caused by a change is inserted in that change's transaction (`enqueue_in`), so
+//! it runs exactly when the change committed; workers claim due jobs with a lease, and a lease
+//! that runs out (a worker that died mid-job) lets another worker take the job over. Running
+//! jobs is `bursar_worker`'s; this module only stores them.
+
+use std::sync::Arc;
+
+pub use bursar_core::JobState;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::ids::new_id;
+use crate::page::{Page, PageRequest};
+use crate::{Db, Dialect, StoreError};
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: &'static str,
+    /// JSON, read by the job's kind.
+    pub payload: String,
+    /// At most one job ever carries a key; enqueueing it again changes nothing.
+    pub unique_key: Option<String>,
+    /// Not before this instant; `None` is now.
+    pub run_at_ms: Option<i64>,
+    pub max_attempts: i64,
+}
+
+impl NewJob {
+    pub fn new(kind: &'static str, payload: &impl serde::Serialize, max_attempts: i64) -> Self {
+        Self {
+            kind,
+            payload: serde_json::to_string(payload).unwrap_or_else(|_| "{}".into()),
+            unique_key: None,
+            run_at_ms: None,
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
+    pub fn unique(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    pub fn at(mut self, run_at_ms: i64) -> Self {
+        self.run_at_ms = Some(run_at_ms);
+        self
+    }
+}
+
+/// A job a worker holds the lease of. `attempt` counts this run (1 on the first).
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    pub attempt: i64,
+    pub max_attempts: i64,
+}
+
+impl ClaimedJob {
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt >= self.max_attempts
+    }
+}
+
+/// A job as admins see it.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub state: JobState,
+    pub unique_key: Option<String>,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_at_ms: i64,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// The queue's state for one kind (`done` jobs are not counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindStats {
+    pub kind: String,
+    pub queued: i64,
+    pub running: i64,
+    pub failed: i64,
+    /// The due time of the longest-waiting queued job that is due; `None` when none is.
+    pub oldest_queued_at_ms: Option<i64>,
+}
+
+/// Which jobs a claim may take.
+pub enum Claim<'a> {
+    /// Up to `limit` due jobs of these kinds, soonest due first.
+    Due { kinds: &'a [&'a str], limit: i64 },
+    /// The one job with this unique key, if it is due (a caller running it at once).
+    Key(&'a str),
+}
+
+/// Inserts `job` on `conn`, inside the caller's transaction. `false`: a job with its unique key
+/// already exists, and nothing was inserted.
+pub async fn enqueue_in(
+    conn: &mut AnyConnection,
+    job: &NewJob,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, unique_key, state, attempts, max_attempts, run_at,
+             created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $7)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(new_id("job"))
+    .bind(job.kind)
+    .bind(&job.payload)
+    .bind(job.unique_key.as_deref())
+    .bind(job.max_attempts)
+    .bind(job.run_at_ms.unwrap_or(now_ms))
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// The queue: storage, and the signal that wakes this instance's worker when a job is added.
+#[derive(Clone)]
+pub struct JobQueue {
+    db: Db,
+    clock: Clock,
+    wake: Arc<Notify>,
+}
+
+impl JobQueue {
+    pub fn new(db: Db, clock: Clock, wake: Arc<Notify>) -> Self {
+        Self { db, clock, wake }
+    }
+
+    /// Notified when a job was committed on this instance (by `enqueue` or a ledger batch).
+    pub fn wake(&self) -> &Arc<Notify> {
+        &self.wake
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Enqueues a job in a transaction of its own (for work that no other change causes).
+    pub async fn enqueue(&self, job: &NewJob) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let inserted = enqueue_in(&mut tx, job, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        if inserted {
+            self.wake.notify_one();
+        }
+        Ok(inserted)
+    }
+
+    /// Leases jobs to `worker` until `lease_ms` from now, counting an attempt for each. Running
+    /// jobs whose lease ran out on their last attempt are failed first, so they are not run
+    /// again past their limit.
+    pub async fn claim(
+        &self,
+        worker: &str,
+        which: Claim<'_>,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', locked_by = NULL, updated_at = $1,
+                 last_error = 'its worker stopped during the last attempt; ' || COALESCE(last_error, '')
+             WHERE state = 'running' AND run_at <= $1 AND attempts >= max_attempts",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // PostgreSQL: rows another instance is claiming are skipped, not waited for. SQLite has
+        // one writer at a time, so there is nothing to skip.
+        let skip_locked = match self.db.dialect {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let (filter, limit) = match &which {
+            Claim::Due { kinds, limit } => {
+                if kinds.is_empty() || *limit <= 0 {
+                    return Ok(Vec::new());
+                }
+                let placeholders: Vec<String> =
+                    (0..kinds.len()).map(|i| format!("${}", i + 5)).collect();
+                (format!("kind IN ({})", placeholders.join(", ")), *limit)
+            }
+            Claim::Key(_) => ("unique_key = $5".to_string(), 1),
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, run_at = $1,
+                 locked_by = $2, updated_at = $3
+             WHERE id IN (SELECT id FROM jobs
+                          WHERE state IN ('queued', 'running') AND run_at <= $3
+                            AND attempts < max_attempts AND {filter}
+                          ORDER BY run_at LIMIT $4 {skip_locked})
+             RETURNING id, kind, payload, attempts, max_attempts"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(worker)
+            .bind(now)
+            .bind(limit);
+        match which {
+            Claim::Due { kinds, .. } => {
+                for kind in kinds {
+                    query = query.bind(*kind);
+                }
+            }
+            Claim::Key(key) => query = query.bind(key),
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ClaimedJob {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    payload: row.try_get("payload")?,
+                    attempt: row.try_get("attempts")?,
+                    max_attempts: row.try_get("max_attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The job succeeded. `false`: this worker no longer held its lease (it ran out and the job
+    /// was taken over), so the record was left to the new holder.
+    pub async fn complete(&self, job: &ClaimedJob) -> Result<bool, StoreError> {
+        self.finish(job, JobState::Done, None, None).await
+    }
+
+    /// The attempt failed; the job runs again at `run_at_ms`.
+    pub async fn retry_at(
+        &self,
+        job: &ClaimedJob,
+        error: &str,
+        run_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.finish(job, JobState::Queued, Some(error), Some(run_at_ms))
+            .await
+    }
+
+    /// The job is given up: `failed` with its last error, until an admin queues it again.
+    pub async fn fail(&self, job: &ClaimedJob, error: &str) -> Result<bool, StoreError> {
+        self.finish(job, JobState::Failed, Some(error), None).await
+    }
+
+    /// Gives the lease back without using up the attempt (the worker is shutting down).
+    pub async fn release(&self, job: &ClaimedJob) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = attempts - 1, run_at = $1,
+                 locked_by = NULL, updated_at = $1
+             WHERE id = $2 AND state = 'running' AND attempts = $3",
+        )
+        .bind(self.clock.now_ms())
+        .bind(&job.id)
+        .bind(job.attempt)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        state: JobState,
+        error: Option<&str>,
+        run_at_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let changed = sqlx::query(
+            "UPDATE jobs SET state = $1, last_error = $2, run_at = $3, locked_by = NULL,
+                 updated_at = $4
+             WHERE id = $5 AND state = 'running' AND attempts = $6",
+        )
+        .bind(state.as_str())
+        .bind(error.map(|e| truncate(e, ERROR_CHARS_MAX)))
+        .bind(run_at_ms.unwrap_or(now))
+        .bind(now)
+        .bind(&job.id)
+        .bind(job.attempt)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// Queues a failed job again with its attempts reset, with `audit` written in the same
+    /// transaction. `None`: no such job; `Some((false, job))`: it exists but is not failed, and
+    /// nothing was written.
+    pub async fn retry_failed(
+        &self,
+        id: &str,
+        audit: crate::audit::AuditRecord<'_>,
+    ) -> Result<Option<(bool, JobRecord)>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1
+             WHERE id = $2 AND state = 'failed'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            crate::audit::record(&mut tx, audit, now).await?;
+        }
+        tx.commit().await?;
+        if changed == 1 {
+            self.wake.notify_one();
+        }
+        Ok(self.job(id).await?.map(|job| (changed == 1, job)))
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.as_ref().map(job_record).transpose()
+    }
+
+    /// The job with this unique key, if any.
+    pub async fn job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE unique_key = $1"
+        )))
+        .bind(key)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        row.as_ref().map(job_record).transpose()
+    }
+
+    /// Jobs in one state, newest first.
+    pub async fn jobs_in(
+        &self,
+        state: JobState,
+        kind: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<JobRecord>, StoreError> {
+        let of_kind = if kind.is_some() { "AND kind = $4" } else { "" };
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = $1 AND id < $2 {of_kind}
+             ORDER BY id DESC LIMIT $3"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(state.as_str())
+            .bind(page.before_or_max())
+            .bind(page.fetch_limit());
+        if let Some(kind) = kind {
+            query = query.bind(kind);
+        }
+        let rows = query.fetch_all(&self.db.pool).await?;
+        let jobs = rows.iter().map(job_record).collect::<Result<Vec<_>, _>>()?;
+        Ok(page.finish(jobs, |job| job.id.clone()))
+    }
+
+    /// Queued, running and failed jobs per kind.
+    pub async fn stats(&self) -> Result<Vec<KindStats>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind,
+                    SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued,
+                    SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END) AS running,
+                    SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed,
+                    MIN(CASE WHEN state = 'queued' AND run_at <= $1 THEN run_at END) AS oldest
+             FROM jobs WHERE state <> 'done' GROUP BY kind ORDER BY kind",
+        )
+        .bind(self.clock.now_ms())
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(KindStats {
+                    kind: row.try_get("kind")?,
+                    queued: row.try_get("queued")?,
+                    running: row.try_get("running")?,
+                    failed: row.try_get("failed")?,
+                    oldest_queued_at_ms: row.try_get("oldest")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets jobs that finished before `before_ms`. Their unique keys go with them, which is
+    /// safe for keys of past periods and of finished work that nothing enqueues again.
+    pub async fn purge_done(&self, before_ms: i64, limit: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs
+                 WHERE state = 'done' AND updated_at < $1 LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected())
+    }
+}
+
+/// Errors are kept to this many characters (a provider may answer with a whole page).
+const ERROR_CHARS_MAX: usize = 2000;
+
+fn truncate(text: &str, chars_max: usize) -> String {
+    text.chars().take(chars_max).collect()
+}
+
+const JOB_COLUMNS: &str = "id, kind, state, unique_key, attempts, max_attempts, run_at, \
+                           last_error, created_at, updated_at";
+
+fn job_record(row: &sqlx::any::AnyRow) -> Result<JobRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    Ok(JobRecord {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        state: JobState::parse(&state)
+            .ok_or_else(|| StoreError::Config(format!("unknown job state {state:?}")))?,
+        unique_key: row.try_get("unique_key")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        run_at_ms: row.try_get("run_at")?,
+        last_error: row.try_get("last_error")?,
+        created_at_ms: row.try_get("created_at")?,
+        updated_at_ms: row.try_get("updated_at")?,
+    })
+}
