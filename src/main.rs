@@ -127,10 +127,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = bursar_server::prepare(config.clone(), Clock::default()).await?;
             let running = bursar_server::start(state, config.addr).await?;
             eprintln!("bursar listening on http://{}", running.addr);
-            stop_signal().await?;
+            // A signal stops the server; so does the server itself (its ledger writer died).
+            tokio::select! {
+                signal = stop_signal() => signal?,
+                () = running.shutdown.cancelled() => {}
+            }
             tracing::info!("stopping: finishing requests in flight");
             running.shutdown.cancel();
             running.finished.await?;
+            if running
+                .writer_failed
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Migrate => {
             init_logging("warn");

@@ -124,8 +124,12 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     pub shutdown: CancellationToken,
-    /// Ends once the server has stopped and every background task has finished.
+    /// Ends once the server has stopped, every background task has finished and the store is
+    /// closed.
     pub finished: tokio::task::JoinHandle<()>,
+    /// Set when the server stopped because its ledger writer had died (exit non-zero, so a
+    /// supervisor restarts it).
+    pub writer_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Binds, starts the background jobs and serves until `shutdown` is cancelled; then waits for
@@ -138,8 +142,15 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
     let background = tokio_util::task::TaskTracker::new();
     jobs::spawn(&state, shutdown.clone(), &background);
     background.spawn(forget_idle_rate_limits(state.clone(), shutdown.clone()));
+    let writer_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    background.spawn(stop_if_the_writer_dies(
+        state.clone(),
+        shutdown.clone(),
+        writer_failed.clone(),
+    ));
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
+    let store = state.store.clone();
     let finished = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -149,6 +160,7 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
         }
         background.close();
         background.wait().await;
+        store.close().await;
     });
     tracing::info!(%addr, "bursar is listening");
     Ok(Running {
@@ -156,6 +168,7 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
         state,
         shutdown,
         finished,
+        writer_failed,
     })
 }
 
@@ -167,6 +180,23 @@ async fn forget_idle_rate_limits(state: AppState, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = ticker.tick() => state.limiter.forget_idle(),
+        }
+    }
+}
+
+/// Without its ledger writer a server can move no credits: rather than answer every write with
+/// an error, it stops (and `/ready` says 503 meanwhile), so its supervisor starts a fresh one.
+async fn stop_if_the_writer_dies(
+    state: AppState,
+    shutdown: CancellationToken,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = state.store.ledger.stopped() => {
+            tracing::error!("the ledger writer stopped; shutting down so that a supervisor restarts Bursar");
+            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            shutdown.cancel();
         }
     }
 }

@@ -365,16 +365,23 @@ impl Db {
 
     /// SQLite: copies the write-ahead log back into the database once a second from a pool
     /// connection, so the ledger writer's commits do not pay for checkpoints. PASSIVE never
-    /// blocks the writer. Stops with the runtime.
-    pub fn checkpoint_in_background(&self) {
+    /// blocks the writer. Stops on `stop`.
+    pub fn checkpoint_in_background(
+        &self,
+        tasks: &tokio_util::task::TaskTracker,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
         if self.dialect != Dialect::Sqlite {
             return;
         }
         let pool = self.pool.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
             while !pool.is_closed() {
-                ticker.tick().await;
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = ticker.tick() => {}
+                }
                 if let Err(error) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
                     tracing::debug!(%error, "background checkpoint failed; will retry");
                 }

@@ -57,6 +57,9 @@ pub struct Store {
     pub clock: Clock,
     pub asset: String,
     pub jobs: jobs::JobQueue,
+    /// The store's own background tasks (balance readers, checkpoints) and their stop signal.
+    tasks: tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Store {
@@ -69,8 +72,10 @@ impl Store {
         let jobs_wake = std::sync::Arc::new(tokio::sync::Notify::new());
         let ledger = Ledger::start(db.clone(), clock.clone(), asset.clone(), jobs_wake.clone())?;
         let jobs = jobs::JobQueue::new(db.clone(), clock.clone(), jobs_wake);
-        let balances = BalanceReads::start(&db, clock.clone(), asset.clone());
-        db.checkpoint_in_background();
+        let tasks = tokio_util::task::TaskTracker::new();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let balances = BalanceReads::start(&db, clock.clone(), asset.clone(), &tasks, stop.clone());
+        db.checkpoint_in_background(&tasks, stop.clone());
         Ok(Self {
             db,
             ledger,
@@ -78,6 +83,18 @@ impl Store {
             clock,
             asset,
             jobs,
+            tasks,
+            stop,
         })
+    }
+
+    /// Stops the store's background tasks and the ledger writer and waits for them: the writer
+    /// first applies and answers what is queued. Call it once nothing sends work any more.
+    pub async fn close(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.ledger.stop();
+        self.ledger.stopped().await;
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bursar_store::StoreError;
-use bursar_store::jobs::{Claim, ClaimedJob, JobQueue};
+use bursar_store::jobs::{Claim, ClaimedJob, JobQueue, JobState};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{backoff_ms, jitter_permille};
@@ -101,20 +101,28 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
         key: &str,
         wait: Duration,
     ) -> Result<Option<Ran>, StoreError> {
-        let claimed = queue
-            .claim(worker, Claim::Key(key), self.lease_ms())
-            .await?;
-        if let Some(job) = claimed.into_iter().next() {
-            return Ok(Some(self.run(queue, context, job, &Stop::never()).await));
-        }
         let deadline = tokio::time::Instant::now() + wait;
-        while tokio::time::Instant::now() < deadline {
-            match queue.job_by_key(key).await? {
-                Some(job) if job.state == bursar_store::jobs::JobState::Running => {
-                    tokio::time::sleep(RUNNING_ELSEWHERE_POLL).await;
-                }
-                _ => break,
+        loop {
+            let claimed = queue
+                .claim(worker, Claim::Key(key), self.lease_ms())
+                .await?;
+            if let Some(job) = claimed.into_iter().next() {
+                return Ok(Some(self.run(queue, context, job, &Stop::never()).await));
             }
+            // Not claimable: another worker runs it (or is claiming it right now, which on
+            // PostgreSQL still shows it queued), or it is finished or waiting for a back-off.
+            let now = queue.clock().now_ms();
+            let busy = match queue.job_by_key(key).await? {
+                Some(job) => {
+                    job.state == JobState::Running
+                        || (job.state == JobState::Queued && job.run_at_ms <= now)
+                }
+                None => false,
+            };
+            if !busy || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(RUNNING_ELSEWHERE_POLL).await;
         }
         Ok(None)
     }

@@ -24,6 +24,14 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
+    if !state.store.ledger.is_running() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the ledger writer has stopped",
+        )
+        .into_response();
+    }
     if state.store.db.ping().await {
         Json(serde_json::json!({ "status": "ready" })).into_response()
     } else {

@@ -160,3 +160,71 @@ async fn unknown_routes_and_wrong_methods_get_problem_json(app: TestApp) {
     assert_eq!(wrong.status, 405);
     assert!(wrong.is_problem());
 }
+
+/// A server whose ledger writer has died reports it on `/ready` and stops by itself, flagged
+/// so that `bursar serve` exits non-zero and its supervisor restarts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_ledger_writer_stops_is_unready_and_shuts_down() {
+    let url = bursar_store::testing::fresh_database_url(
+        bursar_store::testing::Backend::Sqlite,
+        "writer_dies",
+    )
+    .await;
+    let config = bursar_server::Config::for_tests(&url);
+    let state = bursar_server::prepare(config.clone(), bursar_store::Clock::default())
+        .await
+        .expect("prepares");
+    let running = bursar_server::start(state.clone(), config.addr)
+        .await
+        .expect("starts");
+    let base = format!("http://{}", running.addr);
+    let ready = reqwest::get(format!("{base}/ready"))
+        .await
+        .expect("answers");
+    assert_eq!(ready.status(), 200);
+    state.store.ledger.stop();
+    state.store.ledger.stopped().await;
+    assert!(!state.store.ledger.is_running());
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        running.shutdown.cancelled(),
+    )
+    .await
+    .expect("the server stops itself");
+    assert!(
+        running
+            .writer_failed
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(10), running.finished)
+        .await
+        .expect("and finishes")
+        .expect("cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_while_the_ledger_writer_is_gone() {
+    let url = bursar_store::testing::fresh_database_url(
+        bursar_store::testing::Backend::Sqlite,
+        "writer_gone",
+    )
+    .await;
+    let state = bursar_server::prepare(
+        bursar_server::Config::for_tests(&url),
+        bursar_store::Clock::default(),
+    )
+    .await
+    .expect("prepares");
+    state.store.ledger.stop();
+    state.store.ledger.stopped().await;
+    // The router alone, without the watchdog that would stop the server.
+    let response = tower::ServiceExt::oneshot(
+        bursar_server::router(state),
+        axum::http::Request::get("/ready")
+            .body(axum::body::Body::empty())
+            .expect("request"),
+    )
+    .await
+    .expect("answers");
+    assert_eq!(response.status(), 503);
+}

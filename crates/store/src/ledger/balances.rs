@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use sqlx::{AnyPool, Row};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::read::{BalanceView, GrantView};
 use super::sql::{Value, postgres_array};
@@ -32,15 +34,22 @@ pub struct BalanceReads {
 }
 
 impl BalanceReads {
-    /// Starts the reading task on the current runtime. It stops when every handle is gone.
-    pub fn start(db: &Db, clock: Clock, asset: String) -> Self {
+    /// Starts the reading task on `tasks`. It stops on `stop` (reads still queued are then
+    /// answered `ReaderGone`) or when every handle is gone.
+    pub fn start(
+        db: &Db,
+        clock: Clock,
+        asset: String,
+        tasks: &TaskTracker,
+        stop: CancellationToken,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE_MAX);
         let reads = Reads {
             pool: db.pool_with_one_plan_per_statement(QUERIES_IN_FLIGHT as u32),
             dialect: db.dialect,
             asset,
         };
-        tokio::spawn(run(reads, clock, receiver));
+        tasks.spawn(run(reads, clock, receiver, tasks.clone(), stop));
         Self { sender }
     }
 
@@ -63,19 +72,29 @@ struct Reads {
     asset: String,
 }
 
-async fn run(reads: Reads, clock: Clock, mut receiver: mpsc::Receiver<(String, Answer)>) {
+async fn run(
+    reads: Reads,
+    clock: Clock,
+    mut receiver: mpsc::Receiver<(String, Answer)>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(QUERIES_IN_FLIGHT));
     let mut waiting = Vec::with_capacity(USERS_PER_QUERY);
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        if receiver.recv_many(&mut waiting, USERS_PER_QUERY).await == 0 {
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut waiting, USERS_PER_QUERY) => received,
+            () = stop.cancelled() => break,
+        };
+        if received == 0 {
             break;
         }
         let batch = std::mem::replace(&mut waiting, Vec::with_capacity(USERS_PER_QUERY));
         let (reads, now) = (reads.clone(), clock.now_ms());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             answer(&reads, now, batch).await;
             drop(slot);
         });

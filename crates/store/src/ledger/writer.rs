@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bursar_core::LedgerError;
 use sqlx::AnyConnection;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::durability::{Answer, Pending, Syncer};
 use super::history;
@@ -25,13 +26,17 @@ const QUEUE_MAX: usize = 8192;
 #[derive(Clone)]
 pub struct Ledger {
     sender: mpsc::Sender<(Request, Answer)>,
+    /// Asks the writer to stop once it has applied what is queued.
+    stop: CancellationToken,
+    /// Cancelled when the writer's thread has ended, however it ended (a panic included).
+    finished: CancellationToken,
 }
 
 impl Ledger {
     /// Starts the writer on a thread of its own with its own runtime: its chain of database
     /// round trips is the ledger's critical path, so it must never wait in a queue behind
-    /// request handlers for a turn on a shared worker thread. It stops when every `Ledger`
-    /// handle is gone. `jobs_wake` is notified once a batch that enqueued jobs is durable.
+    /// request handlers for a turn on a shared worker thread. It stops when asked (`stop`) or
+    /// when every `Ledger` handle is gone, after applying what was queued. `jobs_wake` is notified once a batch that enqueued jobs is durable.
     pub fn start(
         db: Db,
         clock: Clock,
@@ -44,11 +49,39 @@ impl Ledger {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Config(format!("cannot start the ledger writer: {e}")))?;
+        let (stop, finished) = (CancellationToken::new(), CancellationToken::new());
+        let (stop_seen, finished_on_exit) = (stop.clone(), finished.clone());
         std::thread::Builder::new()
             .name("bursar-ledger-writer".into())
-            .spawn(move || runtime.block_on(run(db, clock, asset, syncer, jobs_wake, receiver)))
+            .spawn(move || {
+                // Dropped when the thread ends, by a return or by a panic unwinding it.
+                let _finished = finished_on_exit.drop_guard();
+                runtime.block_on(run(
+                    db, clock, asset, syncer, jobs_wake, receiver, stop_seen,
+                ));
+            })
             .map_err(|e| StoreError::Config(format!("cannot start the ledger writer: {e}")))?;
-        Ok(Self { sender })
+        Ok(Self {
+            sender,
+            stop,
+            finished,
+        })
+    }
+
+    /// Stops the writer once it has applied and answered everything already queued; later
+    /// requests get `WriterGone`.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// False once the writer has ended, asked to or not.
+    pub fn is_running(&self) -> bool {
+        !self.finished.is_cancelled()
+    }
+
+    /// Waits until the writer has ended.
+    pub async fn stopped(&self) {
+        self.finished.cancelled().await;
     }
 
     /// Applies one request and waits until it is committed (or refused).
@@ -203,6 +236,7 @@ async fn run(
     syncer: Syncer,
     jobs_wake: Arc<Notify>,
     mut receiver: mpsc::Receiver<(Request, Answer)>,
+    stop: CancellationToken,
 ) {
     let history = history::Schedule::new(db.dialect);
     let mut writer = Writer {
@@ -219,18 +253,19 @@ async fn run(
     };
     let mut jobs = Vec::with_capacity(BATCH_MAX);
     loop {
-        let received = if writer.history.waiting() {
-            let next = receiver.recv_many(&mut jobs, BATCH_MAX);
-            match tokio::time::timeout(history::IDLE, next).await {
-                Ok(received) => received,
-                // Nothing to do but the history index: do it now, while it delays no one.
-                Err(_idle) => {
-                    writer.index_history().await;
-                    continue;
-                }
+        let waiting = writer.history.waiting();
+        let received = tokio::select! {
+            received = receive(&mut receiver, &mut jobs, waiting) => received,
+            // Asked to stop: nothing more is accepted, and what is queued is applied first.
+            () = stop.cancelled(), if !receiver.is_closed() => {
+                receiver.close();
+                continue;
             }
-        } else {
-            receiver.recv_many(&mut jobs, BATCH_MAX).await
+        };
+        let Some(received) = received else {
+            // Nothing to do but the history index: do it now, while it delays no one.
+            writer.index_history().await;
+            continue;
         };
         if received == 0 {
             break;
@@ -267,6 +302,21 @@ async fn run(
         if writer.history.due() {
             writer.index_history().await;
         }
+    }
+}
+
+/// The next requests, at most `BATCH_MAX`; `Some(0)` once the queue is closed and empty. With
+/// `idle_work` waiting, `None` after `history::IDLE` without a request.
+async fn receive(
+    receiver: &mut mpsc::Receiver<(Request, Answer)>,
+    jobs: &mut Vec<(Request, Answer)>,
+    idle_work: bool,
+) -> Option<usize> {
+    let next = receiver.recv_many(jobs, BATCH_MAX);
+    if idle_work {
+        tokio::time::timeout(history::IDLE, next).await.ok()
+    } else {
+        Some(next.await)
     }
 }
 
