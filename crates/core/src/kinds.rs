@@ -3,11 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -165,5 +165,33 @@ string_enum!(
         Running => "running",
         Done => "done",
         Failed => "failed",
+    }
+);
+
+string_enum!(
+    /// What applying a payment provider's event did to its order.
+    FulfilmentOutcome {
+        /// The order is now paid and its credits granted.
+        Fulfilled => "fulfilled",
+        /// This event was handled before: nothing to do.
+        Duplicate => "duplicate",
+        /// Another event already paid this order.
+        AlreadyPaid => "already_paid",
+        Failed => "failed",
+        /// The provider collected a different amount or currency: recorded, not fulfilled.
+        AmountMismatch => "amount_mismatch",
+        /// Money arrived for an order that was cancelled, expired or failed: it must go back.
+        RefundRequired => "refund_required",
+        /// Another event for the same late payment already asked for its refund.
+        RefundAlreadyRequired => "refund_already_required",
+        /// One attempt failed; the order stays payable.
+        AttemptFailed => "attempt_failed",
+        /// The event refers to a payment not applied yet (events arrive in any order): it is
+        /// not recorded, and the provider is asked to deliver it again later.
+        RetryLater => "retry_later",
+        /// The provider refunded (part of) the payment on its side; recorded and clawed back.
+        ProviderRefund => "provider_refund",
+        UnknownPayment => "unknown_payment",
+        Ignored => "ignored",
     }
 );

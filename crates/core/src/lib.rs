@@ -12,8 +12,8 @@ pub use burn::{GrantLot, plan_burn};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{
-    GrantSource, HoldStatus, JobState, OrderStatus, PackageKind, Role, SystemAccount, TransferKind,
-    UserStatus,
+    FulfilmentOutcome, GrantSource, HoldStatus, JobState, OrderStatus, PackageKind, Role,
+    SystemAccount, TransferKind, UserStatus,
 };
 pub use money::{Money, MoneyError};
 pub use pricing::Discount;

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bursar_core::FulfilmentOutcome;
 use bursar_core::Money;
 use bursar_payments::bank_transfer::BankTransfer;
 use bursar_payments::sandbox::Sandbox;
 use bursar_payments::stripe::{Stripe, StripeConfig};
 use bursar_payments::{Acknowledgement, EventKind, PaymentProvider, WebhookError, WebhookEvent};
-use bursar_store::ledger::orders::{OUTCOME_REFUND_REQUIRED, OUTCOME_RETRY_LATER};
 use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome};
 use bursar_store::{Store, settings};
 
@@ -117,18 +117,19 @@ pub async fn receive_webhook(
         .ledger
         .execute(Command::Fulfil(payment_event(provider_name, event)))
         .await?;
+    let outcome = fulfilment_outcome(&reply);
     let reply = reply.json();
-    let outcome = reply["outcome"].as_str().unwrap_or("unknown");
     metrics::counter!("bursar_payment_events_total",
-        "provider" => provider_name.to_string(), "outcome" => outcome.to_string())
+        "provider" => provider_name.to_string(),
+        "outcome" => outcome.map_or("unknown", FulfilmentOutcome::as_str))
     .increment(1);
-    if outcome == OUTCOME_RETRY_LATER {
+    if outcome == Some(FulfilmentOutcome::RetryLater) {
         // Not recorded: the provider delivers it again, by when its payment has arrived.
         return Err(ApiError::conflict(
             "this event refers to a payment that has not been applied yet; deliver it again later",
         ));
     }
-    if outcome == OUTCOME_REFUND_REQUIRED
+    if outcome == Some(FulfilmentOutcome::RefundRequired)
         && let Some(refund_id) = reply["refund_id"].as_str()
     {
         // Recorded and queued in the same commit: sent back now if it can be, else by the
@@ -162,9 +163,8 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
 }
 
 /// What a fulfilment reply said, for callers that act on it (admin confirmation).
-pub fn fulfilment_outcome(reply: &bursar_store::ledger::Reply) -> String {
+pub fn fulfilment_outcome(reply: &bursar_store::ledger::Reply) -> Option<FulfilmentOutcome> {
     reply.json()["outcome"]
         .as_str()
-        .unwrap_or_default()
-        .to_string()
+        .and_then(FulfilmentOutcome::parse)
 }

@@ -5,8 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use bursar_core::FulfilmentOutcome;
 use bursar_core::OrderStatus;
-use bursar_store::ledger::orders::{OUTCOME_FULFILLED, OrderRefund, OrderRefundReceipt};
+use bursar_store::ledger::orders::{OrderRefund, OrderRefundReceipt};
 use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome, Request};
 use bursar_store::orders::OrderFilter;
 use bursar_store::page::Page;
@@ -250,7 +251,8 @@ pub async fn confirm_order(
     };
     let reply = state.store.ledger.execute(Command::Fulfil(event)).await?;
     let outcome = fulfilment_outcome(&reply);
-    if outcome != OUTCOME_FULFILLED {
+    if outcome != Some(FulfilmentOutcome::Fulfilled) {
+        let outcome = outcome.map_or("unknown", FulfilmentOutcome::as_str);
         let now = state.store.order(&id).await?.map(|o| o.status);
         return Err(ApiError::conflict(format!(
             "the order was not confirmed ({outcome}); it is {}",

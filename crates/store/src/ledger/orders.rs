@@ -5,7 +5,9 @@
 //! Unlike the other commands these write some rows directly (orders, provider events); each
 //! does all of its refusing before its first write, so a refusal still leaves no trace.
 
-use bursar_core::{GrantSource, LedgerError, OrderStatus, SystemAccount, TransferKind, pricing};
+use bursar_core::{
+    FulfilmentOutcome, GrantSource, LedgerError, OrderStatus, SystemAccount, TransferKind, pricing,
+};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
@@ -16,36 +18,14 @@ use crate::audit::AuditRecord;
 use crate::ids::new_id;
 use crate::orders::{Order, order_on};
 
-/// What a payment event did; `outcome` is one of the `OUTCOME_*` values.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// What a payment event did.
+#[derive(Debug, Serialize)]
 pub struct FulfilmentReply {
-    pub outcome: &'static str,
+    pub outcome: FulfilmentOutcome,
     pub order_id: Option<String>,
     /// For `refund_required`: the refund to send to the provider now.
     pub refund_id: Option<String>,
 }
-
-/// The order is now paid and its credits granted.
-pub const OUTCOME_FULFILLED: &str = "fulfilled";
-/// This event was handled before: nothing to do.
-pub const OUTCOME_DUPLICATE: &str = "duplicate";
-/// Another event already paid this order.
-pub const OUTCOME_ALREADY_PAID: &str = "already_paid";
-pub const OUTCOME_FAILED: &str = "failed";
-/// The provider collected a different amount or currency: recorded, not fulfilled.
-pub const OUTCOME_MISMATCH: &str = "amount_mismatch";
-/// Money arrived for an order that was cancelled, expired or failed: it must go back.
-pub const OUTCOME_REFUND_REQUIRED: &str = "refund_required";
-/// Another event for the same late payment already asked for its refund.
-pub const OUTCOME_REFUND_ALREADY_REQUIRED: &str = "refund_already_required";
-/// One attempt failed; the order stays payable.
-pub const OUTCOME_ATTEMPT_FAILED: &str = "attempt_failed";
-/// The event refers to a payment not applied yet (events arrive in any order): it is not
-/// recorded, and the provider is asked to deliver it again later.
-pub const OUTCOME_RETRY_LATER: &str = "retry_later";
-pub const OUTCOME_PROVIDER_REFUND: &str = "provider_refund";
-pub const OUTCOME_UNKNOWN_PAYMENT: &str = "unknown_payment";
-pub const OUTCOME_IGNORED: &str = "ignored";
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderRefundReceipt {
@@ -123,7 +103,7 @@ pub(crate) async fn fulfil(
             && order.status == OrderStatus::Pending
         {
             return Ok(fulfilment_reply(
-                OUTCOME_RETRY_LATER,
+                FulfilmentOutcome::RetryLater,
                 Some(order.id.clone()),
                 None,
             ));
@@ -148,12 +128,12 @@ pub(crate) async fn fulfil(
     .await?
     .rows_affected();
     if recorded == 0 {
-        return Ok(fulfilment_reply(OUTCOME_DUPLICATE, None, None));
+        return Ok(fulfilment_reply(FulfilmentOutcome::Duplicate, None, None));
     }
     let (outcome, detail, refund) = match &order {
-        None => (OUTCOME_UNKNOWN_PAYMENT, None, None),
+        None => (FulfilmentOutcome::UnknownPayment, None, None),
         Some(order) => match &event.outcome {
-            PaymentOutcome::Ignored => (OUTCOME_IGNORED, None, None),
+            PaymentOutcome::Ignored => (FulfilmentOutcome::Ignored, None, None),
             PaymentOutcome::AttemptFailed(reason) => {
                 sqlx::query(
                     "UPDATE orders SET failure_reason = $1, payment_status = 'failed', updated_at = $2
@@ -164,7 +144,7 @@ pub(crate) async fn fulfil(
                 .bind(&order.id)
                 .execute(&mut *conn)
                 .await?;
-                (OUTCOME_ATTEMPT_FAILED, Some(reason.clone()), None)
+                (FulfilmentOutcome::AttemptFailed, Some(reason.clone()), None)
             }
             PaymentOutcome::Failed(reason) => {
                 let closed = crate::orders::close_pending_on(
@@ -176,9 +156,9 @@ pub(crate) async fn fulfil(
                 )
                 .await?;
                 let outcome = if closed {
-                    OUTCOME_FAILED
+                    FulfilmentOutcome::Failed
                 } else {
-                    OUTCOME_IGNORED
+                    FulfilmentOutcome::Ignored
                 };
                 (outcome, Some(reason.clone()), None)
             }
@@ -191,7 +171,7 @@ pub(crate) async fn fulfil(
     sqlx::query(
         "UPDATE provider_events SET outcome = $1, detail = $2 WHERE provider = $3 AND event_id = $4",
     )
-    .bind(outcome)
+    .bind(outcome.as_str())
     .bind(detail)
     .bind(&event.provider)
     .bind(&event.event_id)
@@ -201,7 +181,7 @@ pub(crate) async fn fulfil(
 }
 
 fn fulfilment_reply(
-    outcome: &'static str,
+    outcome: FulfilmentOutcome,
     order_id: Option<String>,
     refund_id: Option<String>,
 ) -> Reply {
@@ -216,7 +196,7 @@ fn fulfilment_reply(
 }
 
 /// What handling an event came to: its outcome, a detail for the record, and a refund to send.
-type Handled = (&'static str, Option<String>, Option<String>);
+type Handled = (FulfilmentOutcome, Option<String>, Option<String>);
 
 /// A successful payment: pays the order if it is still pending and the amount is right.
 async fn pay(
@@ -246,11 +226,11 @@ async fn pay(
             "the provider reported {got}; the order's total is {} {}",
             order.total, order.currency
         );
-        return Ok((OUTCOME_MISMATCH, Some(detail), None));
+        return Ok((FulfilmentOutcome::AmountMismatch, Some(detail), None));
     }
     if uow.account(&order.user_id).is_none() {
         return Ok((
-            OUTCOME_UNKNOWN_PAYMENT,
+            FulfilmentOutcome::UnknownPayment,
             Some("the order's user is gone".into()),
             None,
         ));
@@ -284,10 +264,10 @@ async fn pay(
     .rows_affected();
     if paid == 0 {
         let Some(now) = load_order(conn, &order.id).await? else {
-            return Ok((OUTCOME_UNKNOWN_PAYMENT, None, None));
+            return Ok((FulfilmentOutcome::UnknownPayment, None, None));
         };
         if matches!(now.status, OrderStatus::Paid | OrderStatus::Refunded) {
-            return Ok((OUTCOME_ALREADY_PAID, None, None));
+            return Ok((FulfilmentOutcome::AlreadyPaid, None, None));
         }
         return late_payment(uow, conn, &now, event).await;
     }
@@ -327,7 +307,7 @@ async fn pay(
         };
         uow.grant(&order.user_id, spec, &meta);
     }
-    Ok((OUTCOME_FULFILLED, None, None))
+    Ok((FulfilmentOutcome::Fulfilled, None, None))
 }
 
 /// Money arrived for an order that was cancelled, expired or failed. It is never fulfilled: a
@@ -349,11 +329,11 @@ async fn late_payment(
     .rows_affected();
     let detail = Some(format!("the order is {}", order.status));
     if flagged == 0 {
-        return Ok((OUTCOME_REFUND_ALREADY_REQUIRED, detail, None));
+        return Ok((FulfilmentOutcome::RefundAlreadyRequired, detail, None));
     }
     let amount = event.amount.as_ref().map_or(order.total, |m| m.amount);
     if amount == 0 {
-        return Ok((OUTCOME_IGNORED, detail, None));
+        return Ok((FulfilmentOutcome::Ignored, detail, None));
     }
     let refund_id = new_id("orf");
     sqlx::query(
@@ -371,7 +351,7 @@ async fn late_payment(
     .await?;
     uow.enqueue(conn, &crate::orders::provider_refund_job(&refund_id))
         .await?;
-    Ok((OUTCOME_REFUND_REQUIRED, detail, Some(refund_id)))
+    Ok((FulfilmentOutcome::RefundRequired, detail, Some(refund_id)))
 }
 
 /// The provider says it has refunded `total_refunded` of the payment in all. What Bursar has not
@@ -386,7 +366,7 @@ async fn provider_refund(
 ) -> Result<Handled, StoreError> {
     let new = total_refunded.min(order.total) - order.amount_refunded;
     if new <= 0 || !matches!(order.status, OrderStatus::Paid) {
-        return Ok((OUTCOME_IGNORED, None, None));
+        return Ok((FulfilmentOutcome::Ignored, None, None));
     }
     let refund = OrderRefund {
         refund_id: new_id("orf"),
@@ -400,8 +380,10 @@ async fn provider_refund(
     };
     // The event is already recorded, so a refusal must become its outcome, not an error.
     match refund_order(uow, conn, &refund, "succeeded").await {
-        Ok(_) => Ok((OUTCOME_PROVIDER_REFUND, None, None)),
-        Err(StoreError::Domain(refusal)) => Ok((OUTCOME_IGNORED, Some(refusal.to_string()), None)),
+        Ok(_) => Ok((FulfilmentOutcome::ProviderRefund, None, None)),
+        Err(StoreError::Domain(refusal)) => {
+            Ok((FulfilmentOutcome::Ignored, Some(refusal.to_string()), None))
+        }
         Err(other) => Err(other),
     }
 }

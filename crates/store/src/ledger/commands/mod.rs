@@ -1,0 +1,151 @@
+//! Each command's checks and effects on the unit of work, one file per command (the orders'
+//! commands are in `ledger/orders.rs`). Every command checks everything that can refuse it
+//! before it changes anything, so a refusal leaves no trace.
+
+mod adjust;
+mod expire;
+mod grant;
+mod holds;
+mod refund;
+mod spend;
+
+use bursar_core::{LedgerError, TransferKind};
+use sqlx::AnyConnection;
+
+use super::state::{TransferMeta, UnitOfWork};
+use super::{Command, Reply};
+use crate::StoreError;
+
+/// The users and holds a command will touch, so a batch can load them all up front.
+pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {
+    match command {
+        Command::Grant { user_id, .. }
+        | Command::Spend { user_id, .. }
+        | Command::Hold { user_id, .. }
+        | Command::Adjust { user_id, .. } => (Some(user_id), None),
+        Command::Capture { hold_id, .. } | Command::Void { hold_id, .. } => (None, Some(hold_id)),
+        Command::Refund { .. }
+        | Command::ExpireDue { .. }
+        | Command::Fulfil(_)
+        | Command::RefundOrder(_) => (None, None),
+    }
+}
+
+pub(crate) async fn apply(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    command: &Command,
+) -> Result<Reply, StoreError> {
+    match command {
+        Command::Grant {
+            user_id,
+            amount,
+            source,
+            priority,
+            expires_at_ms,
+            description,
+            actor,
+        } => {
+            let grant = grant::NewGrant {
+                amount: amount.get(),
+                source: *source,
+                priority: *priority,
+                expires_at_ms: *expires_at_ms,
+                description: description.as_deref(),
+                actor: actor.as_deref(),
+            };
+            grant::grant(uow, conn, user_id, &grant).await
+        }
+        Command::Spend {
+            user_id,
+            amount,
+            description,
+            metadata,
+            actor,
+        } => {
+            let meta = TransferMeta {
+                description: description.as_deref(),
+                metadata: metadata.as_deref(),
+                actor: Some(actor),
+                ..TransferMeta::kind(TransferKind::Spend)
+            };
+            spend::spend(uow, conn, user_id, amount.get(), &meta).await
+        }
+        Command::Refund {
+            transfer_id,
+            amount,
+            actor,
+        } => refund::refund(uow, conn, transfer_id, amount.map(|a| a.get()), actor).await,
+        Command::Hold {
+            user_id,
+            amount,
+            expires_in_ms,
+            description,
+            creator,
+        } => {
+            let hold = holds::NewHoldRequest {
+                amount: amount.get(),
+                expires_in_ms: *expires_in_ms,
+                description: description.as_deref(),
+                creator,
+            };
+            holds::hold(uow, conn, user_id, &hold).await
+        }
+        Command::Capture {
+            hold_id,
+            amount,
+            creator,
+        } => holds::capture(uow, conn, hold_id, amount.map(|a| a.get()), creator).await,
+        Command::Void { hold_id, creator } => holds::void(uow, conn, hold_id, creator).await,
+        Command::Adjust {
+            user_id,
+            amount,
+            reason,
+            actor,
+            ip,
+        } => adjust::adjust(uow, conn, user_id, *amount, reason, actor, ip.as_deref()).await,
+        Command::Fulfil(event) => super::orders::fulfil(uow, conn, event).await,
+        Command::RefundOrder(refund) => {
+            let receipt = super::orders::refund_order(uow, conn, refund, "pending").await?;
+            Ok(Reply::new(200, &receipt))
+        }
+        Command::ExpireDue { max_accounts } => expire::expire_due(uow, conn, *max_accounts).await,
+    }
+}
+
+pub(super) fn balance(uow: &UnitOfWork, user_id: &str) -> i64 {
+    uow.account(user_id).map_or(0, |a| a.balance)
+}
+
+pub(super) async fn require_user(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    uow.load_users(conn, &[user_id]).await?;
+    if uow.account(user_id).is_none() {
+        return Err(LedgerError::NotFound("user").into());
+    }
+    Ok(())
+}
+
+/// Settles overdue holds and grants on the account, then refuses with `insufficient_credits`
+/// unless `amount` fits in what is available (plus any overdraft).
+pub(super) async fn ensure_spendable(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    user_id: &str,
+    amount: i64,
+) -> Result<(), StoreError> {
+    require_user(uow, conn, user_id).await?;
+    uow.settle_overdue(user_id);
+    let account = uow.account(user_id).expect("loaded above");
+    if account.spendable() < amount {
+        return Err(LedgerError::InsufficientCredits {
+            available: account.available(),
+            requested: amount,
+        }
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! `Spend`: debits a user's credits to `revenue`, burning grants in order.
+
+use bursar_core::SystemAccount;
+use sqlx::AnyConnection;
+
+use super::ensure_spendable;
+use crate::StoreError;
+use crate::ledger::state::{TransferMeta, UnitOfWork};
+use crate::ledger::{Reply, SpendReceipt};
+
+pub(super) async fn spend(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    user_id: &str,
+    amount: i64,
+    meta: &TransferMeta<'_>,
+) -> Result<Reply, StoreError> {
+    ensure_spendable(uow, conn, user_id, amount).await?;
+    let (transaction_id, paid_by) = uow.debit(user_id, amount, SystemAccount::Revenue, meta);
+    let account = uow.account(user_id).expect("loaded above");
+    Ok(Reply::new(
+        200,
+        &SpendReceipt {
+            transaction_id,
+            user_id: user_id.to_string(),
+            amount,
+            balance_after: account.balance,
+            available_after: account.available(),
+            paid_by,
+        },
+    ))
+}
