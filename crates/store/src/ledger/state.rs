@@ -202,6 +202,9 @@ pub(crate) struct UnitOfWork {
     coupon_redemptions: Vec<String>,
     /// Jobs this batch enqueued: after the commit, the worker is woken for them.
     jobs_enqueued: usize,
+    /// The sum of every balance change so far: each transfer moves one amount out of one
+    /// account and into another, so this is zero after every command.
+    net_change: i64,
 }
 
 // Commands check everything before they change anything, so a refused command leaves the unit
@@ -305,6 +308,7 @@ impl UnitOfWork {
             refunded_in_batch: HashMap::new(),
             coupon_redemptions: Vec::new(),
             jobs_enqueued: 0,
+            net_change: 0,
         }
     }
 
@@ -327,6 +331,37 @@ impl UnitOfWork {
 
     pub fn jobs_enqueued(&self) -> usize {
         self.jobs_enqueued
+    }
+
+    /// The ledger's invariants over what this batch changed, checked after every command in
+    /// debug builds (tests), so a rule that breaks one fails at the command that broke it:
+    /// balances change by transfers only (Σ of changes = 0), held credits and grant remainders
+    /// stay within range, and no account goes below minus its overdraft limit (the database's
+    /// `CHECK` would refuse the whole batch at its write).
+    pub fn debug_assert_invariants(&self) {
+        debug_assert_eq!(
+            self.net_change, 0,
+            "a command changed balances by more than transfers"
+        );
+        for user in &self.touched_accounts {
+            let Some(account) = self.accounts.get(user) else {
+                continue;
+            };
+            debug_assert!(account.held >= 0, "held < 0 on {user}: {account:?}");
+            debug_assert!(
+                account.balance - account.held >= -account.overdraft_limit,
+                "{user} is below minus its overdraft limit: {account:?}"
+            );
+            for grant in &account.grants {
+                debug_assert!(
+                    (0..=grant.amount).contains(&grant.remaining),
+                    "grant {} of {user} has {} left of {}",
+                    grant.id,
+                    grant.remaining,
+                    grant.amount
+                );
+            }
+        }
     }
 
     /// After the batch committed: what to keep for the next one. Burned-out grants and settled
@@ -736,6 +771,7 @@ impl UnitOfWork {
     }
 
     fn move_side(&mut self, side: Side<'_>, delta: i64) -> (String, i64) {
+        self.net_change += delta;
         match side {
             Side::System(which) => {
                 let state = self

@@ -352,6 +352,7 @@ async fn commit_batch(
             Err(failure) => return Err(failure),
             Ok(reply) => Ok(reply),
         };
+        uow.debug_assert_invariants();
         let outcome = match &result {
             Ok(reply) if reply.replayed => "replayed",
             Ok(_) => "applied",
