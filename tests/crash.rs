@@ -8,6 +8,8 @@ use std::time::Duration;
 use bursar_store::testing::{Backend, fresh_database_url};
 use serde_json::{Value, json};
 
+const ADMIN_EMAIL: &str = "root@example.com";
+
 struct Server {
     child: Child,
     base: String,
@@ -100,21 +102,12 @@ async fn acknowledged_spends_survive(backend: Backend, stop: Stop) {
             "admin",
             "create",
             "--email",
-            "root@example.com",
+            ADMIN_EMAIL,
             "--password",
             "long enough",
         ],
     );
-    let admin: Value = client
-        .post(format!("{}/api/v1/auth/login", server.base))
-        .json(&json!({"email": "root@example.com", "password": "long enough"}))
-        .send()
-        .await
-        .expect("logs in")
-        .json()
-        .await
-        .expect("json");
-    let admin_token = admin["access_token"].as_str().expect("token").to_string();
+    let admin_token = login(&client, &server.base, ADMIN_EMAIL).await;
     let granted = client
         .post(format!(
             "{}/api/v1/admin/users/{user_id}/adjustments",
@@ -313,7 +306,7 @@ async fn a_job_committed_before_a_kill_runs_after_the_restart(backend: Backend) 
             "admin",
             "create",
             "--email",
-            "root@example.com",
+            ADMIN_EMAIL,
             "--password",
             "long enough",
         ],
@@ -366,7 +359,7 @@ async fn a_job_committed_before_a_kill_runs_after_the_restart(backend: Backend) 
         paid.status().is_success() || paid.status().is_redirection(),
         "{paid:?}"
     );
-    let admin = login(&client, &base, "root@example.com").await;
+    let admin = login(&client, &base, ADMIN_EMAIL).await;
     let refund = post(
         &client,
         format!("{base}/api/v1/admin/orders/{order_id}/refund"),

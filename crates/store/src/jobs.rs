@@ -337,23 +337,25 @@ impl JobQueue {
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        row.as_ref().map(job_record).transpose()
+        self.job_where("id", id).await
     }
 
     /// The job with this unique key, if any.
     pub async fn job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE unique_key = $1"
-        )))
-        .bind(key)
-        .fetch_optional(&self.db.pool)
-        .await?;
+        self.job_where("unique_key", key).await
+    }
+
+    /// The job whose `column` (a unique one) is `value`.
+    async fn job_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE {column} = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .fetch_optional(&self.db.pool)
+            .await?;
         row.as_ref().map(job_record).transpose()
     }
 

@@ -163,6 +163,38 @@ fn quick_runner(
     Runner::new(registry, store.jobs.clone(), seen.clone(), config)
 }
 
+/// Runners started together, stopped together (and waited for).
+struct Workers {
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Workers {
+    fn start(runners: Vec<Runner<Seen>>) -> Self {
+        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
+        for runner in runners {
+            runner.spawn(shutdown.clone(), &tracker);
+        }
+        Self { shutdown, tracker }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// The job with `key`, which the test enqueued.
+async fn job_with_key(store: &Store, key: &str) -> bursar_store::jobs::JobRecord {
+    store
+        .jobs
+        .job_by_key(key)
+        .await
+        .expect("reads")
+        .expect("exists")
+}
+
 /// Polls `done` for up to 20 s.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..1000 {
@@ -232,12 +264,7 @@ async fn failing_jobs_back_off_stop_at_their_limit_and_can_be_retried(backend: B
             }
             last = Some(now);
         }
-        let record = store
-            .jobs
-            .job_by_key("flaky")
-            .await
-            .expect("reads")
-            .expect("exists");
+        let record = job_with_key(&store, "flaky").await;
         if record.state == JobState::Failed {
             break;
         }
@@ -251,12 +278,7 @@ async fn failing_jobs_back_off_stop_at_their_limit_and_can_be_retried(backend: B
             "waited {wait} ms where {base} was due: {waits:?}"
         );
     }
-    let record = store
-        .jobs
-        .job_by_key("flaky")
-        .await
-        .expect("reads")
-        .expect("exists");
+    let record = job_with_key(&store, "flaky").await;
     assert_eq!(record.state, JobState::Failed);
     assert_eq!(record.attempts, 4);
     assert_eq!(
@@ -325,9 +347,7 @@ async fn failing_jobs_back_off_stop_at_their_limit_and_can_be_retried(backend: B
 async fn a_panicking_job_fails_alone_and_the_worker_keeps_running(backend: Backend) {
     let store = open(backend, "jobs_panic").await;
     let seen = Seen::default();
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    quick_runner(&store, &seen, registry(), "w1").spawn(shutdown.clone(), &tracker);
+    let workers = Workers::start(vec![quick_runner(&store, &seen, registry(), "w1")]);
     store
         .jobs
         .enqueue(&NewJob::new("panics", &serde_json::json!({}), 5).unique("bug"))
@@ -342,23 +362,13 @@ async fn a_panicking_job_fails_alone_and_the_worker_keeps_running(backend: Backe
         seen.runs().contains_key("after the panic")
     })
     .await;
-    let mut record = store
-        .jobs
-        .job_by_key("bug")
-        .await
-        .expect("reads")
-        .expect("exists");
+    let mut record = job_with_key(&store, "bug").await;
     for _ in 0..500 {
         if record.state != JobState::Queued && record.state != JobState::Running {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        record = store
-            .jobs
-            .job_by_key("bug")
-            .await
-            .expect("reads")
-            .expect("exists");
+        record = job_with_key(&store, "bug").await;
     }
     assert_eq!(
         record.state,
@@ -381,9 +391,7 @@ async fn a_panicking_job_fails_alone_and_the_worker_keeps_running(backend: Backe
         .await
         .expect("enqueues");
     eventually("a later job", || seen.runs().contains_key("later")).await;
-    shutdown.cancel();
-    tracker.close();
-    tracker.wait().await;
+    workers.stop().await;
 }
 
 async fn a_job_whose_lease_ran_out_is_taken_over(backend: Backend) {
@@ -437,12 +445,7 @@ async fn a_job_whose_lease_ran_out_is_taken_over(backend: Backend) {
         "the old lease is void"
     );
     assert!(store.jobs.complete(&taken[0]).await.expect("completes"));
-    let record = store
-        .jobs
-        .job_by_key("leased")
-        .await
-        .expect("reads")
-        .expect("exists");
+    let record = job_with_key(&store, "leased").await;
     assert_eq!(record.state, JobState::Done);
 
     // A job whose worker died on its last attempt is failed, not run again.
@@ -470,21 +473,14 @@ async fn a_job_whose_lease_ran_out_is_taken_over(backend: Backend) {
             .expect("claims")
             .is_empty()
     );
-    let record = store
-        .jobs
-        .job_by_key("last")
-        .await
-        .expect("reads")
-        .expect("exists");
+    let record = job_with_key(&store, "last").await;
     assert_eq!(record.state, JobState::Failed);
 }
 
 async fn shutdown_gives_back_the_lease_of_a_job_still_running(backend: Backend) {
     let store = open(backend, "jobs_shutdown").await;
     let seen = Seen::default();
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    quick_runner(&store, &seen, registry(), "w1").spawn(shutdown.clone(), &tracker);
+    let workers = Workers::start(vec![quick_runner(&store, &seen, registry(), "w1")]);
     store
         .jobs
         .enqueue(&NewJob::new("sleeps", &serde_json::json!({}), 3).unique("long"))
@@ -494,17 +490,10 @@ async fn shutdown_gives_back_the_lease_of_a_job_still_running(backend: Backend) 
         seen.runs().contains_key("started")
     })
     .await;
-    shutdown.cancel();
-    tracker.close();
-    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+    tokio::time::timeout(Duration::from_secs(10), workers.stop())
         .await
         .expect("the worker and its jobs stop within the grace period");
-    let record = store
-        .jobs
-        .job_by_key("long")
-        .await
-        .expect("reads")
-        .expect("exists");
+    let record = job_with_key(&store, "long").await;
     assert_eq!(record.state, JobState::Queued, "{record:?}");
     assert_eq!(record.attempts, 0, "the interrupted attempt is not counted");
 }
@@ -517,10 +506,10 @@ async fn two_instances_run_each_of_a_thousand_jobs_exactly_once(backend: Backend
         open_at(&url, clock).await,
     );
     let seen = Seen::default();
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    quick_runner(&one, &seen, registry(), "one").spawn(shutdown.clone(), &tracker);
-    quick_runner(&two, &seen, registry(), "two").spawn(shutdown.clone(), &tracker);
+    let workers = Workers::start(vec![
+        quick_runner(&one, &seen, registry(), "one"),
+        quick_runner(&two, &seen, registry(), "two"),
+    ]);
     let jobs = 1000;
     let enqueue = |store: Store, from: usize| async move {
         for n in (from..jobs).step_by(2) {
@@ -545,9 +534,7 @@ async fn two_instances_run_each_of_a_thousand_jobs_exactly_once(backend: Backend
             .all(|s| s.queued == 0 && s.running == 0 && s.failed == 0),
         "{stats:?}"
     );
-    shutdown.cancel();
-    tracker.close();
-    tracker.wait().await;
+    workers.stop().await;
 }
 
 async fn a_scheduled_job_runs_once_per_period_across_two_instances(backend: Backend) {
@@ -565,10 +552,10 @@ async fn a_scheduled_job_runs_once_per_period_across_two_instances(backend: Back
                 .scheduled(Schedule::every("count", Duration::from_secs(3600))),
         )
     };
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    quick_runner(&one, &seen, scheduled(), "one").spawn(shutdown.clone(), &tracker);
-    quick_runner(&two, &seen, scheduled(), "two").spawn(shutdown.clone(), &tracker);
+    let workers = Workers::start(vec![
+        quick_runner(&one, &seen, scheduled(), "one"),
+        quick_runner(&two, &seen, scheduled(), "two"),
+    ]);
     let periods = 5;
     for period in 1..=periods {
         eventually("this period's run", || seen.runs().len() == period).await;
@@ -584,7 +571,5 @@ async fn a_scheduled_job_runs_once_per_period_across_two_instances(backend: Back
         runs.values().all(|&n| n == 1),
         "a period ran twice: {runs:?}"
     );
-    shutdown.cancel();
-    tracker.close();
-    tracker.wait().await;
+    workers.stop().await;
 }
