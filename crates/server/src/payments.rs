@@ -134,7 +134,10 @@ pub async fn receive_webhook(
     {
         // Recorded and queued in the same commit: sent back now if it can be, else by the
         // queue's retries.
-        crate::jobs::run_now(state, &bursar_store::orders::provider_refund_key(refund_id)).await;
+        // The provider's acknowledgement does not show it, so this never waits for a worker
+        // that took the job first.
+        let key = bursar_store::orders::provider_refund_key(refund_id);
+        crate::jobs::run_now(state, &key, std::time::Duration::ZERO).await;
     }
     Ok(provider.acknowledgement())
 }

@@ -58,6 +58,8 @@ pub struct ClaimedJob {
     pub payload: String,
     pub attempt: i64,
     pub max_attempts: i64,
+    /// This claim's token (in `locked_by`): only its holder records the outcome.
+    pub lease: String,
 }
 
 impl ClaimedJob {
@@ -169,16 +171,35 @@ impl JobQueue {
         lease_ms: i64,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         let now = self.clock.now_ms();
+        // Which jobs, with its parameters numbered from `first`.
+        let filter = |first: usize| match &which {
+            Claim::Due { kinds, .. } => {
+                let placeholders: Vec<String> = (0..kinds.len())
+                    .map(|i| format!("${}", i + first))
+                    .collect();
+                format!("kind IN ({})", placeholders.join(", "))
+            }
+            Claim::Key(_) => format!("unique_key = ${first}"),
+        };
+        let limit = match &which {
+            Claim::Due { kinds, limit } if !kinds.is_empty() && *limit > 0 => *limit,
+            Claim::Due { .. } => return Ok(Vec::new()),
+            Claim::Key(_) => 1,
+        };
         // Looked at first with a plain read, which takes no lock: on SQLite a write transaction
         // competes with the ledger writer for the database's one write lock, and an idle
-        // worker polling once a second cost busy loads about a sixth of their spends.
-        let anything_due: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM jobs WHERE state IN ('queued', 'running') AND run_at <= $1 LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        if anything_due.is_none() {
+        // worker polling once a second cost busy loads about a sixth of their spends. It names
+        // the same jobs as the claim, so jobs of kinds this instance does not run (during a
+        // rolling upgrade) do not make it take the lock either.
+        let look = format!(
+            "SELECT 1 FROM jobs WHERE state IN ('queued', 'running') AND run_at <= $1 AND {}
+             LIMIT 1",
+            filter(2)
+        );
+        let due = bind_claim(sqlx::query(sqlx::AssertSqlSafe(look)).bind(now), &which)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        if due.is_none() {
             return Ok(Vec::new());
         }
         let mut tx = self.db.begin_write().await?;
@@ -196,17 +217,10 @@ impl JobQueue {
             Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
-        let (filter, limit) = match &which {
-            Claim::Due { kinds, limit } => {
-                if kinds.is_empty() || *limit <= 0 {
-                    return Ok(Vec::new());
-                }
-                let placeholders: Vec<String> =
-                    (0..kinds.len()).map(|i| format!("${}", i + 5)).collect();
-                (format!("kind IN ({})", placeholders.join(", ")), *limit)
-            }
-            Claim::Key(_) => ("unique_key = $5".to_string(), 1),
-        };
+        let filter = filter(5);
+        // Each claim's own token: an outcome is recorded only by the holder of the current
+        // lease, even after an admin's retry has reset the attempts to numbers used before.
+        let lease = format!("{worker}/{}", new_id("lease"));
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, run_at = $1,
                  locked_by = $2, updated_at = $3
@@ -216,20 +230,12 @@ impl JobQueue {
                           ORDER BY run_at LIMIT $4 {skip_locked})
              RETURNING id, kind, payload, attempts, max_attempts"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now + lease_ms)
-            .bind(worker)
+            .bind(lease.clone())
             .bind(now)
             .bind(limit);
-        match which {
-            Claim::Due { kinds, .. } => {
-                for kind in kinds {
-                    query = query.bind(*kind);
-                }
-            }
-            Claim::Key(key) => query = query.bind(key),
-        }
-        let rows = query.fetch_all(&mut *tx).await?;
+        let rows = bind_claim(query, &which).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         rows.iter()
             .map(|row| {
@@ -239,6 +245,7 @@ impl JobQueue {
                     payload: row.try_get("payload")?,
                     attempt: row.try_get("attempts")?,
                     max_attempts: row.try_get("max_attempts")?,
+                    lease: lease.clone(),
                 })
             })
             .collect()
@@ -271,11 +278,12 @@ impl JobQueue {
         let changed = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = attempts - 1, run_at = $1,
                  locked_by = NULL, updated_at = $1
-             WHERE id = $2 AND state = 'running' AND attempts = $3",
+             WHERE id = $2 AND state = 'running' AND attempts = $3 AND locked_by = $4",
         )
         .bind(self.clock.now_ms())
         .bind(&job.id)
         .bind(job.attempt)
+        .bind(&job.lease)
         .execute(&self.db.pool)
         .await?
         .rows_affected();
@@ -293,7 +301,7 @@ impl JobQueue {
         let changed = sqlx::query(
             "UPDATE jobs SET state = $1, last_error = $2, run_at = $3, locked_by = NULL,
                  updated_at = $4
-             WHERE id = $5 AND state = 'running' AND attempts = $6",
+             WHERE id = $5 AND state = 'running' AND attempts = $6 AND locked_by = $7",
         )
         .bind(state.as_str())
         .bind(error.map(|e| truncate(e, ERROR_CHARS_MAX)))
@@ -301,6 +309,7 @@ impl JobQueue {
         .bind(now)
         .bind(&job.id)
         .bind(job.attempt)
+        .bind(&job.lease)
         .execute(&self.db.pool)
         .await?
         .rows_affected();
@@ -422,6 +431,22 @@ impl JobQueue {
         .await?
         .rows_affected())
     }
+}
+
+/// Binds the parameters of a claim's filter (its kinds, or its key) after the others.
+fn bind_claim<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    which: &Claim<'_>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    match which {
+        Claim::Due { kinds, .. } => {
+            for kind in kinds.iter() {
+                query = query.bind(kind.to_string());
+            }
+        }
+        Claim::Key(key) => query = query.bind(key.to_string()),
+    }
+    query
 }
 
 /// Errors are kept to this many characters (a provider may answer with a whole page).

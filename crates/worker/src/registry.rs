@@ -94,7 +94,7 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
     /// end. `None`: this caller did not run it (done already, run by another worker, or waiting
     /// for its back-off); the queue has it either way.
     pub async fn run_now(
-        &self,
+        self: &Arc<Self>,
         queue: &JobQueue,
         context: &C,
         worker: &str,
@@ -107,7 +107,13 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
                 .claim(worker, Claim::Key(key), self.lease_ms())
                 .await?;
             if let Some(job) = claimed.into_iter().next() {
-                return Ok(Some(self.run(queue, context, job, &Stop::never()).await));
+                // Run and recorded in a task of its own: a caller that goes away (a client that
+                // disconnects) must not leave the job running with no one to record it.
+                let (registry, queue, context) = (self.clone(), queue.clone(), context.clone());
+                let run = tokio::spawn(async move {
+                    registry.run(&queue, &context, job, &Stop::never()).await
+                });
+                return Ok(run.await.ok());
             }
             // Not claimable: another worker runs it (or is claiming it right now, which on
             // PostgreSQL still shows it queued), or it is finished or waiting for a back-off.

@@ -454,16 +454,12 @@ async fn a_job_whose_lease_ran_out_is_taken_over(backend: Backend) {
         .enqueue(&NewJob::new("count", &serde_json::json!({}), 1).unique("last"))
         .await
         .expect("enqueues");
-    let claim = Claim::Key("last");
-    assert_eq!(
-        store
-            .jobs
-            .claim("crashed", claim, 1000)
-            .await
-            .expect("claims")
-            .len(),
-        1
-    );
+    let crashed = store
+        .jobs
+        .claim("crashed", Claim::Key("last"), 1000)
+        .await
+        .expect("claims");
+    assert_eq!(crashed.len(), 1);
     store.clock.advance_ms(2000);
     assert!(
         store
@@ -475,6 +471,37 @@ async fn a_job_whose_lease_ran_out_is_taken_over(backend: Backend) {
     );
     let record = job_with_key(&store, "last").await;
     assert_eq!(record.state, JobState::Failed);
+
+    // An admin retries it and a new worker claims it: its attempt number is 1 again, as the
+    // dead worker's was, yet only the new lease's holder records the outcome.
+    let audit = bursar_store::audit::AuditRecord {
+        actor_id: None,
+        actor_kind: "system",
+        action: "job.retry",
+        target: Some(&record.id),
+        details: serde_json::Value::Null,
+        ip: None,
+    };
+    store
+        .jobs
+        .retry_failed(&record.id, audit)
+        .await
+        .expect("retries");
+    let current = store
+        .jobs
+        .claim("new", Claim::Key("last"), 60_000)
+        .await
+        .expect("claims");
+    assert_eq!((current[0].attempt, crashed[0].attempt), (1, 1));
+    assert!(
+        !store.jobs.complete(&crashed[0]).await.expect("answers"),
+        "a stale lease"
+    );
+    assert!(
+        !store.jobs.release(&crashed[0]).await.expect("answers"),
+        "a stale lease"
+    );
+    assert!(store.jobs.complete(&current[0]).await.expect("completes"));
 }
 
 async fn shutdown_gives_back_the_lease_of_a_job_still_running(backend: Backend) {

@@ -57,25 +57,20 @@ pub fn spawn(state: &AppState, shutdown: CancellationToken, tracker: &TaskTracke
     .spawn(shutdown, tracker);
 }
 
-/// How long a request waits for a job it wants run now when another worker took it first.
-const RUN_NOW_WAIT: Duration = Duration::from_secs(15);
+/// How long a request that shows a job's result waits for it when another worker took it
+/// first.
+pub const RUN_NOW_WAIT: Duration = Duration::from_secs(15);
 
 /// Runs the job with unique key `key` now, in this request, when a caller wants its effect in
 /// the answer (an admin's refund shows the provider's reply). It is already committed on the
 /// queue, so if this instance runs no jobs, or the run fails, the queue runs it later.
-pub async fn run_now(state: &AppState, key: &str) -> Option<Ran> {
+pub async fn run_now(state: &AppState, key: &str, wait: Duration) -> Option<Ran> {
     if !state.config.jobs_enabled {
         return None;
     }
     match state
         .jobs
-        .run_now(
-            &state.store.jobs,
-            state,
-            &state.worker_id,
-            key,
-            RUN_NOW_WAIT,
-        )
+        .run_now(&state.store.jobs, state, &state.worker_id, key, wait)
         .await
     {
         Ok(ran) => ran,

@@ -185,11 +185,8 @@ pub async fn refund_order(
     {
         // The clawback and the refund's job are committed; the money goes back through the
         // provider now (or, when it cannot be reached, by the queue's retries).
-        crate::jobs::run_now(
-            &state,
-            &bursar_store::orders::provider_refund_key(refund_id),
-        )
-        .await;
+        let key = bursar_store::orders::provider_refund_key(refund_id);
+        crate::jobs::run_now(&state, &key, crate::jobs::RUN_NOW_WAIT).await;
     }
     if let Some(refund_id) = body["id"].as_str()
         && let Some(record) = state.store.order_refund(refund_id).await?

@@ -445,6 +445,8 @@ async fn cancel_and_pay_race_to_exactly_one_outcome(app: TestApp) {
         futures::future::join_all(payments)
     );
     assert!(payments.iter().all(|p| p.status == 200));
+    // Late money goes back through the refund jobs the payments queued.
+    app.settle_jobs().await;
     let mut paid = 0;
     for (placed, cancel) in orders.iter().zip(&cancels) {
         let now = order_status(&app, &buyer, placed).await;
@@ -484,6 +486,7 @@ async fn expire_and_pay_race_to_exactly_one_outcome(app: TestApp) {
     let (payments, expired) = tokio::join!(futures::future::join_all(payments), expiry);
     assert!(payments.iter().all(|p| p.status == 200));
     let expired = expired.expect("expiry runs");
+    app.settle_jobs().await;
     let mut paid = 0;
     for placed in &orders {
         let now = order_status(&app, &buyer, placed).await;
