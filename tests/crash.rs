@@ -82,31 +82,13 @@ async fn acknowledged_spends_survive(backend: Backend, stop: Stop) {
     let client = reqwest::Client::new();
     let mut server = start(&url);
     wait_until_up(&client, &server.base).await;
-    let registered: Value = client
-        .post(format!("{}/api/v1/auth/register", server.base))
-        .json(&json!({"email": "crash@example.com", "password": "long enough"}))
-        .send()
-        .await
-        .expect("registers")
-        .json()
-        .await
-        .expect("json");
+    let registered = register(&client, &server.base, "crash@example.com").await;
     let user_id = registered["user"]["id"].as_str().expect("id").to_string();
     let token = registered["access_token"]
         .as_str()
         .expect("token")
         .to_string();
-    cli(
-        &url,
-        &[
-            "admin",
-            "create",
-            "--email",
-            ADMIN_EMAIL,
-            "--password",
-            "long enough",
-        ],
-    );
+    create_admin(&url);
     let admin_token = login(&client, &server.base, ADMIN_EMAIL).await;
     let granted = client
         .post(format!(
@@ -266,6 +248,32 @@ async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -
     response.json().await.expect("json")
 }
 
+/// The CLI's admin, who logs in as `ADMIN_EMAIL`.
+fn create_admin(database_url: &str) {
+    let args = [
+        "admin",
+        "create",
+        "--email",
+        ADMIN_EMAIL,
+        "--password",
+        "long enough",
+    ];
+    cli(database_url, &args);
+}
+
+/// Registers a member; the answer holds `user` and `access_token`.
+async fn register(client: &reqwest::Client, base: &str, email: &str) -> Value {
+    client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": email, "password": "long enough"}))
+        .send()
+        .await
+        .expect("registers")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn login(client: &reqwest::Client, base: &str, email: &str) -> String {
     let session: Value = client
         .post(format!("{base}/api/v1/auth/login"))
@@ -300,30 +308,12 @@ async fn refund_and_job(url: &str) -> (String, String) {
 async fn a_job_committed_before_a_kill_runs_after_the_restart(backend: Backend) {
     let url = fresh_database_url(backend, "crash_jobs").await;
     cli(&url, &["migrate"]);
-    cli(
-        &url,
-        &[
-            "admin",
-            "create",
-            "--email",
-            ADMIN_EMAIL,
-            "--password",
-            "long enough",
-        ],
-    );
+    create_admin(&url);
     let client = reqwest::Client::new();
     let mut server = start_with(&url, &[("BURSAR_JOBS", "false")]);
     wait_until_up(&client, &server.base).await;
     let base = server.base.clone();
-    let buyer: Value = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": "buyer@example.com", "password": "long enough"}))
-        .send()
-        .await
-        .expect("registers")
-        .json()
-        .await
-        .expect("json");
+    let buyer = register(&client, &base, "buyer@example.com").await;
     let buyer_token = buyer["access_token"].as_str().expect("token").to_string();
     let packages: Value = client
         .get(format!("{base}/api/v1/packages"))

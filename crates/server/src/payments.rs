@@ -117,8 +117,8 @@ pub async fn receive_webhook(
         .ledger
         .execute(Command::Fulfil(payment_event(provider_name, event)))
         .await?;
-    let outcome = fulfilment_outcome(&reply);
     let reply = reply.json();
+    let outcome = fulfilment_outcome(&reply);
     metrics::counter!("bursar_payment_events_total",
         "provider" => provider_name.to_string(),
         "outcome" => outcome.map_or("unknown", FulfilmentOutcome::as_str))
@@ -166,8 +166,6 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
 }
 
 /// What a fulfilment reply said, for callers that act on it (admin confirmation).
-pub fn fulfilment_outcome(reply: &bursar_store::ledger::Reply) -> Option<FulfilmentOutcome> {
-    reply.json()["outcome"]
-        .as_str()
-        .and_then(FulfilmentOutcome::parse)
+pub fn fulfilment_outcome(reply: &serde_json::Value) -> Option<FulfilmentOutcome> {
+    reply["outcome"].as_str().and_then(FulfilmentOutcome::parse)
 }

@@ -192,27 +192,30 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
                     tokio::time::sleep(stop.grace).await;
                 };
                 let outcome = tokio::select! {
-                    outcome = &mut task => outcome,
+                    outcome = &mut task => Some(outcome),
                     () = grace_over => {
                         task.abort();
-                        return self.released(queue, &job).await;
+                        None
                     }
                 };
                 match outcome {
-                    Ok(Ok(Ok(()))) => lease_kept(queue.complete(&job).await, Ran::Done, &job),
-                    Ok(Ok(Err(error))) => self.record_failure(queue, &job, error, &policy).await,
-                    Ok(Err(_elapsed)) => {
+                    None => self.released(queue, &job).await,
+                    Some(Ok(Ok(Ok(())))) => lease_kept(queue.complete(&job).await, Ran::Done, &job),
+                    Some(Ok(Ok(Err(error)))) => {
+                        self.record_failure(queue, &job, error, &policy).await
+                    }
+                    Some(Ok(Err(_elapsed))) => {
                         let error = JobError::retry(format!(
                             "timed out after {} s",
                             policy.timeout.as_secs()
                         ));
                         self.record_failure(queue, &job, error, &policy).await
                     }
-                    Err(join) if join.is_panic() => {
+                    Some(Err(join)) if join.is_panic() => {
                         let error = JobError::fatal(format!("panicked: {}", panic_message(join)));
                         self.record_failure(queue, &job, error, &policy).await
                     }
-                    Err(_cancelled) => self.released(queue, &job).await,
+                    Some(Err(_cancelled)) => self.released(queue, &job).await,
                 }
             }
         };

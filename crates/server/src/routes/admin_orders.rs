@@ -247,7 +247,7 @@ pub async fn confirm_order(
         }),
     };
     let reply = state.store.ledger.execute(Command::Fulfil(event)).await?;
-    let outcome = fulfilment_outcome(&reply);
+    let outcome = fulfilment_outcome(&reply.json());
     if outcome != Some(FulfilmentOutcome::Fulfilled) {
         let outcome = outcome.map_or("unknown", FulfilmentOutcome::as_str);
         let now = state.store.order(&id).await?.map(|o| o.status);
