@@ -487,16 +487,22 @@ async fn expire_and_pay_race_to_exactly_one_outcome(app: TestApp) {
     assert!(payments.iter().all(|p| p.status == 200));
     let expired = expired.expect("expiry runs");
     app.settle_jobs().await;
-    let mut paid = 0;
+    let (mut paid, mut expired_seen) = (0, 0);
     for placed in &orders {
         let now = order_status(&app, &buyer, placed).await;
         match now["status"].as_str() {
             Some("paid") => paid += 1,
-            Some("expired") => assert_eq!(now["payment_status"], "refunded", "{now}"),
+            Some("expired") => {
+                expired_seen += 1;
+                assert_eq!(now["payment_status"], "refunded", "{now}");
+            }
             other => panic!("unexpected status {other:?}"),
         }
     }
-    assert_eq!(paid + expired as i64, 20);
+    assert_eq!(paid + expired_seen, 20);
+    // The scheduled sweep may have expired some of them too (the clock crossed into a new
+    // sweep period), so this call expired at most the rest.
+    assert!(expired as i64 <= expired_seen, "{expired} > {expired_seen}");
     assert_eq!(app.balance(&buyer).await.0, paid * 100);
     // Nothing pending is left to expire.
     assert_eq!(
