@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod json;
 pub mod observe;
 pub mod openapi;
+pub mod outcomes;
 pub mod payments;
 pub mod receipts;
 pub mod routes;

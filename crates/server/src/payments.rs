@@ -11,7 +11,7 @@ use bursar_payments::bank_transfer::BankTransfer;
 use bursar_payments::sandbox::Sandbox;
 use bursar_payments::stripe::{Stripe, StripeConfig};
 use bursar_payments::{Acknowledgement, EventKind, PaymentProvider, WebhookError, WebhookEvent};
-use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome};
+use bursar_store::ledger::{PaymentEvent, PaymentOutcome};
 use bursar_store::{Store, settings};
 
 use crate::config::Config;
@@ -113,24 +113,23 @@ pub async fn receive_webhook(
             "the event holds a NUL character, which no id or reason may contain",
         ));
     }
-    let reply = store
+    let fulfilment = store
         .ledger
-        .execute(Command::Fulfil(payment_event(provider_name, event)))
+        .fulfil(payment_event(provider_name, event))
         .await?;
-    let reply = reply.json();
-    let outcome = fulfilment_outcome(&reply);
+    let outcome = fulfilment.outcome;
     metrics::counter!("bursar_payment_events_total",
         "provider" => provider_name.to_string(),
-        "outcome" => outcome.map_or("unknown", FulfilmentOutcome::as_str))
+        "outcome" => outcome.as_str())
     .increment(1);
-    if outcome == Some(FulfilmentOutcome::RetryLater) {
+    if outcome == FulfilmentOutcome::RetryLater {
         // Not recorded: the provider delivers it again, by when its payment has arrived.
         return Err(ApiError::conflict(
             "this event refers to a payment that has not been applied yet; deliver it again later",
         ));
     }
-    if outcome == Some(FulfilmentOutcome::RefundRequired)
-        && let Some(refund_id) = reply["refund_id"].as_str()
+    if outcome == FulfilmentOutcome::RefundRequired
+        && let Some(refund_id) = &fulfilment.refund_id
     {
         // Recorded and queued in the same commit: sent back now if it can be, else by the
         // queue's retries.
@@ -163,9 +162,4 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
             currency: a.currency,
         }),
     }
-}
-
-/// What a fulfilment reply said, for callers that act on it (admin confirmation).
-pub fn fulfilment_outcome(reply: &serde_json::Value) -> Option<FulfilmentOutcome> {
-    reply["outcome"].as_str().and_then(FulfilmentOutcome::parse)
 }

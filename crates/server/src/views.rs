@@ -1,9 +1,8 @@
 //! Response shapes shared by several routes, and the small request parsers they rely on.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use bursar_store::clock::rfc3339;
-use bursar_store::ledger::{Idempotency, Reply};
+use bursar_store::ledger::Idempotency;
 use bursar_store::page::{DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
 use bursar_store::users::User;
 use serde::{Deserialize, Serialize};
@@ -96,23 +95,6 @@ pub fn idempotency(
         key: key.to_string(),
         request_hash: bursar_store::ids::sha256_hex(&material),
     }))
-}
-
-/// Sends a ledger reply as it was first produced; a replay is marked `Idempotent-Replayed: true`.
-pub fn reply_response(reply: Reply) -> Response {
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, reply.body).into_response();
-    let content_type = if status.is_client_error() || status.is_server_error() {
-        "application/problem+json"
-    } else {
-        "application/json"
-    };
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if reply.replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    response
 }
 
 /// Parses a caller-chosen level (up to two decimals) into hundredths.

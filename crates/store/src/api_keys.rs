@@ -8,7 +8,8 @@ use crate::ids::{new_id, new_secret, sha256_hex};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
@@ -19,7 +20,8 @@ pub struct ApiKeyView {
 }
 
 /// A key just created: the only time `secret` exists outside the caller's hands.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewApiKey {
     #[serde(flatten)]
     pub key: ApiKeyView,

@@ -5,7 +5,8 @@ use serde::Serialize;
 use crate::db::Dialect;
 use crate::{Db, StoreError};
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetSummary {
     pub asset: String,
     pub sum_of_balances: i64,
@@ -13,7 +14,8 @@ pub struct AssetSummary {
     pub transfers: i64,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyReport {
     pub ok: bool,
     pub assets: Vec<AssetSummary>,

@@ -2,7 +2,10 @@
 //! the same `Store` API, and ends by checking every ledger invariant.
 
 use bursar_core::{Credits, GrantSource, Role};
-use bursar_store::ledger::{Command, Idempotency, Reply, Request};
+use bursar_store::ledger::{
+    CaptureReceipt, Command, Executed, GrantReceipt, HoldReceipt, Idempotency, Idempotent, Outcome,
+    RefundReceipt, Rendered, Request, SpendReceipt,
+};
 use bursar_store::page::PageRequest;
 use bursar_store::testing::{Backend, fresh_database_url};
 use bursar_store::{Clock, SqliteSync, Store, StoreError, verify};
@@ -89,13 +92,33 @@ fn spend(user_id: &str, amount: i64) -> Command {
     }
 }
 
-async fn run(store: &Store, command: Command) -> Result<Reply, StoreError> {
-    store.ledger.execute(command).await
+async fn run(store: &Store, command: Command) -> Result<Outcome, StoreError> {
+    let executed = store.ledger.execute(command).await?;
+    Ok(executed
+        .outcome()
+        .expect("no idempotency key, so never a replay"))
 }
 
-async fn ok(store: &Store, command: Command) -> serde_json::Value {
-    run(store, command).await.expect("command succeeds").json()
+async fn ok(store: &Store, command: Command) -> Outcome {
+    run(store, command).await.expect("command succeeds")
 }
+
+/// The receipt inside an outcome, or a test failure naming what came instead.
+macro_rules! receipt_of {
+    ($name:ident, $variant:ident, $receipt:ty) => {
+        fn $name(outcome: Outcome) -> $receipt {
+            match outcome {
+                Outcome::$variant(receipt) => receipt,
+                other => panic!("expected {}, got {other:?}", stringify!($variant)),
+            }
+        }
+    };
+}
+receipt_of!(spent, Spent, SpendReceipt);
+receipt_of!(granted, Granted, GrantReceipt);
+receipt_of!(held, Held, HoldReceipt);
+receipt_of!(captured, Captured, CaptureReceipt);
+receipt_of!(refunded, Refunded, RefundReceipt);
 
 async fn assert_ledger_consistent(store: &Store) {
     let report = verify::verify(&store.db).await.expect("verify runs");
@@ -116,24 +139,18 @@ async fn spends_burn_soonest_expiring_then_priority_then_oldest(backend: Backend
     let u = user(&store, "burn@example.com").await;
     let far = store.clock.now_ms() + 86_400_000;
     let near = store.clock.now_ms() + 3_600_000;
-    let purchase = ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
-    let bonus = ok(&store, grant(&u, 20, GrantSource::Bonus, 5, Some(near))).await;
-    let allowance = ok(&store, grant(&u, 30, GrantSource::Allowance, 1, Some(near))).await;
-    let gift = ok(&store, grant(&u, 10, GrantSource::Gift, 0, Some(far))).await;
+    let purchase = granted(ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await);
+    let bonus = granted(ok(&store, grant(&u, 20, GrantSource::Bonus, 5, Some(near))).await);
+    let allowance = granted(ok(&store, grant(&u, 30, GrantSource::Allowance, 1, Some(near))).await);
+    let gift = granted(ok(&store, grant(&u, 10, GrantSource::Gift, 0, Some(far))).await);
 
-    let paid = ok(&store, spend(&u, 65)).await;
-    let paid_by: Vec<(String, i64)> = paid["paid_by"]
-        .as_array()
-        .expect("paid_by is a list")
+    let paid = spent(ok(&store, spend(&u, 65)).await);
+    let paid_by: Vec<(String, i64)> = paid
+        .paid_by
         .iter()
-        .map(|p| {
-            (
-                p["grant_id"].as_str().unwrap_or_default().to_string(),
-                p["amount"].as_i64().unwrap_or_default(),
-            )
-        })
+        .map(|p| (p.grant_id.clone(), p.amount))
         .collect();
-    let id = |v: &serde_json::Value| v["grant_id"].as_str().unwrap_or_default().to_string();
+    let id = |g: &GrantReceipt| g.grant_id.clone();
     assert_eq!(
         paid_by,
         vec![
@@ -178,32 +195,35 @@ async fn overdue_grants_expire_into_the_expired_account_except_what_holds_reserv
     let soon = store.clock.now_ms() + 60_000;
     ok(&store, grant(&u, 100, GrantSource::Bonus, 0, Some(soon))).await;
     ok(&store, grant(&u, 5, GrantSource::Purchase, 0, None)).await;
-    let hold = ok(
-        &store,
-        Command::Hold {
-            user_id: u.clone(),
-            amount: credits(40),
-            expires_in_ms: 3_600_000,
-            description: None,
-            creator: "svc".into(),
-        },
-    )
-    .await;
+    let hold = held(
+        ok(
+            &store,
+            Command::Hold {
+                user_id: u.clone(),
+                amount: credits(40),
+                expires_in_ms: 3_600_000,
+                description: None,
+                creator: "svc".into(),
+            },
+        )
+        .await,
+    );
     store.clock.advance_ms(120_000);
     ok(&store, Command::ExpireDue { max_accounts: 100 }).await;
     // 105 - 40 held = 65 could expire, all from the bonus grant; 40 stay reserved for the hold.
     assert_eq!(balance(&store, &u).await, (40, 0));
-    let captured = ok(
-        &store,
-        Command::Capture {
-            hold_id: hold["id"].as_str().unwrap_or_default().into(),
-            amount: Some(credits(10)),
-            creator: "svc".into(),
-        },
-    )
-    .await;
-    assert_eq!(captured["captured"], 10);
-    assert_eq!(captured["balance_after"], 30);
+    let capture = captured(
+        ok(
+            &store,
+            Command::Capture {
+                hold_id: hold.id.clone(),
+                amount: Some(credits(10)),
+                creator: "svc".into(),
+            },
+        )
+        .await,
+    );
+    assert_eq!((capture.captured, capture.balance_after), (10, 30));
     ok(&store, Command::ExpireDue { max_accounts: 100 }).await;
     // The rest of the overdue bonus grant expires once the hold no longer reserves it; the
     // purchase never expires.
@@ -233,17 +253,19 @@ async fn an_expired_hold_releases_its_credits_and_cannot_be_captured(backend: Ba
     let store = open(backend, "hold_expiry").await;
     let u = user(&store, "hold@example.com").await;
     ok(&store, grant(&u, 50, GrantSource::Purchase, 0, None)).await;
-    let hold = ok(
-        &store,
-        Command::Hold {
-            user_id: u.clone(),
-            amount: credits(50),
-            expires_in_ms: 1_000,
-            description: None,
-            creator: "svc".into(),
-        },
-    )
-    .await;
+    let hold = held(
+        ok(
+            &store,
+            Command::Hold {
+                user_id: u.clone(),
+                amount: credits(50),
+                expires_in_ms: 1_000,
+                description: None,
+                creator: "svc".into(),
+            },
+        )
+        .await,
+    );
     assert_eq!(balance(&store, &u).await, (50, 0));
     store.clock.advance_ms(2_000);
     assert_eq!(
@@ -251,7 +273,7 @@ async fn an_expired_hold_releases_its_credits_and_cannot_be_captured(backend: Ba
         (50, 50),
         "an overdue hold no longer counts"
     );
-    let hold_id: String = hold["id"].as_str().unwrap_or_default().into();
+    let hold_id = hold.id.clone();
     let capture = run(
         &store,
         Command::Capture {
@@ -314,9 +336,9 @@ async fn commands_apply_in_arrival_order(backend: Backend) {
     assert_eq!(
         results[2]
             .as_ref()
-            .map(|r| r.json()["balance_after"].clone())
+            .map(|r| spent(r.clone()).balance_after)
             .ok(),
-        Some(serde_json::json!(0))
+        Some(0)
     );
     assert_ledger_consistent(&store).await;
 }
@@ -398,12 +420,11 @@ async fn concurrent_spends_never_overdraw_and_every_acknowledged_one_is_recorded
     let mut net = std::collections::HashMap::<String, i64>::new();
     for task in futures::future::join_all(tasks).await {
         let (u, kind, result) = task.expect("task runs");
-        if let Ok(reply) = result {
-            let body = reply.json();
-            let delta = match kind {
-                0 => 0,
-                1 => 1,
-                _ => -body["amount"].as_i64().unwrap_or_default(),
+        if let Ok(executed) = result {
+            let delta = match (kind, executed.outcome()) {
+                (1, _) => 1,
+                (_, Some(Outcome::Spent(receipt))) => -receipt.amount,
+                _ => 0,
             };
             *net.entry(u).or_default() += delta;
         }
@@ -422,17 +443,26 @@ async fn concurrent_requests_with_one_idempotency_key_apply_once(backend: Backen
     ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
     let request = |hash: &str| Request {
         command: spend(&u, 7),
-        idempotency: Some(Idempotency {
-            scope: "svc".into(),
-            key: "k-1".into(),
-            request_hash: hash.into(),
+        idempotent: Some(Idempotent {
+            key: Idempotency {
+                scope: "svc".into(),
+                key: "k-1".into(),
+                request_hash: hash.into(),
+            },
+            render: |outcome| Rendered {
+                status: 200,
+                body: format!("{outcome:?}"),
+            },
         }),
     };
     let replies =
         futures::future::join_all((0..50).map(|_| store.ledger.execute(request("h")))).await;
     let bodies: std::collections::HashSet<String> = replies
         .into_iter()
-        .map(|r| r.expect("replayed or applied").body)
+        .map(|r| match r.expect("replayed or applied") {
+            Executed::Applied { rendered, .. } => rendered.expect("stored under the key").body,
+            Executed::Replayed(rendered) => rendered.body,
+        })
         .collect();
     assert_eq!(bodies.len(), 1, "every reply is the first response");
     assert_eq!(balance(&store, &u).await, (93, 93));
@@ -450,8 +480,7 @@ async fn refunds_never_exceed_the_spend(backend: Backend) {
     let store = open(backend, "refunds").await;
     let u = user(&store, "refund@example.com").await;
     ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
-    let spent = ok(&store, spend(&u, 60)).await;
-    let id: String = spent["transaction_id"].as_str().unwrap_or_default().into();
+    let id = spent(ok(&store, spend(&u, 60)).await).transaction_id;
     let refund = |amount: Option<i64>| Command::Refund {
         transfer_id: id.clone(),
         amount: amount.map(credits),
@@ -459,9 +488,8 @@ async fn refunds_never_exceed_the_spend(backend: Backend) {
     };
     let results = futures::future::join_all((0..10).map(|_| run(&store, refund(Some(25))))).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2);
-    let rest = ok(&store, refund(None)).await;
-    assert_eq!(rest["amount"], 10);
-    assert_eq!(rest["total_refunded"], 60);
+    let rest = refunded(ok(&store, refund(None)).await);
+    assert_eq!((rest.amount, rest.total_refunded), (10, 60));
     assert!(run(&store, refund(None)).await.is_err());
     assert_eq!(balance(&store, &u).await, (100, 100));
     assert_ledger_consistent(&store).await;
@@ -617,21 +645,10 @@ async fn run_ops(backend: Backend, ops: Vec<Op>) {
             }
             Op::Expire => Command::ExpireDue { max_accounts: 10 },
         };
-        let is_hold = matches!(command, Command::Hold { .. });
-        let is_spend = matches!(command, Command::Spend { .. });
-        if let Ok(reply) = run(&store, command).await {
-            let body = reply.json();
-            if is_hold {
-                holds.push(body["id"].as_str().unwrap_or_default().to_string());
-            }
-            if is_spend {
-                spends.push(
-                    body["transaction_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
+        match run(&store, command).await {
+            Ok(Outcome::Held(hold)) => holds.push(hold.id),
+            Ok(Outcome::Spent(spend)) => spends.push(spend.transaction_id),
+            _ => {}
         }
         for (i, u) in users.iter().enumerate() {
             let view = store.balance(u).await.expect("reads").expect("exists");
@@ -679,8 +696,8 @@ async fn the_writer_sees_changes_made_outside_it(backend: Backend) {
     bursar_store::accounts::set_overdraft_limit(&store.db, &alice, &store.asset, 50)
         .await
         .expect("limit set");
-    let spent = ok(&store, spend(&alice, 130)).await;
-    assert_eq!(spent["balance_after"], -40);
+    let overdrawn = spent(ok(&store, spend(&alice, 130)).await);
+    assert_eq!(overdrawn.balance_after, -40);
     bursar_store::accounts::set_overdraft_limit(&store.db, &alice, &store.asset, 40)
         .await
         .expect("limit lowered to the debt");
@@ -813,8 +830,8 @@ async fn settled_holds_stop_reserving_in_later_batches(backend: Backend) {
         description: None,
         creator: "svc".into(),
     };
-    let captured = ok(&store, hold(60)).await;
-    let voided = ok(&store, hold(30)).await;
+    let to_capture = held(ok(&store, hold(60)).await);
+    let to_void = held(ok(&store, hold(30)).await);
     assert!(
         run(&store, spend(&u, 11)).await.is_err(),
         "90 of 100 are held"
@@ -822,7 +839,7 @@ async fn settled_holds_stop_reserving_in_later_batches(backend: Backend) {
     ok(
         &store,
         Command::Capture {
-            hold_id: captured["id"].as_str().unwrap_or_default().into(),
+            hold_id: to_capture.id.clone(),
             amount: Some(credits(10)),
             creator: "svc".into(),
         },
@@ -831,7 +848,7 @@ async fn settled_holds_stop_reserving_in_later_batches(backend: Backend) {
     ok(
         &store,
         Command::Void {
-            hold_id: voided["id"].as_str().unwrap_or_default().into(),
+            hold_id: to_void.id.clone(),
             creator: "svc".into(),
         },
     )
@@ -990,12 +1007,8 @@ async fn verify_reports_journal_rows_that_name_nothing_on_postgres() {
     let store = open(Backend::Postgres, "dangling").await;
     let u = user(&store, "dangling@example.com").await;
     ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
-    let spent = ok(&store, spend(&u, 10)).await;
+    let spend_id = spent(ok(&store, spend(&u, 10)).await).transaction_id;
     assert_ledger_consistent(&store).await;
-    let spend_id = spent["transaction_id"]
-        .as_str()
-        .expect("spend id")
-        .to_string();
     for corruption in [
         "UPDATE transfers SET credit_account_id = 'acc_gone' WHERE id = $1",
         "UPDATE transfers SET refund_of = 'txn_gone' WHERE id = $1",

@@ -2,7 +2,6 @@
 //! bounded number of accounts at a time. Scheduled every `BURSAR_EXPIRY_SWEEP_SECONDS`.
 
 use bursar_store::jobs::ClaimedJob;
-use bursar_store::ledger::Command;
 use bursar_worker::{Job, JobError, JobFuture};
 
 use crate::AppState;
@@ -30,15 +29,12 @@ impl Job<AppState> for ExpireHoldsAndGrants {
 /// Settles every overdue hold and grant, a bounded number of accounts at a time.
 pub async fn sweep_expired(state: &AppState) -> Result<(), bursar_store::StoreError> {
     for _ in 0..EXPIRY_STEPS_MAX {
-        let reply = state
+        let settled = state
             .store
             .ledger
-            .execute(Command::ExpireDue {
-                max_accounts: EXPIRY_ACCOUNTS_PER_STEP,
-            })
+            .expire_due(EXPIRY_ACCOUNTS_PER_STEP)
             .await?;
-        let settled = reply.json()["accounts"].as_i64().unwrap_or(0);
-        if settled < EXPIRY_ACCOUNTS_PER_STEP {
+        if settled < EXPIRY_ACCOUNTS_PER_STEP as usize {
             break;
         }
     }

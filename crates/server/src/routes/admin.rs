@@ -9,7 +9,7 @@ use bursar_core::{MAX_CREDITS, Role, UserStatus};
 use bursar_store::api_keys::{ApiKeyView, NewApiKey};
 use bursar_store::audit::{AuditEntry, AuditRecord};
 use bursar_store::ledger::read::{BalanceView, TransactionView};
-use bursar_store::ledger::{AdjustmentReceipt, Command, Request};
+use bursar_store::ledger::{Command, Request};
 use bursar_store::page::Page;
 use bursar_store::users::UserChanges;
 use bursar_store::verify::{VerifyReport, verify};
@@ -21,7 +21,8 @@ use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
-use crate::views::{PageQuery, UserView, idempotency, level_hundredths, reply_response};
+use crate::outcomes::{AdjustmentView, idempotent, respond};
+use crate::views::{PageQuery, UserView, level_hundredths};
 
 const REASON_CHARS_MAX: usize = 500;
 const KEY_NAME_CHARS_MAX: usize = 100;
@@ -229,7 +230,7 @@ pub async fn patch_user(
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/adjustments", tag = "admin",
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     request_body = AdjustmentRequest,
-    responses((status = 201, body = AdjustmentReceipt), (status = 403, body = Problem), (status = 404, body = Problem),
+    responses((status = 201, body = AdjustmentView), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, description = "insufficient_credits for a negative adjustment", body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -256,7 +257,7 @@ pub async fn adjust(
     }
     let route = format!("POST /admin/users/{id}/adjustments");
     let ledger_request = Request {
-        idempotency: idempotency(&headers, &caller, &route, &body.raw)?,
+        idempotent: idempotent(&headers, &caller, &route, &body.raw)?,
         command: Command::Adjust {
             user_id: id,
             amount: request.amount,
@@ -265,9 +266,7 @@ pub async fn adjust(
             ip: Some(ip),
         },
     };
-    Ok(reply_response(
-        state.store.ledger.execute(ledger_request).await?,
-    ))
+    Ok(respond(state.store.ledger.execute(ledger_request).await?))
 }
 
 /// Live service keys (secrets are never shown again).

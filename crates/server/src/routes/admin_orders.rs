@@ -3,15 +3,15 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bursar_core::FulfilmentOutcome;
 use bursar_core::OrderStatus;
-use bursar_store::ledger::orders::{OrderRefund, OrderRefundReceipt};
-use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome, Request};
+use bursar_store::ledger::orders::OrderRefund;
+use bursar_store::ledger::{Command, Executed, Outcome, PaymentEvent, PaymentOutcome, Request};
 use bursar_store::orders::OrderFilter;
 use bursar_store::page::Page;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::admin;
@@ -20,8 +20,8 @@ use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
-use crate::payments::fulfilment_outcome;
-use crate::views::{PageQuery, idempotency, parse_instant, reply_response};
+use crate::outcomes::{OrderRefundView, idempotent, json, send};
+use crate::views::{PageQuery, parse_instant};
 
 const REASON_CHARS_MAX: usize = 500;
 
@@ -126,7 +126,7 @@ pub struct OrderRefundRequest {
     params(("id" = String, Path),
         ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     request_body = OrderRefundRequest,
-    responses((status = 200, body = OrderRefundReceipt), (status = 403, body = Problem),
+    responses((status = 200, body = OrderRefundResponse), (status = 403, body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "not paid, or more than is left to refund", body = Problem),
         (status = 422, body = Problem)),
@@ -170,35 +170,60 @@ pub async fn refund_order(
         ip: Some(ip),
     };
     let route = format!("POST /admin/orders/{id}/refund");
-    let reply = state
+    let executed = state
         .store
         .ledger
         .execute(Request {
             command: Command::RefundOrder(refund),
-            idempotency: idempotency(&headers, &caller, &route, &body.raw)?,
+            idempotent: idempotent(&headers, &caller, &route, &body.raw)?,
         })
         .await?;
-    let mut body = reply.json();
-    if reply.status == 200
-        && !reply.replayed
-        && let Some(refund_id) = body["id"].as_str()
-    {
-        // The clawback and the refund's job are committed; the money goes back through the
-        // provider now (or, when it cannot be reached, by the queue's retries).
-        let key = bursar_store::orders::provider_refund_key(refund_id);
-        crate::jobs::run_now(&state, &key, crate::jobs::RUN_NOW_WAIT).await;
-    }
-    if let Some(refund_id) = body["id"].as_str()
-        && let Some(record) = state.store.order_refund(refund_id).await?
-    {
-        body["status"] = record.status.into();
-        body["provider_ref"] = record.provider_ref.into();
-        body["failure_reason"] = record.failure_reason.into();
-    }
-    Ok(reply_response(bursar_store::ledger::Reply {
-        body: body.to_string(),
-        ..reply
-    }))
+    let (receipt, replayed) = match executed {
+        Executed::Applied {
+            outcome: Outcome::OrderRefunded(receipt),
+            ..
+        } => {
+            // The clawback and the refund's job are committed; the money goes back through
+            // the provider now (or, when it cannot be reached, by the queue's retries).
+            let key = bursar_store::orders::provider_refund_key(&receipt.id);
+            crate::jobs::run_now(&state, &key, crate::jobs::RUN_NOW_WAIT).await;
+            (OrderRefundView::from(&receipt), false)
+        }
+        // The receipt as first committed; where the provider's refund stands is read afresh.
+        Executed::Replayed(rendered) => {
+            let receipt = serde_json::from_str(&rendered.body).map_err(|error| {
+                tracing::error!(%error, "a stored refund receipt does not parse");
+                ApiError::internal()
+            })?;
+            (receipt, true)
+        }
+        Executed::Applied { outcome, .. } => {
+            unreachable!("a refund answers with its receipt, not {outcome:?}")
+        }
+    };
+    let record = state
+        .store
+        .order_refund(&receipt.id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    let refund = OrderRefundResponse {
+        receipt,
+        status: record.status,
+        provider_ref: record.provider_ref,
+        failure_reason: record.failure_reason,
+    };
+    Ok(send(json(StatusCode::OK, &refund), replayed))
+}
+
+/// A refund's receipt, and where the provider's refund stands now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderRefundResponse {
+    #[serde(flatten)]
+    pub receipt: OrderRefundView,
+    /// `pending` until the provider answers, then `succeeded` or `failed`.
+    pub status: String,
+    pub provider_ref: Option<String>,
+    pub failure_reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -246,10 +271,8 @@ pub async fn confirm_order(
             currency: order.currency.clone(),
         }),
     };
-    let reply = state.store.ledger.execute(Command::Fulfil(event)).await?;
-    let outcome = fulfilment_outcome(&reply.json());
-    if outcome != Some(FulfilmentOutcome::Fulfilled) {
-        let outcome = outcome.map_or("unknown", FulfilmentOutcome::as_str);
+    let outcome = state.store.ledger.fulfil(event).await?.outcome;
+    if outcome != FulfilmentOutcome::Fulfilled {
         let now = state.store.order(&id).await?.map(|o| o.status);
         return Err(ApiError::conflict(format!(
             "the order was not confirmed ({outcome}); it is {}",

@@ -6,9 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bursar_core::Credits;
-use bursar_store::ledger::{
-    CaptureReceipt, Command, HoldReceipt, RefundReceipt, Request, SpendReceipt, VoidReceipt,
-};
+use bursar_store::ledger::{Command, Request};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -16,7 +14,9 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, parse_optional};
-use crate::views::{idempotency, reply_response};
+use crate::outcomes::{
+    CaptureView, HoldView, RefundView, SpendView, VoidView, idempotent, respond,
+};
 
 const DESCRIPTION_CHARS_MAX: usize = 500;
 const METADATA_BYTES_MAX: usize = 4096;
@@ -98,9 +98,9 @@ async fn run(
 ) -> ApiResult<Response> {
     let request = Request {
         command,
-        idempotency: idempotency(headers, caller, route, raw)?,
+        idempotent: idempotent(headers, caller, route, raw)?,
     };
-    Ok(reply_response(state.store.ledger.execute(request).await?))
+    Ok(respond(state.store.ledger.execute(request).await?))
 }
 
 /// Spend a user's credits. Burns grants soonest-expiring first, then by priority, then oldest.
@@ -108,7 +108,7 @@ async fn run(
     request_body = SpendRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; a retry with the same key and body replays the first response")),
     responses(
-        (status = 200, body = SpendReceipt),
+        (status = 200, body = SpendView),
         (status = 403, description = "a user spending for someone else", body = Problem),
         (status = 404, description = "no such user", body = Problem),
         (status = 409, description = "insufficient_credits", body = Problem),
@@ -144,7 +144,7 @@ pub async fn spend(
     request_body = RefundRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     responses(
-        (status = 200, body = RefundReceipt),
+        (status = 200, body = RefundView),
         (status = 403, description = "only API keys and admins refund", body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "already refunded in full, or more than is left", body = Problem)),
@@ -180,7 +180,7 @@ pub async fn refund(
     request_body = HoldRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     responses(
-        (status = 201, body = HoldReceipt),
+        (status = 201, body = HoldView),
         (status = 409, description = "insufficient_credits", body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -220,7 +220,7 @@ pub async fn create_hold(
     request_body(content = Option<CaptureRequest>),
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     responses(
-        (status = 200, body = CaptureReceipt),
+        (status = 200, body = CaptureView),
         (status = 404, description = "no such hold of this caller's", body = Problem),
         (status = 409, description = "already captured, voided or expired", body = Problem),
         (status = 422, description = "more than the held amount", body = Problem)),
@@ -249,7 +249,7 @@ pub async fn capture_hold(
 #[utoipa::path(post, path = "/api/v1/credits/holds/{id}/void", tag = "credits",
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     responses(
-        (status = 200, body = VoidReceipt),
+        (status = 200, body = VoidView),
         (status = 404, body = Problem),
         (status = 409, description = "already captured, voided or expired", body = Problem)),
     security(("bearer" = [])))]

@@ -8,6 +8,7 @@ use bursar_core::{MAX_CREDITS, OrderStatus};
 use bursar_payments::PaymentRequest;
 use bursar_store::clock::rfc3339;
 use bursar_store::ids::new_id;
+use bursar_store::ledger::Rendered;
 use bursar_store::orders::{KeyClaim, NewOrder, Order, OrderFilter};
 use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
+use crate::outcomes::send;
 use crate::receipts::{self, ReceiptView};
 use crate::routes::catalog::MoneyBody;
 use crate::views::{PageQuery, idempotency};
@@ -242,23 +244,19 @@ pub async fn create_order(
             .complete_key(scope, name, status.as_u16(), &response_body)
             .await?;
     }
-    Ok(crate::views::reply_response(bursar_store::ledger::Reply {
-        status: status.as_u16(),
-        body: response_body,
-        replayed: false,
-    }))
+    Ok(send(
+        Rendered {
+            status: status.as_u16(),
+            body: response_body,
+        },
+        false,
+    ))
 }
 
 /// The answer an `Idempotency-Key` already holds: the stored response, or why there is none.
 fn answer_from_key(claim: KeyClaim) -> ApiResult<Response> {
     match claim {
-        KeyClaim::Replay { status, body } => {
-            Ok(crate::views::reply_response(bursar_store::ledger::Reply {
-                status,
-                body,
-                replayed: true,
-            }))
-        }
+        KeyClaim::Replay { status, body } => Ok(send(Rendered { status, body }, true)),
         KeyClaim::Mismatch => Err(bursar_core::LedgerError::IdempotencyMismatch.into()),
         KeyClaim::InProgress | KeyClaim::Claimed => Err(ApiError::conflict(
             "a request with this Idempotency-Key is still in progress",

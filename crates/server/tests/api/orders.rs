@@ -1286,41 +1286,40 @@ async fn order_creation_is_idempotent(app: TestApp) {
 }
 
 async fn a_payment_and_its_refund_in_one_batch_claw_back_the_credits(app: TestApp) {
-    use bursar_store::ledger::{Command, PaymentEvent, PaymentOutcome};
+    use bursar_core::FulfilmentOutcome;
+    use bursar_store::ledger::{PaymentEvent, PaymentOutcome};
     let admin = app.admin().await;
     let buyer = app.register("buyer@example.com").await;
     let package_id = pack(&app, &admin, 500, 4500).await;
     let placed = order(&app, &buyer, &package_id).await;
-    let event = |id: &str, outcome: PaymentOutcome| {
-        Command::Fulfil(PaymentEvent {
-            provider: "sandbox".into(),
-            event_id: id.into(),
-            event_type: "test".into(),
-            outcome,
-            payment_id: placed["payment"]["id"].as_str().map(str::to_string),
-            provider_ref: None,
-            amount: Some(bursar_core::Money {
-                amount: 4500,
-                currency: "CNY".into(),
-            }),
-        })
+    let event = |id: &str, outcome: PaymentOutcome| PaymentEvent {
+        provider: "sandbox".into(),
+        event_id: id.into(),
+        event_type: "test".into(),
+        outcome,
+        payment_id: placed["payment"]["id"].as_str().map(str::to_string),
+        provider_ref: None,
+        amount: Some(bursar_core::Money {
+            amount: 4500,
+            currency: "CNY".into(),
+        }),
     };
     let ledger = &app.state.store.ledger;
     // Sent together, so the writer usually takes both in one batch.
     let (paid, refunded) = tokio::join!(
-        ledger.execute(event("evt_pay", PaymentOutcome::Succeeded)),
-        ledger.execute(event(
+        ledger.fulfil(event("evt_pay", PaymentOutcome::Succeeded)),
+        ledger.fulfil(event(
             "evt_refund",
             PaymentOutcome::Refunded {
                 total_refunded: 4500
             }
         ))
     );
-    assert_eq!(paid.expect("applies").json()["outcome"], "fulfilled");
-    let mut refunded = refunded.expect("applies").json();
-    if refunded["outcome"] == "retry_later" {
+    assert_eq!(paid.expect("applies").outcome, FulfilmentOutcome::Fulfilled);
+    let mut refunded = refunded.expect("applies");
+    if refunded.outcome == FulfilmentOutcome::RetryLater {
         let again = ledger
-            .execute(event(
+            .fulfil(event(
                 "evt_refund",
                 PaymentOutcome::Refunded {
                     total_refunded: 4500,
@@ -1328,9 +1327,13 @@ async fn a_payment_and_its_refund_in_one_batch_claw_back_the_credits(app: TestAp
             ))
             .await
             .expect("applies");
-        refunded = again.json();
+        refunded = again;
     }
-    assert_eq!(refunded["outcome"], "provider_refund", "{refunded}");
+    assert_eq!(
+        refunded.outcome,
+        FulfilmentOutcome::ProviderRefund,
+        "{refunded:?}"
+    );
     let now = order_status(&app, &buyer, &placed).await;
     assert_eq!(now["status"], "refunded");
     assert_eq!(now["credits_clawed_back"], 500);

@@ -13,15 +13,15 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use super::Reply;
+use super::Executed;
 use crate::StoreError;
 
-pub(crate) type Answer = oneshot::Sender<Result<Reply, StoreError>>;
+pub(crate) type Answer = oneshot::Sender<Result<Executed, StoreError>>;
 
 /// Answers to send once `wal` is durable.
 pub(crate) struct Pending {
     pub wal: PathBuf,
-    pub answers: Vec<(Answer, Result<Reply, StoreError>)>,
+    pub answers: Vec<(Answer, Result<Executed, StoreError>)>,
     /// Notified once the answers are sent: the batch enqueued jobs.
     pub wake: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
@@ -126,11 +126,10 @@ mod tests {
         let mut waiting = Vec::new();
         for batch in 0..3u16 {
             let (answer, answered) = oneshot::channel();
-            let reply = Reply {
+            let reply = Executed::Replayed(crate::ledger::Rendered {
                 status: 200 + batch,
                 body: String::new(),
-                replayed: false,
-            };
+            });
             syncer.acknowledge_when_durable(Pending {
                 wal: wal.clone(),
                 answers: vec![(answer, Ok(reply))],
@@ -140,7 +139,10 @@ mod tests {
         }
         for (batch, answered) in waiting.into_iter().enumerate() {
             let reply = answered.await.expect("answered").expect("a reply");
-            assert_eq!(usize::from(reply.status), 200 + batch);
+            let Executed::Replayed(rendered) = reply else {
+                panic!("the batch's own answer")
+            };
+            assert_eq!(usize::from(rendered.status), 200 + batch);
         }
         std::fs::remove_dir_all(dir).ok();
     }

@@ -9,13 +9,13 @@ mod durability;
 pub(crate) mod epoch;
 mod history;
 pub mod orders;
+mod outcome;
 pub mod read;
 mod sql;
 mod state;
 mod writer;
 
 use bursar_core::{Credits, GrantSource, Money};
-use serde::Serialize;
 
 pub use balances::BalanceReads;
 pub use writer::Ledger;
@@ -31,14 +31,15 @@ pub struct Idempotency {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub command: Command,
-    pub idempotency: Option<Idempotency>,
+    /// With a key, the first outcome's rendering is stored and every retry gets it back.
+    pub idempotent: Option<Idempotent>,
 }
 
 impl From<Command> for Request {
     fn from(command: Command) -> Self {
         Self {
             command,
-            idempotency: None,
+            idempotent: None,
         }
     }
 }
@@ -92,7 +93,7 @@ pub enum Command {
         ip: Option<String>,
     },
     /// Releases overdue holds and moves overdue grants' remainders to `expired`, for at most
-    /// `max_accounts` accounts. Answers `{accounts}`: how many were processed.
+    /// `max_accounts` accounts. Answers how many accounts were processed.
     ExpireDue {
         max_accounts: i64,
     },
@@ -129,97 +130,7 @@ pub enum PaymentOutcome {
     Ignored,
 }
 
-/// What a command answered: the HTTP status and the JSON body, exactly as first sent. A replay
-/// of an idempotent request returns the stored bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: String,
-    pub replayed: bool,
-}
-
-impl Reply {
-    pub(crate) fn new(status: u16, body: &impl Serialize) -> Self {
-        Self {
-            status,
-            body: serde_json::to_string(body).unwrap_or_else(|_| "{}".into()),
-            replayed: false,
-        }
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_default()
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PaidBy {
-    pub grant_id: String,
-    pub source: String,
-    pub amount: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SpendReceipt {
-    pub transaction_id: String,
-    pub user_id: String,
-    pub amount: i64,
-    pub balance_after: i64,
-    pub available_after: i64,
-    pub paid_by: Vec<PaidBy>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct GrantReceipt {
-    pub transaction_id: String,
-    pub grant_id: String,
-    pub user_id: String,
-    pub amount: i64,
-    pub balance_after: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RefundReceipt {
-    pub transaction_id: String,
-    pub refund_of: String,
-    pub user_id: String,
-    pub amount: i64,
-    pub total_refunded: i64,
-    pub balance_after: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HoldReceipt {
-    pub id: String,
-    pub user_id: String,
-    pub status: &'static str,
-    pub amount: i64,
-    pub expires_at: String,
-    pub available_after: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CaptureReceipt {
-    pub id: String,
-    pub status: &'static str,
-    pub transaction_id: String,
-    pub captured: i64,
-    pub released: i64,
-    pub balance_after: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VoidReceipt {
-    pub id: String,
-    pub status: &'static str,
-    pub released: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AdjustmentReceipt {
-    pub transaction_id: String,
-    pub user_id: String,
-    pub amount: i64,
-    pub reason: String,
-    pub balance_after: i64,
-}
+pub use outcome::{
+    AdjustmentReceipt, CaptureReceipt, Executed, Fulfilment, GrantReceipt, HoldReceipt, Idempotent,
+    Outcome, PaidBy, RefundReceipt, Render, Rendered, SpendReceipt, VoidReceipt,
+};

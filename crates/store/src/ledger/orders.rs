@@ -12,22 +12,13 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::state::{GrantSpec, TransferMeta, UnitOfWork};
-use super::{PaymentEvent, PaymentOutcome, Reply};
+use super::{Fulfilment, Outcome, PaymentEvent, PaymentOutcome};
 use crate::StoreError;
 use crate::audit::AuditRecord;
 use crate::ids::new_id;
 use crate::orders::{Order, order_on};
 
-/// What a payment event did.
-#[derive(Debug, Serialize)]
-pub struct FulfilmentReply {
-    pub outcome: FulfilmentOutcome,
-    pub order_id: Option<String>,
-    /// For `refund_required`: the refund to send to the provider now.
-    pub refund_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderRefundReceipt {
     pub id: String,
     pub order_id: String,
@@ -40,7 +31,7 @@ pub struct OrderRefundReceipt {
     pub credits_not_recovered: i64,
     pub transaction_id: Option<String>,
     pub balance_after: i64,
-    pub order_status: &'static str,
+    pub order_status: OrderStatus,
     pub amount_refunded_total: i64,
 }
 
@@ -95,14 +86,14 @@ pub(crate) async fn fulfil(
     uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     event: &PaymentEvent,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     // Reads first: they cannot leave a trace.
     let order = find_order(conn, event).await?;
     if let Some(order) = &order {
         if matches!(event.outcome, PaymentOutcome::Refunded { .. })
             && order.status == OrderStatus::Pending
         {
-            return Ok(fulfilment_reply(
+            return Ok(fulfilment(
                 FulfilmentOutcome::RetryLater,
                 Some(order.id.clone()),
                 None,
@@ -128,7 +119,7 @@ pub(crate) async fn fulfil(
     .await?
     .rows_affected();
     if recorded == 0 {
-        return Ok(fulfilment_reply(FulfilmentOutcome::Duplicate, None, None));
+        return Ok(fulfilment(FulfilmentOutcome::Duplicate, None, None));
     }
     let (outcome, detail, refund) = match &order {
         None => (FulfilmentOutcome::UnknownPayment, None, None),
@@ -177,22 +168,19 @@ pub(crate) async fn fulfil(
     .bind(&event.event_id)
     .execute(&mut *conn)
     .await?;
-    Ok(fulfilment_reply(outcome, order.map(|o| o.id), refund))
+    Ok(fulfilment(outcome, order.map(|o| o.id), refund))
 }
 
-fn fulfilment_reply(
+fn fulfilment(
     outcome: FulfilmentOutcome,
     order_id: Option<String>,
     refund_id: Option<String>,
-) -> Reply {
-    Reply::new(
-        200,
-        &FulfilmentReply {
-            outcome,
-            order_id,
-            refund_id,
-        },
-    )
+) -> Outcome {
+    Outcome::Fulfilment(Fulfilment {
+        outcome,
+        order_id,
+        refund_id,
+    })
 }
 
 /// What handling an event came to: its outcome, a detail for the record, and a refund to send.
@@ -528,7 +516,7 @@ pub(crate) async fn refund_order(
         credits_not_recovered: target - clawback,
         transaction_id,
         balance_after: uow.account(&order.user_id).map_or(0, |a| a.balance),
-        order_status: new_status.as_str(),
+        order_status: new_status,
         amount_refunded_total: order.amount_refunded + amount,
     };
     uow.audit(AuditRecord {

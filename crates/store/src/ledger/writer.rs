@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::durability::{Answer, Pending, Syncer};
 use super::history;
-use super::state::{Cached, UnitOfWork};
-use super::{Reply, Request, commands};
+use super::state::{Cached, StoredReply, UnitOfWork};
+use super::{Command, Executed, Fulfilment, Outcome, PaymentEvent, Rendered, Request, commands};
 use crate::{Clock, Db, StoreError};
 
 /// The most requests applied in one transaction.
@@ -85,13 +85,33 @@ impl Ledger {
     }
 
     /// Applies one request and waits until it is committed (or refused).
-    pub async fn execute(&self, request: impl Into<Request>) -> Result<Reply, StoreError> {
+    pub async fn execute(&self, request: impl Into<Request>) -> Result<Executed, StoreError> {
         let (answer, answered) = oneshot::channel();
         self.sender
             .send((request.into(), answer))
             .await
             .map_err(|_| StoreError::WriterGone)?;
         answered.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Applies a verified payment event to its order (see `orders::fulfil`).
+    pub async fn fulfil(&self, event: PaymentEvent) -> Result<Fulfilment, StoreError> {
+        match self.execute(Command::Fulfil(event)).await?.outcome() {
+            Some(Outcome::Fulfilment(fulfilment)) => Ok(fulfilment),
+            other => unreachable!("a fulfilment answers with its outcome, not {other:?}"),
+        }
+    }
+
+    /// Settles overdue holds and grants on at most `max_accounts` accounts; answers how many.
+    pub async fn expire_due(&self, max_accounts: i64) -> Result<usize, StoreError> {
+        match self
+            .execute(Command::ExpireDue { max_accounts })
+            .await?
+            .outcome()
+        {
+            Some(Outcome::Expired { accounts }) => Ok(accounts),
+            other => unreachable!("an expiry answers with its count, not {other:?}"),
+        }
     }
 }
 
@@ -120,7 +140,7 @@ impl Writer {
     async fn commit(
         &mut self,
         requests: &[&Request],
-    ) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<Executed, StoreError>>, StoreError> {
         let Writer {
             db,
             clock,
@@ -155,10 +175,10 @@ impl Writer {
 
     /// Commits one request alone; when another instance stored its idempotency key first,
     /// answers with what that instance stored.
-    async fn commit_one(&mut self, request: &Request) -> Result<Reply, StoreError> {
+    async fn commit_one(&mut self, request: &Request) -> Result<Executed, StoreError> {
         match self.commit(&[request]).await {
             Ok(mut single) => single.remove(0),
-            Err(error) if error.is_unique_violation() && request.idempotency.is_some() => {
+            Err(error) if error.is_unique_violation() && request.idempotent.is_some() => {
                 let Writer {
                     db,
                     clock,
@@ -192,7 +212,7 @@ impl Writer {
 
     /// Answers every caller of a batch, and wakes the job worker if it enqueued jobs: at once,
     /// or once the batch is durable (a job must not act on a commit that could still be lost).
-    fn acknowledge(&mut self, answers: Vec<(Answer, Result<Reply, StoreError>)>) {
+    fn acknowledge(&mut self, answers: Vec<(Answer, Result<Executed, StoreError>)>) {
         let wake = (std::mem::take(&mut self.jobs_enqueued) > 0).then(|| self.jobs_wake.clone());
         match &self.wal {
             Some(wal) => self.syncer.acknowledge_when_durable(Pending {
@@ -322,7 +342,7 @@ async fn receive(
 
 /// What a committed batch answers, and what its writer may keep for the next one.
 struct Committed {
-    results: Vec<Result<Reply, StoreError>>,
+    results: Vec<Result<Executed, StoreError>>,
     cache: Option<Cached>,
     /// Transfers it wrote.
     transfers: usize,
@@ -350,11 +370,11 @@ async fn commit_batch(
             // A refusal is this request's answer; any other failure fails the whole batch.
             Err(StoreError::Domain(refusal)) => Err(StoreError::Domain(refusal)),
             Err(failure) => return Err(failure),
-            Ok(reply) => Ok(reply),
+            Ok(executed) => Ok(executed),
         };
         uow.debug_assert_invariants();
         let outcome = match &result {
-            Ok(reply) if reply.replayed => "replayed",
+            Ok(Executed::Replayed(_)) => "replayed",
             Ok(_) => "applied",
             Err(_) => "refused",
         };
@@ -400,8 +420,8 @@ async fn prefetch(
 ) -> Result<(), StoreError> {
     let keys: Vec<(&str, &str)> = requests
         .iter()
-        .filter_map(|r| r.idempotency.as_ref())
-        .map(|k| (k.scope.as_str(), k.key.as_str()))
+        .filter_map(|r| r.idempotent.as_ref())
+        .map(|i| (i.key.scope.as_str(), i.key.key.as_str()))
         .collect();
     uow.load_idempotency(conn, &keys).await?;
     let (mut users, mut holds) = (Vec::new(), Vec::new());
@@ -414,36 +434,44 @@ async fn prefetch(
     uow.load_users(conn, &users).await
 }
 
-/// Replays a stored response for a repeated idempotency key, or applies the command and records
-/// its response under the key, to be written in the same transaction.
+/// Replays what is stored for a repeated idempotency key, or applies the command and stores
+/// its rendering under the key, to be written in the same transaction.
 async fn apply_once(
     uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     request: &Request,
-) -> Result<Reply, StoreError> {
-    if let Some(key) = &request.idempotency
-        && let Some((hash, status, body)) = uow.stored_reply(&key.scope, &key.key)
+) -> Result<Executed, StoreError> {
+    if let Some(idempotent) = &request.idempotent
+        && let Some(stored) = uow.stored_reply(&idempotent.key.scope, &idempotent.key.key)
     {
-        if *hash != key.request_hash {
-            return Err(LedgerError::IdempotencyMismatch.into());
-        }
-        return Ok(Reply {
-            status: u16::try_from(*status).unwrap_or(200),
-            body: body.clone(),
-            replayed: true,
-        });
+        return replay(stored, &idempotent.key.request_hash);
     }
-    let reply = commands::apply(uow, conn, &request.command).await?;
-    if let Some(key) = &request.idempotency {
+    let outcome = commands::apply(uow, conn, &request.command).await?;
+    let rendered = request.idempotent.as_ref().map(|idempotent| {
+        let rendered = (idempotent.render)(&outcome);
+        let key = &idempotent.key;
         uow.remember_reply(
             &key.scope,
             &key.key,
             &key.request_hash,
-            i64::from(reply.status),
-            &reply.body,
+            i64::from(rendered.status),
+            &rendered.body,
         );
+        rendered
+    });
+    Ok(Executed::Applied { outcome, rendered })
+}
+
+/// What a repeated key answers: the stored rendering, if the request is the same one.
+fn replay(stored: &StoredReply, request_hash: &str) -> Result<Executed, StoreError> {
+    let (hash, status, body) = stored;
+    if hash != request_hash {
+        return Err(LedgerError::IdempotencyMismatch.into());
     }
-    Ok(reply)
+    Ok(Executed::Replayed(Rendered {
+        status: u16::try_from(*status).unwrap_or(200),
+        body: body.clone(),
+    }))
 }
 
 /// After a lone request failed on a unique key: another instance committed the same
@@ -454,22 +482,19 @@ async fn replay_after_race(
     clock: &Clock,
     asset: &str,
     request: &Request,
-) -> Result<Reply, StoreError> {
+) -> Result<Executed, StoreError> {
     let mut tx = db.begin_write_on(conn).await?;
     let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms(), None).await?;
     prefetch(&mut uow, &mut tx, &[request]).await?;
-    let key = request.idempotency.as_ref().ok_or(StoreError::WriterGone)?;
-    let reply = match uow.stored_reply(&key.scope, &key.key) {
-        Some((hash, _, _)) if *hash != key.request_hash => {
-            Err(LedgerError::IdempotencyMismatch.into())
-        }
-        Some((_, status, body)) => Ok(Reply {
-            status: u16::try_from(*status).unwrap_or(200),
-            body: body.clone(),
-            replayed: true,
-        }),
+    let key = &request
+        .idempotent
+        .as_ref()
+        .ok_or(StoreError::WriterGone)?
+        .key;
+    let executed = match uow.stored_reply(&key.scope, &key.key) {
+        Some(stored) => replay(stored, &key.request_hash),
         None => Err(StoreError::WriterGone),
     };
     tx.rollback().await?;
-    reply
+    executed
 }

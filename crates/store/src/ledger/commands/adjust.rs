@@ -7,7 +7,7 @@ use super::{balance, ensure_spendable, require_user};
 use crate::StoreError;
 use crate::audit::AuditRecord;
 use crate::ledger::state::{GrantSpec, TransferMeta, UnitOfWork};
-use crate::ledger::{AdjustmentReceipt, Reply};
+use crate::ledger::{AdjustmentReceipt, Outcome};
 
 pub(super) async fn adjust(
     uow: &mut UnitOfWork,
@@ -17,7 +17,7 @@ pub(super) async fn adjust(
     reason: &str,
     actor: &str,
     ip: Option<&str>,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     let meta = TransferMeta {
         description: Some(reason),
         actor: Some(actor),
@@ -51,14 +51,11 @@ pub(super) async fn adjust(
         }),
         ip,
     });
-    Ok(Reply::new(
-        201,
-        &AdjustmentReceipt {
-            transaction_id,
-            user_id: user_id.to_string(),
-            amount,
-            reason: reason.to_string(),
-            balance_after: balance(uow, user_id),
-        },
-    ))
+    Ok(Outcome::Adjusted(AdjustmentReceipt {
+        transaction_id,
+        user_id: user_id.to_string(),
+        amount,
+        reason: reason.to_string(),
+        balance_after: balance(uow, user_id),
+    }))
 }

@@ -4,14 +4,14 @@
 use sqlx::AnyConnection;
 
 use crate::StoreError;
-use crate::ledger::Reply;
+use crate::ledger::Outcome;
 use crate::ledger::state::UnitOfWork;
 
 pub(super) async fn expire_due(
     uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     max_accounts: i64,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     let users: Vec<String> = sqlx::query_scalar(
         "SELECT owner_id FROM accounts WHERE owner_kind = 'user' AND asset = $1 AND id IN (
              SELECT account_id FROM grants
@@ -30,8 +30,7 @@ pub(super) async fn expire_due(
     for user in &ids {
         uow.settle_overdue(user);
     }
-    Ok(Reply::new(
-        200,
-        &serde_json::json!({ "accounts": users.len() }),
-    ))
+    Ok(Outcome::Expired {
+        accounts: users.len(),
+    })
 }

@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use super::{balance, require_user};
 use crate::StoreError;
 use crate::ledger::state::{GrantSpec, TransferMeta, UnitOfWork};
-use crate::ledger::{GrantReceipt, Reply};
+use crate::ledger::{GrantReceipt, Outcome};
 
 pub(super) struct NewGrant<'a> {
     pub amount: i64,
@@ -22,7 +22,7 @@ pub(super) async fn grant(
     conn: &mut AnyConnection,
     user_id: &str,
     grant: &NewGrant<'_>,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     require_user(uow, conn, user_id).await?;
     let meta = TransferMeta {
         description: grant.description,
@@ -37,14 +37,11 @@ pub(super) async fn grant(
         expires_at: grant.expires_at_ms,
     };
     let (transaction_id, grant_id) = uow.grant(user_id, spec, &meta);
-    Ok(Reply::new(
-        201,
-        &GrantReceipt {
-            transaction_id,
-            grant_id,
-            user_id: user_id.to_string(),
-            amount: grant.amount,
-            balance_after: balance(uow, user_id),
-        },
-    ))
+    Ok(Outcome::Granted(GrantReceipt {
+        transaction_id,
+        grant_id,
+        user_id: user_id.to_string(),
+        amount: grant.amount,
+        balance_after: balance(uow, user_id),
+    }))
 }

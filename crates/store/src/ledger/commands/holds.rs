@@ -6,10 +6,9 @@ use sqlx::AnyConnection;
 
 use super::{balance, ensure_spendable};
 use crate::StoreError;
-use crate::clock::rfc3339;
 use crate::ids::new_id;
 use crate::ledger::state::{NewHold, TransferMeta, UnitOfWork};
-use crate::ledger::{CaptureReceipt, HoldReceipt, Reply, VoidReceipt};
+use crate::ledger::{CaptureReceipt, HoldReceipt, Outcome, VoidReceipt};
 
 pub(super) struct NewHoldRequest<'a> {
     pub amount: i64,
@@ -23,7 +22,7 @@ pub(super) async fn hold(
     conn: &mut AnyConnection,
     user_id: &str,
     request: &NewHoldRequest<'_>,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     let amount = request.amount;
     ensure_spendable(uow, conn, user_id, amount).await?;
     let account_id = uow.account(user_id).expect("loaded above").id.clone();
@@ -40,17 +39,14 @@ pub(super) async fn hold(
     });
     let account = uow.account_mut(user_id).expect("loaded above");
     account.held += amount;
-    Ok(Reply::new(
-        201,
-        &HoldReceipt {
-            id,
-            user_id: user_id.to_string(),
-            status: HoldStatus::Held.as_str(),
-            amount,
-            expires_at: rfc3339(expires_at),
-            available_after: account.available(),
-        },
-    ))
+    Ok(Outcome::Held(HoldReceipt {
+        id,
+        user_id: user_id.to_string(),
+        status: HoldStatus::Held,
+        amount,
+        expires_at_ms: expires_at,
+        available_after: account.available(),
+    }))
 }
 
 pub(super) async fn capture(
@@ -59,7 +55,7 @@ pub(super) async fn capture(
     hold_id: &str,
     amount: Option<i64>,
     creator: &str,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     let (user_id, held) = open_hold(uow, conn, hold_id, creator).await?;
     let captured = amount.unwrap_or(held);
     if captured > held {
@@ -80,17 +76,14 @@ pub(super) async fn capture(
     let hold = uow.hold_mut(hold_id).expect("loaded above");
     hold.captured = Some(captured);
     hold.transfer_id = Some(transaction_id.clone());
-    Ok(Reply::new(
-        200,
-        &CaptureReceipt {
-            id: hold_id.to_string(),
-            status: HoldStatus::Captured.as_str(),
-            transaction_id,
-            captured,
-            released: held - captured,
-            balance_after: balance(uow, &user_id),
-        },
-    ))
+    Ok(Outcome::Captured(CaptureReceipt {
+        id: hold_id.to_string(),
+        status: HoldStatus::Captured,
+        transaction_id,
+        captured,
+        released: held - captured,
+        balance_after: balance(uow, &user_id),
+    }))
 }
 
 pub(super) async fn void(
@@ -98,17 +91,14 @@ pub(super) async fn void(
     conn: &mut AnyConnection,
     hold_id: &str,
     creator: &str,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     let (user_id, held) = open_hold(uow, conn, hold_id, creator).await?;
     release_hold(uow, &user_id, hold_id, HoldStatus::Voided, held);
-    Ok(Reply::new(
-        200,
-        &VoidReceipt {
-            id: hold_id.to_string(),
-            status: HoldStatus::Voided.as_str(),
-            released: held,
-        },
-    ))
+    Ok(Outcome::Voided(VoidReceipt {
+        id: hold_id.to_string(),
+        status: HoldStatus::Voided,
+        released: held,
+    }))
 }
 
 /// Checks that the hold exists, belongs to `creator` and is still open; returns its user and

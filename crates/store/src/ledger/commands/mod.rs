@@ -13,7 +13,7 @@ use bursar_core::{LedgerError, TransferKind};
 use sqlx::AnyConnection;
 
 use super::state::{TransferMeta, UnitOfWork};
-use super::{Command, Reply};
+use super::{Command, Outcome};
 use crate::StoreError;
 
 /// The users and holds a command will touch, so a batch can load them all up front.
@@ -35,7 +35,7 @@ pub(crate) async fn apply(
     uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     command: &Command,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     match command {
         Command::Grant {
             user_id,
@@ -107,7 +107,7 @@ pub(crate) async fn apply(
         Command::Fulfil(event) => super::orders::fulfil(uow, conn, event).await,
         Command::RefundOrder(refund) => {
             let receipt = super::orders::refund_order(uow, conn, refund, "pending").await?;
-            Ok(Reply::new(200, &receipt))
+            Ok(Outcome::OrderRefunded(receipt))
         }
         Command::ExpireDue { max_accounts } => expire::expire_due(uow, conn, *max_accounts).await,
     }

@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use super::{balance, require_user};
 use crate::StoreError;
 use crate::ledger::state::{GrantSpec, TransferMeta, UnitOfWork};
-use crate::ledger::{RefundReceipt, Reply};
+use crate::ledger::{Outcome, RefundReceipt};
 
 /// Returns credits of a spend to the user as a new `refund` grant. The refund grant expires when
 /// the latest of the grants that paid for the spend would have (never, if any of them never
@@ -17,7 +17,7 @@ pub(super) async fn refund(
     transfer_id: &str,
     amount: Option<i64>,
     actor: &str,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     let spend: Option<(String, String, i64)> = sqlx::query_as(
         "SELECT a.owner_id, t.kind, t.amount FROM transfers t
          JOIN accounts a ON a.id = t.debit_account_id
@@ -84,15 +84,12 @@ pub(super) async fn refund(
     *uow.refunded_in_batch
         .entry(transfer_id.to_string())
         .or_default() += amount;
-    Ok(Reply::new(
-        200,
-        &RefundReceipt {
-            transaction_id,
-            refund_of: transfer_id.to_string(),
-            balance_after: balance(uow, &user_id),
-            user_id,
-            amount,
-            total_refunded: refunded + amount,
-        },
-    ))
+    Ok(Outcome::Refunded(RefundReceipt {
+        transaction_id,
+        refund_of: transfer_id.to_string(),
+        balance_after: balance(uow, &user_id),
+        user_id,
+        amount,
+        total_refunded: refunded + amount,
+    }))
 }

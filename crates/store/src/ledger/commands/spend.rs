@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use super::ensure_spendable;
 use crate::StoreError;
 use crate::ledger::state::{TransferMeta, UnitOfWork};
-use crate::ledger::{Reply, SpendReceipt};
+use crate::ledger::{Outcome, SpendReceipt};
 
 pub(super) async fn spend(
     uow: &mut UnitOfWork,
@@ -14,19 +14,16 @@ pub(super) async fn spend(
     user_id: &str,
     amount: i64,
     meta: &TransferMeta<'_>,
-) -> Result<Reply, StoreError> {
+) -> Result<Outcome, StoreError> {
     ensure_spendable(uow, conn, user_id, amount).await?;
     let (transaction_id, paid_by) = uow.debit(user_id, amount, SystemAccount::Revenue, meta);
     let account = uow.account(user_id).expect("loaded above");
-    Ok(Reply::new(
-        200,
-        &SpendReceipt {
-            transaction_id,
-            user_id: user_id.to_string(),
-            amount,
-            balance_after: account.balance,
-            available_after: account.available(),
-            paid_by,
-        },
-    ))
+    Ok(Outcome::Spent(SpendReceipt {
+        transaction_id,
+        user_id: user_id.to_string(),
+        amount,
+        balance_after: account.balance,
+        available_after: account.available(),
+        paid_by,
+    }))
 }

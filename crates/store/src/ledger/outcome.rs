@@ -1,0 +1,155 @@
+//! What ledger commands answer: one typed outcome per command, and how an idempotent request's
+//! first outcome is kept for its retries.
+//!
+//! The idempotency record must be written in the same transaction as the effect, and a retry
+//! must get the first response byte for byte, even after an upgrade changed how outcomes are
+//! presented. So the caller hands the writer its rendering with the command (`Render`), the
+//! writer stores the rendered bytes under the key in the transaction, and a retry gets those
+//! bytes back (`Executed::Replayed`). The store never interprets them: it speaks no HTTP.
+
+use bursar_core::{FulfilmentOutcome, HoldStatus};
+use serde::Serialize;
+
+use super::Idempotency;
+
+/// What a command did, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Spent(SpendReceipt),
+    Granted(GrantReceipt),
+    Refunded(RefundReceipt),
+    Held(HoldReceipt),
+    Captured(CaptureReceipt),
+    Voided(VoidReceipt),
+    Adjusted(AdjustmentReceipt),
+    /// `ExpireDue`: how many accounts had their overdue holds and grants settled.
+    Expired {
+        accounts: usize,
+    },
+    Fulfilment(Fulfilment),
+    OrderRefunded(super::orders::OrderRefundReceipt),
+}
+
+/// A caller's presentation of an outcome: a status code of its choosing and a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Renders an outcome. A plain function, not a closure: what is stored for retries must follow
+/// from the outcome alone, never from anything else the first request carried.
+pub type Render = fn(&Outcome) -> Rendered;
+
+/// An idempotency key, with the rendering to store under it.
+#[derive(Debug, Clone)]
+pub struct Idempotent {
+    pub key: Idempotency,
+    pub render: Render,
+}
+
+/// What executing a request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executed {
+    /// Applied now. `rendered` is what was stored under the request's idempotency key, if any.
+    Applied {
+        outcome: Outcome,
+        rendered: Option<Rendered>,
+    },
+    /// A retry of an idempotent request: what was stored when it was first applied.
+    Replayed(Rendered),
+}
+
+impl Executed {
+    /// The typed outcome, when the command was applied now (not a replay).
+    pub fn outcome(self) -> Option<Outcome> {
+        match self {
+            Executed::Applied { outcome, .. } => Some(outcome),
+            Executed::Replayed(_) => None,
+        }
+    }
+}
+
+/// Which grant paid how much of a debit; also a part of the history's read model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaidBy {
+    pub grant_id: String,
+    pub source: String,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendReceipt {
+    pub transaction_id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub available_after: i64,
+    pub paid_by: Vec<PaidBy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantReceipt {
+    pub transaction_id: String,
+    pub grant_id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub balance_after: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundReceipt {
+    pub transaction_id: String,
+    pub refund_of: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub total_refunded: i64,
+    pub balance_after: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldReceipt {
+    pub id: String,
+    pub user_id: String,
+    pub status: HoldStatus,
+    pub amount: i64,
+    /// Unix milliseconds.
+    pub expires_at_ms: i64,
+    pub available_after: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureReceipt {
+    pub id: String,
+    pub status: HoldStatus,
+    pub transaction_id: String,
+    pub captured: i64,
+    pub released: i64,
+    pub balance_after: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoidReceipt {
+    pub id: String,
+    pub status: HoldStatus,
+    pub released: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdjustmentReceipt {
+    pub transaction_id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub reason: String,
+    pub balance_after: i64,
+}
+
+/// What a payment event did to its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fulfilment {
+    pub outcome: FulfilmentOutcome,
+    pub order_id: Option<String>,
+    /// For `refund_required`: the refund to send to the provider now.
+    pub refund_id: Option<String>,
+}
