@@ -7,6 +7,7 @@ pub mod audit;
 pub mod clock;
 pub mod coupons;
 pub mod db;
+pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 pub mod ledger;

@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::coupons::{self, Coupon};
+use crate::idempotency::{self, Idempotency, KeyClaim};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
@@ -120,24 +121,6 @@ pub struct OrderFilter {
     pub to_ms: Option<i64>,
 }
 
-/// What became of an `Idempotency-Key` claimed for a request outside the ledger writer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyClaim {
-    /// First use: the request goes ahead and must `complete_key` with its response.
-    Claimed,
-    /// Used before with the same request: its response.
-    Replay {
-        status: u16,
-        body: String,
-    },
-    /// Used before with the same request, which has not finished yet.
-    InProgress,
-    Mismatch,
-}
-
-/// A claimed key's placeholder status until the request's response is stored.
-const KEY_IN_PROGRESS: i64 = 0;
-
 impl Store {
     /// Creates a pending order, taking one use of its coupon in the same transaction. The
     /// `Idempotency-Key`, if any, is claimed in that transaction too. `Err` from the inner
@@ -145,11 +128,11 @@ impl Store {
     pub async fn create_order(
         &self,
         order: &NewOrder,
-        key: Option<(&str, &str, &str)>,
+        key: Option<&Idempotency>,
     ) -> Result<Result<KeyClaim, &'static str>, StoreError> {
         let mut tx = self.db.begin_write().await?;
-        if let Some((scope, key, hash)) = key {
-            let claim = claim_key(&mut tx, scope, key, hash, self.clock.now_ms()).await?;
+        if let Some(key) = key {
+            let claim = idempotency::claim(&mut tx, key, self.clock.now_ms()).await?;
             if claim != KeyClaim::Claimed {
                 tx.rollback().await?;
                 return Ok(Ok(claim));
@@ -305,39 +288,6 @@ impl Store {
         }
         Ok(expired)
     }
-
-    /// What an `Idempotency-Key` already holds, before any work is done for the request: a
-    /// stored answer to replay, a request still in progress, or a mismatch. `None`: go ahead.
-    pub async fn peek_key(
-        &self,
-        scope: &str,
-        key: &str,
-        hash: &str,
-    ) -> Result<Option<KeyClaim>, StoreError> {
-        let mut conn = self.db.pool.acquire().await?;
-        let claim = read_key(&mut conn, scope, key, hash, self.clock.now_ms()).await?;
-        Ok(claim.filter(|c| *c != KeyClaim::Claimed))
-    }
-
-    /// Stores the response of a request whose key `create_order` claimed.
-    pub async fn complete_key(
-        &self,
-        scope: &str,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $1, body = $2 WHERE scope = $3 AND key = $4",
-        )
-        .bind(i64::from(status))
-        .bind(body)
-        .bind(scope)
-        .bind(key)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(())
-    }
 }
 
 /// The order matching `condition`, whose `$1`, `$2`… are `values`, read on `conn` (a pool
@@ -390,89 +340,6 @@ pub(crate) async fn close_pending_on(
         coupons::release(conn, &coupon).await?;
     }
     Ok(true)
-}
-
-async fn claim_key(
-    conn: &mut sqlx::AnyConnection,
-    scope: &str,
-    key: &str,
-    hash: &str,
-    now_ms: i64,
-) -> Result<KeyClaim, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at)
-         VALUES ($1, $2, $3, $4, '', $5) ON CONFLICT (scope, key) DO NOTHING",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(hash)
-    .bind(KEY_IN_PROGRESS)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(KeyClaim::Claimed);
-    }
-    let claim = read_key(&mut *conn, scope, key, hash, now_ms).await?;
-    if claim != Some(KeyClaim::Claimed) {
-        return Ok(claim.unwrap_or(KeyClaim::InProgress));
-    }
-    // The request that claimed the key stopped before answering (its client went away, the
-    // server restarted): this one takes the key over.
-    let taken = sqlx::query(
-        "UPDATE idempotency_keys SET created_at = $1
-         WHERE scope = $2 AND key = $3 AND status = $4 AND created_at < $5",
-    )
-    .bind(now_ms)
-    .bind(scope)
-    .bind(key)
-    .bind(KEY_IN_PROGRESS)
-    .bind(now_ms - KEY_ABANDONED_MS)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(if taken == 1 {
-        KeyClaim::Claimed
-    } else {
-        KeyClaim::InProgress
-    })
-}
-
-/// A claimed key whose request has not answered after this long was abandoned.
-const KEY_ABANDONED_MS: i64 = 60_000;
-
-/// What a stored key means for a request with this hash; `Some(Claimed)` when it was claimed
-/// by a request that has since been abandoned, `None` when there is no such key.
-async fn read_key(
-    conn: &mut sqlx::AnyConnection,
-    scope: &str,
-    key: &str,
-    hash: &str,
-    now_ms: i64,
-) -> Result<Option<KeyClaim>, StoreError> {
-    let stored: Option<(String, i64, String, i64)> = sqlx::query_as(
-        "SELECT request_hash, status, body, created_at FROM idempotency_keys
-         WHERE scope = $1 AND key = $2",
-    )
-    .bind(scope)
-    .bind(key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(stored.map(|(stored_hash, status, body, created_at)| {
-        if stored_hash != hash {
-            KeyClaim::Mismatch
-        } else if status == KEY_IN_PROGRESS && created_at < now_ms - KEY_ABANDONED_MS {
-            KeyClaim::Claimed
-        } else if status == KEY_IN_PROGRESS {
-            KeyClaim::InProgress
-        } else {
-            KeyClaim::Replay {
-                status: u16::try_from(status).unwrap_or(200),
-                body,
-            }
-        }
-    }))
 }
 
 /// Money going back to a buyer, and where the provider's side of it stands.

@@ -7,9 +7,9 @@ use axum::response::{Html, IntoResponse, Response};
 use bursar_core::{MAX_CREDITS, OrderStatus};
 use bursar_payments::PaymentRequest;
 use bursar_store::clock::rfc3339;
+use bursar_store::idempotency::KeyClaim;
 use bursar_store::ids::new_id;
-use bursar_store::ledger::Rendered;
-use bursar_store::orders::{KeyClaim, NewOrder, Order, OrderFilter};
+use bursar_store::orders::{NewOrder, Order, OrderFilter};
 use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
-use crate::outcomes::send;
+use crate::outcomes::{json, send};
 use crate::receipts::{self, ReceiptView};
 use crate::routes::catalog::MoneyBody;
 use crate::views::{PageQuery, idempotency};
@@ -210,53 +210,35 @@ pub async fn create_order(
 ) -> ApiResult<Response> {
     let user_id = caller.require_user()?;
     let key = idempotency(&headers, &caller, "POST /orders", &body.raw)?;
-    let key_parts = key
-        .as_ref()
-        .map(|k| (k.scope.as_str(), k.key.as_str(), k.request_hash.as_str()));
     // A retry gets the first answer even if the package or the coupon has changed since.
-    if let Some((scope, name, hash)) = key_parts
-        && let Some(earlier) = state.store.peek_key(scope, name, hash).await?
+    if let Some(key) = &key
+        && let Some(earlier) = state.store.peek_key(key).await?
     {
         return answer_from_key(earlier);
     }
     let draft = price_order(&state, user_id, &body.value).await?;
     let claim = state
         .store
-        .create_order(&draft, key_parts)
+        .create_order(&draft, key.as_ref())
         .await?
         .map_err(ApiError::conflict)?;
     if claim != KeyClaim::Claimed {
         return answer_from_key(claim);
     }
-    let (status, response_body) = match start_payment(&state, &draft).await {
-        Ok(order) => (
-            StatusCode::CREATED,
-            serde_json::to_string(&order_view(&order)).unwrap_or_default(),
-        ),
-        Err(error) => (
-            error.status,
-            serde_json::to_string(&error.problem()).unwrap_or_default(),
-        ),
+    let response = match start_payment(&state, &draft).await {
+        Ok(order) => json(StatusCode::CREATED, &order_view(&order)),
+        Err(error) => json(error.status, &error.problem()),
     };
-    if let Some((scope, name, _)) = key_parts {
-        state
-            .store
-            .complete_key(scope, name, status.as_u16(), &response_body)
-            .await?;
+    if let Some(key) = &key {
+        state.store.complete_key(key, &response).await?;
     }
-    Ok(send(
-        Rendered {
-            status: status.as_u16(),
-            body: response_body,
-        },
-        false,
-    ))
+    Ok(send(response, false))
 }
 
 /// The answer an `Idempotency-Key` already holds: the stored response, or why there is none.
 fn answer_from_key(claim: KeyClaim) -> ApiResult<Response> {
     match claim {
-        KeyClaim::Replay { status, body } => Ok(send(Rendered { status, body }, true)),
+        KeyClaim::Replay(rendered) => Ok(send(rendered, true)),
         KeyClaim::Mismatch => Err(bursar_core::LedgerError::IdempotencyMismatch.into()),
         KeyClaim::InProgress | KeyClaim::Claimed => Err(ApiError::conflict(
             "a request with this Idempotency-Key is still in progress",

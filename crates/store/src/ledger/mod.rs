@@ -20,13 +20,7 @@ use bursar_core::{Credits, GrantSource, Money};
 pub use balances::BalanceReads;
 pub use writer::Ledger;
 
-/// An `Idempotency-Key` as stored: per caller, with a hash of the request it was first used for.
-#[derive(Debug, Clone)]
-pub struct Idempotency {
-    pub scope: String,
-    pub key: String,
-    pub request_hash: String,
-}
+pub use crate::idempotency::Idempotency;
 
 #[derive(Debug, Clone)]
 pub struct Request {

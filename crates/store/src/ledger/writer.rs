@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::durability::{Answer, Pending, Syncer};
 use super::history;
 use super::state::{Cached, StoredReply, UnitOfWork};
-use super::{Command, Executed, Fulfilment, Outcome, PaymentEvent, Rendered, Request, commands};
+use super::{Command, Executed, Fulfilment, Outcome, PaymentEvent, Request, commands};
+use crate::idempotency::{self, KeyClaim};
 use crate::{Clock, Db, StoreError};
 
 /// The most requests applied in one transaction.
@@ -444,7 +445,7 @@ async fn apply_once(
     if let Some(idempotent) = &request.idempotent
         && let Some(stored) = uow.stored_reply(&idempotent.key.scope, &idempotent.key.key)
     {
-        return replay(stored, &idempotent.key.request_hash);
+        return replay(stored, &idempotent.key.request_hash, uow.now_ms);
     }
     let outcome = commands::apply(uow, conn, &request.command).await?;
     let rendered = request.idempotent.as_ref().map(|idempotent| {
@@ -463,15 +464,23 @@ async fn apply_once(
 }
 
 /// What a repeated key answers: the stored rendering, if the request is the same one.
-fn replay(stored: &StoredReply, request_hash: &str) -> Result<Executed, StoreError> {
+fn replay(stored: &StoredReply, request_hash: &str, now_ms: i64) -> Result<Executed, StoreError> {
     let (hash, status, body) = stored;
-    if hash != request_hash {
-        return Err(LedgerError::IdempotencyMismatch.into());
-    }
-    Ok(Executed::Replayed(Rendered {
-        status: u16::try_from(*status).unwrap_or(200),
+    let record = idempotency::Stored {
+        request_hash: hash.clone(),
+        status: *status,
         body: body.clone(),
-    }))
+        // Records the writer stores are never in progress: they hold their response.
+        created_at_ms: now_ms,
+    };
+    match record.judge(request_hash, now_ms) {
+        KeyClaim::Replay(rendered) => Ok(Executed::Replayed(rendered)),
+        KeyClaim::Mismatch => Err(LedgerError::IdempotencyMismatch.into()),
+        KeyClaim::InProgress | KeyClaim::Claimed => Err(LedgerError::Conflict(
+            "a request with this Idempotency-Key is still in progress".into(),
+        )
+        .into()),
+    }
 }
 
 /// After a lone request failed on a unique key: another instance committed the same
@@ -492,7 +501,7 @@ async fn replay_after_race(
         .ok_or(StoreError::WriterGone)?
         .key;
     let executed = match uow.stored_reply(&key.scope, &key.key) {
-        Some(stored) => replay(stored, &key.request_hash),
+        Some(stored) => replay(stored, &key.request_hash, uow.now_ms),
         None => Err(StoreError::WriterGone),
     };
     tx.rollback().await?;
