@@ -192,17 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             init_logging("warn");
             let store = open_store(&config).await?;
-            let key = store.create_api_key(&name, None).await?;
-            store
-                .audit(bursar_store::audit::AuditRecord {
-                    actor_id: None,
-                    actor_kind: "cli",
-                    action: "api_key.create",
-                    target: Some(&key.key.id),
-                    details: serde_json::json!({ "name": name, "prefix": key.key.prefix }),
-                    ip: None,
-                })
-                .await?;
+            let audit = bursar_store::audit::AuditRecord::by_cli("api_key.create");
+            let key = store.create_api_key(&name, None, audit).await?;
             eprintln!(
                 "API key {} created; store the secret now, it is not shown again:",
                 key.key.id

@@ -161,5 +161,6 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
             amount: a.amount,
             currency: a.currency,
         }),
+        confirmed_by: None,
     }
 }

@@ -56,8 +56,21 @@ pub async fn set_overdraft_limit(
     limit: i64,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin_write().await?;
-    if db.dialect == Dialect::Postgres {
-        epoch::advance(&mut tx, asset).await?;
+    set_overdraft_limit_on(&mut tx, db.dialect, user_id, asset, limit).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `set_overdraft_limit` on `conn`, inside the caller's transaction.
+pub(crate) async fn set_overdraft_limit_on(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    user_id: &str,
+    asset: &str,
+    limit: i64,
+) -> Result<(), StoreError> {
+    if dialect == Dialect::Postgres {
+        epoch::advance(&mut *conn, asset).await?;
     }
     let changed = sqlx::query(
         "UPDATE accounts SET overdraft_limit = $1
@@ -66,7 +79,7 @@ pub async fn set_overdraft_limit(
     .bind(limit)
     .bind(user_id)
     .bind(asset)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     if changed == 0 {
@@ -75,6 +88,5 @@ pub async fn set_overdraft_limit(
         )
         .into());
     }
-    tx.commit().await?;
     Ok(())
 }

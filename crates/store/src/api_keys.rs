@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::audit::{self, AuditRecord};
 use crate::clock::rfc3339;
 use crate::ids::{new_id, new_secret, sha256_hex};
 use crate::page::{Page, PageRequest};
@@ -29,15 +30,19 @@ pub struct NewApiKey {
 }
 
 impl Store {
+    /// Creates a key. `audit` commits with it, naming the new key and its prefix (never the
+    /// secret).
     pub async fn create_api_key(
         &self,
         name: &str,
         created_by: Option<&str>,
+        audit: AuditRecord<'_>,
     ) -> Result<NewApiKey, StoreError> {
         let secret = new_secret("bsk");
         let id = new_id("key");
         let now = self.clock.now_ms();
         let prefix: String = secret.chars().take(12).collect();
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, prefix, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -48,8 +53,15 @@ impl Store {
         .bind(&prefix)
         .bind(created_by)
         .bind(now)
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await?;
+        let entry = AuditRecord {
+            target: Some(&id),
+            details: serde_json::json!({ "name": name, "prefix": prefix }),
+            ..audit
+        };
+        audit::record(&mut tx, entry, now).await?;
+        tx.commit().await?;
         Ok(NewApiKey {
             key: ApiKeyView {
                 id,
@@ -102,14 +114,26 @@ impl Store {
     }
 
     /// Revokes a key; it stops working on the next request. Returns whether a live key was found.
-    pub async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+    /// `audit` commits with the revocation.
+    pub async fn revoke_api_key(
+        &self,
+        id: &str,
+        audit: AuditRecord<'_>,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
         let changed =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(self.clock.now_ms())
+                .bind(now)
                 .bind(id)
-                .execute(&self.db.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        Ok(changed > 0)
+        if changed == 0 {
+            return Ok(false);
+        }
+        audit::record(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -31,6 +31,20 @@ pub struct AuditRecord<'a> {
     pub ip: Option<&'a str>,
 }
 
+impl<'a> AuditRecord<'a> {
+    /// An entry for an action taken from the command line on this machine.
+    pub fn by_cli(action: &'a str) -> Self {
+        Self {
+            actor_id: None,
+            actor_kind: "cli",
+            action,
+            target: None,
+            details: serde_json::Value::Null,
+            ip: None,
+        }
+    }
+}
+
 /// Writes an entry on `conn`, so an action and its entry can commit together.
 pub async fn record(
     conn: &mut sqlx::AnyConnection,

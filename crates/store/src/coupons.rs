@@ -4,6 +4,7 @@ use bursar_core::Discount;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, AuditRecord};
 use crate::ids::new_id;
 use crate::{Store, StoreError};
 
@@ -115,9 +116,16 @@ fn bind_spec<'q>(
 }
 
 impl Store {
-    /// Creates a coupon; `None` when its code is taken.
-    pub async fn create_coupon(&self, spec: &CouponSpec) -> Result<Option<Coupon>, StoreError> {
+    /// Creates a coupon; `None` when its code is taken. `audit` (its target set to the new
+    /// coupon) commits with it.
+    pub async fn create_coupon(
+        &self,
+        spec: &CouponSpec,
+        audit: AuditRecord<'_>,
+    ) -> Result<Option<Coupon>, StoreError> {
         let id = new_id("cpn");
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
         let insert = sqlx::query(
             "INSERT INTO coupons (code, percent_off, amount_off, currency, valid_from, valid_until,
                  max_redemptions, max_per_user, package_ids, active, id, created_at, updated_at)
@@ -125,23 +133,34 @@ impl Store {
         );
         let result = bind_spec(insert, spec)
             .bind(&id)
-            .bind(self.clock.now_ms())
-            .execute(&self.db.pool)
+            .bind(now)
+            .execute(&mut *tx)
             .await;
         match result.map_err(StoreError::from) {
-            Err(e) if e.is_unique_violation() => Ok(None),
-            Err(e) => Err(e),
-            Ok(_) => self.coupon(&id).await,
+            Err(e) if e.is_unique_violation() => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(_) => {}
         }
+        let entry = AuditRecord {
+            target: Some(&id),
+            ..audit
+        };
+        audit::record(&mut tx, entry, now).await?;
+        tx.commit().await?;
+        self.coupon(&id).await
     }
 
     /// Replaces a coupon's settings. `Ok(None)`: no such coupon. A limit below what is already
     /// used is refused by the database's CHECK and reported as a conflict by the caller.
+    /// `audit` commits with the change.
     pub async fn update_coupon(
         &self,
         id: &str,
         spec: &CouponSpec,
+        audit: AuditRecord<'_>,
     ) -> Result<Option<Coupon>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
         let update = sqlx::query(
             "UPDATE coupons SET code = $1, percent_off = $2, amount_off = $3, currency = $4,
                  valid_from = $5, valid_until = $6, max_redemptions = $7, max_per_user = $8,
@@ -149,27 +168,41 @@ impl Store {
              WHERE id = $12 AND deleted_at IS NULL",
         );
         let changed = bind_spec(update, spec)
-            .bind(self.clock.now_ms())
+            .bind(now)
             .bind(id)
-            .execute(&self.db.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if changed == 0 {
             return Ok(None);
         }
+        audit::record(&mut tx, audit, now).await?;
+        tx.commit().await?;
         self.coupon(id).await
     }
 
-    pub async fn delete_coupon(&self, id: &str) -> Result<bool, StoreError> {
+    /// `audit` commits with the change.
+    pub async fn delete_coupon(
+        &self,
+        id: &str,
+        audit: AuditRecord<'_>,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
         let changed = sqlx::query(
             "UPDATE coupons SET deleted_at = $1, active = 0 WHERE id = $2 AND deleted_at IS NULL",
         )
-        .bind(self.clock.now_ms())
+        .bind(now)
         .bind(id)
-        .execute(&self.db.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        Ok(changed > 0)
+        if changed == 0 {
+            return Ok(false);
+        }
+        audit::record(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn coupon(&self, id: &str) -> Result<Option<Coupon>, StoreError> {

@@ -4,6 +4,7 @@ use bursar_core::{Money, PackageKind};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, AuditRecord};
 use crate::ids::new_id;
 use crate::{Store, StoreError};
 
@@ -107,17 +108,34 @@ pub fn demo_catalog() -> Vec<PackageSpec> {
 }
 
 impl Store {
-    pub async fn create_package(&self, spec: &PackageSpec) -> Result<Package, StoreError> {
-        let mut conn = self.db.pool.acquire().await?;
-        insert_package(&mut conn, spec, self.clock.now_ms()).await
+    /// Adds a package; `audit` (its target set to the new package) commits with it.
+    pub async fn create_package(
+        &self,
+        spec: &PackageSpec,
+        audit: AuditRecord<'_>,
+    ) -> Result<Package, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let package = insert_package(&mut tx, spec, now).await?;
+        let entry = AuditRecord {
+            target: Some(&package.id),
+            ..audit
+        };
+        audit::record(&mut tx, entry, now).await?;
+        tx.commit().await?;
+        Ok(package)
     }
 
-    /// Replaces a package's settings; `None` if there is no such (undeleted) package.
+    /// Replaces a package's settings; `None` if there is no such (undeleted) package. `audit`
+    /// commits with the change.
     pub async fn update_package(
         &self,
         id: &str,
         spec: &PackageSpec,
+        audit: AuditRecord<'_>,
     ) -> Result<Option<Package>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
         let update = sqlx::query(
             "UPDATE packages SET name = $1, kind = $2, credits = $3, bonus_credits = $4,
                  price_amount = $5, price_currency = $6, daily_credits = $7, duration_days = $8,
@@ -126,27 +144,41 @@ impl Store {
              WHERE id = $15 AND deleted_at IS NULL",
         );
         let changed = bind_spec(update, spec)
-            .bind(self.clock.now_ms())
+            .bind(now)
             .bind(id)
-            .execute(&self.db.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         if changed == 0 {
             return Ok(None);
         }
+        audit::record(&mut tx, audit, now).await?;
+        tx.commit().await?;
         self.package(id).await
     }
 
-    /// Takes a package off the catalog for good (the row stays for order history).
-    pub async fn delete_package(&self, id: &str) -> Result<bool, StoreError> {
+    /// Takes a package off the catalog for good (the row stays for order history). `audit`
+    /// commits with the change.
+    pub async fn delete_package(
+        &self,
+        id: &str,
+        audit: AuditRecord<'_>,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
         let changed =
             sqlx::query("UPDATE packages SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
-                .bind(self.clock.now_ms())
+                .bind(now)
                 .bind(id)
-                .execute(&self.db.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        Ok(changed > 0)
+        if changed == 0 {
+            return Ok(false);
+        }
+        audit::record(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn package(&self, id: &str) -> Result<Option<Package>, StoreError> {

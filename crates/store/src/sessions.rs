@@ -88,13 +88,23 @@ impl Store {
 
     /// Ends every session of a user (password change, suspension).
     pub async fn revoke_all_refresh_tokens(&self, user_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(self.clock.now_ms())
-        .bind(user_id)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.db.pool.acquire().await?;
+        revoke_all_on(&mut conn, user_id, self.clock.now_ms()).await
     }
+}
+
+/// Ends every session of a user on `conn`, inside the caller's transaction.
+pub(crate) async fn revoke_all_on(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now_ms)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

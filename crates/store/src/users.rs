@@ -4,8 +4,9 @@ use bursar_core::{LedgerError, Role, UserStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::audit::{self, AuditRecord};
 use crate::page::{Page, PageRequest};
-use crate::{Store, StoreError, accounts, ids::new_id};
+use crate::{Store, StoreError, accounts, ids::new_id, sessions};
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -134,30 +135,36 @@ impl Store {
         id: &str,
         changes: &UserChanges,
     ) -> Result<Option<User>, StoreError> {
-        let now = self.clock.now_ms();
-        let changed = sqlx::query(
-            "UPDATE users SET
-                 role = COALESCE($1, role),
-                 status = COALESCE($2, status),
-                 level_hundredths = COALESCE($3, level_hundredths),
-                 display_name = COALESCE($4, display_name),
-                 password_hash = COALESCE($5, password_hash),
-                 updated_at = $6
-             WHERE id = $7",
-        )
-        .bind(changes.role.map(Role::as_str))
-        .bind(changes.status.map(UserStatus::as_str))
-        .bind(changes.level_hundredths)
-        .bind(changes.display_name.as_deref())
-        .bind(changes.password_hash.as_deref())
-        .bind(now)
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?
-        .rows_affected();
-        if changed == 0 {
+        let mut conn = self.db.pool.acquire().await?;
+        if !update_user_on(&mut conn, id, changes, self.clock.now_ms()).await? {
             return Ok(None);
         }
+        self.user(id).await
+    }
+
+    /// An admin's change to a user: `changes`, a new overdraft limit, the end of every session
+    /// when the user is suspended, and `audit`, all in one transaction. `None`: no such user.
+    pub async fn administer_user(
+        &self,
+        id: &str,
+        changes: &UserChanges,
+        overdraft_limit: Option<i64>,
+        audit: AuditRecord<'_>,
+    ) -> Result<Option<User>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        if !update_user_on(&mut tx, id, changes, now).await? {
+            return Ok(None);
+        }
+        if let Some(limit) = overdraft_limit {
+            accounts::set_overdraft_limit_on(&mut tx, self.db.dialect, id, &self.asset, limit)
+                .await?;
+        }
+        if changes.status == Some(UserStatus::Suspended) {
+            sessions::revoke_all_on(&mut tx, id, now).await?;
+        }
+        audit::record(&mut tx, audit, now).await?;
+        tx.commit().await?;
         self.user(id).await
     }
 
@@ -194,4 +201,34 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(page.finish(users, |u| u.id.clone()))
     }
+}
+
+/// Applies `changes` to user `id` on `conn`; false when there is no such user.
+async fn update_user_on(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    changes: &UserChanges,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = sqlx::query(
+        "UPDATE users SET
+                 role = COALESCE($1, role),
+                 status = COALESCE($2, status),
+                 level_hundredths = COALESCE($3, level_hundredths),
+                 display_name = COALESCE($4, display_name),
+                 password_hash = COALESCE($5, password_hash),
+                 updated_at = $6
+             WHERE id = $7",
+    )
+    .bind(changes.role.map(Role::as_str))
+    .bind(changes.status.map(UserStatus::as_str))
+    .bind(changes.level_hundredths)
+    .bind(changes.display_name.as_deref())
+    .bind(changes.password_hash.as_deref())
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
 }

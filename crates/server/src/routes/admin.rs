@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bursar_core::{MAX_CREDITS, Role, UserStatus};
+use bursar_store::StoreError;
 use bursar_store::api_keys::{ApiKeyView, NewApiKey};
 use bursar_store::audit::{AuditEntry, AuditRecord};
 use bursar_store::ledger::read::{BalanceView, TransactionView};
@@ -13,7 +14,6 @@ use bursar_store::ledger::{Command, Request};
 use bursar_store::page::Page;
 use bursar_store::users::UserChanges;
 use bursar_store::verify::{VerifyReport, verify};
-use bursar_store::{StoreError, accounts};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -70,24 +70,23 @@ pub struct ApiKeyRequest {
     pub name: String,
 }
 
-/// Writes an audit-log entry for an admin action on `target`.
-pub(crate) async fn record(
-    state: &AppState,
-    caller: &Caller,
-    ip: &str,
-    action: &str,
-    target: &str,
+/// The audit-log entry for an admin action on `target` (`None`: the thing the action creates),
+/// to be written in the transaction that makes the change.
+pub(crate) fn entry<'a>(
+    caller: &'a Caller,
+    ip: &'a str,
+    action: &'a str,
+    target: Option<&'a str>,
     details: serde_json::Value,
-) -> ApiResult<()> {
-    let entry = AuditRecord {
+) -> AuditRecord<'a> {
+    AuditRecord {
         actor_id: Some(caller.id()),
         actor_kind: caller.kind(),
         action,
-        target: Some(target),
+        target,
         details,
         ip: Some(ip),
-    };
-    Ok(state.store.audit(entry).await?)
+    }
 }
 
 async fn admin_user_view(state: &AppState, user_id: &str) -> ApiResult<AdminUserView> {
@@ -207,21 +206,20 @@ pub async fn patch_user(
         .user(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    if let Some(limit) = request.overdraft_limit {
-        accounts::set_overdraft_limit(&state.store.db, &id, &state.store.asset, limit).await?;
-    }
-    state.store.update_user(&id, &changes).await?;
-    state.access.forget_user(&id);
-    if changes.status == Some(UserStatus::Suspended) {
-        state.store.revoke_all_refresh_tokens(&id).await?;
-    }
     let details = serde_json::json!({
         "role": changes.role.filter(|r| *r != before.role).map(|r| [before.role.as_str(), r.as_str()]),
         "status": changes.status.filter(|s| *s != before.status).map(|s| [before.status.as_str(), s.as_str()]),
         "level": request.level,
         "overdraft_limit": request.overdraft_limit,
     });
-    record(&state, &caller, &ip, "user.update", &id, details).await?;
+    let audit = entry(&caller, &ip, "user.update", Some(&id), details);
+    state
+        .store
+        .administer_user(&id, &changes, request.overdraft_limit, audit)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    // Committed: the cached role and status of this user are stale now.
+    state.access.forget_user(&id);
     Ok(Json(admin_user_view(&state, &id).await?))
 }
 
@@ -301,16 +299,17 @@ pub async fn create_api_key(
             "name must be 1 to {KEY_NAME_CHARS_MAX} characters"
         )));
     }
-    let key = state.store.create_api_key(name, Some(caller.id())).await?;
-    record(
-        &state,
+    let audit = entry(
         &caller,
         &ip,
         "api_key.create",
-        &key.key.id,
-        serde_json::json!({ "name": name, "prefix": key.key.prefix }),
-    )
-    .await?;
+        None,
+        serde_json::Value::Null,
+    );
+    let key = state
+        .store
+        .create_api_key(name, Some(caller.id()), audit)
+        .await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -326,19 +325,17 @@ pub async fn delete_api_key(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    if !state.store.revoke_api_key(&id).await? {
-        return Err(ApiError::not_found("API key"));
-    }
-    state.access.forget_api_key(&id);
-    record(
-        &state,
+    let audit = entry(
         &caller,
         &ip,
         "api_key.delete",
-        &id,
+        Some(&id),
         serde_json::Value::Null,
-    )
-    .await?;
+    );
+    if !state.store.revoke_api_key(&id, audit).await? {
+        return Err(ApiError::not_found("API key"));
+    }
+    state.access.forget_api_key(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 

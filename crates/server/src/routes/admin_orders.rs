@@ -8,13 +8,14 @@ use axum::response::Response;
 use bursar_core::FulfilmentOutcome;
 use bursar_core::OrderStatus;
 use bursar_store::ledger::orders::OrderRefund;
-use bursar_store::ledger::{Command, Executed, Outcome, PaymentEvent, PaymentOutcome, Request};
+use bursar_store::ledger::{
+    Command, ConfirmedBy, Executed, Outcome, PaymentEvent, PaymentOutcome, Request,
+};
 use bursar_store::orders::OrderFilter;
 use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::admin;
 use super::orders::{OrderView, order_view};
 use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
@@ -270,6 +271,11 @@ pub async fn confirm_order(
             amount: order.total,
             currency: order.currency.clone(),
         }),
+        confirmed_by: Some(ConfirmedBy {
+            actor_id: caller.id().to_string(),
+            actor_kind: caller.kind(),
+            ip: Some(ip),
+        }),
     };
     let outcome = state.store.ledger.fulfil(event).await?.outcome;
     if outcome != FulfilmentOutcome::Fulfilled {
@@ -279,15 +285,6 @@ pub async fn confirm_order(
             now.map_or("gone", OrderStatus::as_str)
         )));
     }
-    admin::record(
-        &state,
-        &caller,
-        &ip,
-        "order.confirm",
-        &id,
-        serde_json::json!({ "reference": body.value.reference }),
-    )
-    .await?;
     let order = state
         .store
         .order(&id)

@@ -236,16 +236,14 @@ pub async fn create_package(
 ) -> ApiResult<(StatusCode, Json<AdminPackageView>)> {
     caller.require_admin()?;
     let spec = parse(body.value)?;
-    let package = state.store.create_package(&spec).await?;
-    admin::record(
-        &state,
+    let audit = admin::entry(
         &caller,
         &ip,
         "package.create",
-        &package.id,
+        None,
         serde_json::json!({ "name": spec.name }),
-    )
-    .await?;
+    );
+    let package = state.store.create_package(&spec, audit).await?;
     Ok((StatusCode::CREATED, Json(admin_view(&package))))
 }
 
@@ -283,20 +281,18 @@ pub async fn update_package(
 ) -> ApiResult<Json<AdminPackageView>> {
     caller.require_admin()?;
     let spec = parse(body.value)?;
-    let package = state
-        .store
-        .update_package(&id, &spec)
-        .await?
-        .ok_or_else(|| ApiError::not_found("package"))?;
-    admin::record(
-        &state,
+    let audit = admin::entry(
         &caller,
         &ip,
         "package.update",
-        &id,
+        Some(&id),
         serde_json::json!({ "name": spec.name, "active": spec.active }),
-    )
-    .await?;
+    );
+    let package = state
+        .store
+        .update_package(&id, &spec, audit)
+        .await?
+        .ok_or_else(|| ApiError::not_found("package"))?;
     Ok(Json(admin_view(&package)))
 }
 
@@ -312,17 +308,15 @@ pub async fn delete_package(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    if !state.store.delete_package(&id).await? {
-        return Err(ApiError::not_found("package"));
-    }
-    admin::record(
-        &state,
+    let audit = admin::entry(
         &caller,
         &ip,
         "package.delete",
-        &id,
+        Some(&id),
         serde_json::Value::Null,
-    )
-    .await?;
+    );
+    if !state.store.delete_package(&id, audit).await? {
+        return Err(ApiError::not_found("package"));
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -195,20 +195,18 @@ pub async fn create_coupon(
 ) -> ApiResult<(StatusCode, Json<CouponView>)> {
     caller.require_admin()?;
     let spec = parse(body.value)?;
-    let coupon = state
-        .store
-        .create_coupon(&spec)
-        .await?
-        .ok_or_else(|| ApiError::conflict(format!("the code {} is taken", spec.code)))?;
-    admin::record(
-        &state,
+    let audit = admin::entry(
         &caller,
         &ip,
         "coupon.create",
-        &coupon.id,
+        None,
         serde_json::json!({ "code": spec.code }),
-    )
-    .await?;
+    );
+    let coupon = state
+        .store
+        .create_coupon(&spec, audit)
+        .await?
+        .ok_or_else(|| ApiError::conflict(format!("the code {} is taken", spec.code)))?;
     Ok((StatusCode::CREATED, Json(view(&coupon))))
 }
 
@@ -261,7 +259,14 @@ pub async fn update_coupon(
             existing.reserved + existing.redeemed
         )));
     }
-    let coupon = match state.store.update_coupon(&id, &spec).await {
+    let audit = admin::entry(
+        &caller,
+        &ip,
+        "coupon.update",
+        Some(&id),
+        serde_json::json!({ "code": spec.code, "active": spec.active }),
+    );
+    let coupon = match state.store.update_coupon(&id, &spec, audit).await {
         Err(e) if e.is_unique_violation() => {
             return Err(ApiError::conflict(format!(
                 "the code {} is taken",
@@ -278,15 +283,6 @@ pub async fn update_coupon(
         }
         other => other?.ok_or_else(|| ApiError::not_found("coupon"))?,
     };
-    admin::record(
-        &state,
-        &caller,
-        &ip,
-        "coupon.update",
-        &id,
-        serde_json::json!({ "code": spec.code, "active": spec.active }),
-    )
-    .await?;
     Ok(Json(view(&coupon)))
 }
 
@@ -302,17 +298,15 @@ pub async fn delete_coupon(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    if !state.store.delete_coupon(&id).await? {
-        return Err(ApiError::not_found("coupon"));
-    }
-    admin::record(
-        &state,
+    let audit = admin::entry(
         &caller,
         &ip,
         "coupon.delete",
-        &id,
+        Some(&id),
         serde_json::json!({}),
-    )
-    .await?;
+    );
+    if !state.store.delete_coupon(&id, audit).await? {
+        return Err(ApiError::not_found("coupon"));
+    }
     Ok(StatusCode::NO_CONTENT)
 }

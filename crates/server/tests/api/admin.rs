@@ -10,6 +10,7 @@ on_both_backends!(
     api_keys_are_shown_once_listed_without_secret_and_stop_working_when_deleted,
     the_ledger_check_reports_every_asset,
     an_admin_can_promote_a_member,
+    a_refused_admin_change_leaves_neither_the_change_nor_an_audit_entry,
 );
 
 async fn admins_search_users_and_read_their_balance(app: TestApp) {
@@ -255,4 +256,59 @@ async fn an_admin_can_promote_a_member(app: TestApp) {
         app.get("/api/v1/admin/users", &member.token).await.status,
         200
     );
+}
+
+/// The change and its audit entry commit in one transaction: when a later part of the change
+/// is refused, the earlier parts and the entry are rolled back with it.
+async fn a_refused_admin_change_leaves_neither_the_change_nor_an_audit_entry(app: TestApp) {
+    let admin = app.admin().await;
+    let member = app.register("partial@example.com").await;
+    let path = format!("/api/v1/admin/users/{}", member.id);
+    let limit = app
+        .patch(&path, &admin.token, json!({"overdraft_limit": 20}))
+        .await;
+    assert_eq!(limit.status, 200, "{}", limit.text);
+    let spent = app
+        .post(
+            "/api/v1/credits/spend",
+            &member.token,
+            json!({"amount": 15}),
+        )
+        .await;
+    assert_eq!(spent.status, 200, "{}", spent.text);
+    let entries = |log: &serde_json::Value| log["data"].as_array().map_or(0, Vec::len);
+    let before = entries(&app.get("/api/v1/admin/audit-log", &admin.token).await.json);
+
+    // Suspending is fine; the lower limit is not (the balance is already at -15).
+    let refused = app
+        .patch(
+            &path,
+            &admin.token,
+            json!({"status": "suspended", "overdraft_limit": 5}),
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    let user = app.get(&path, &admin.token).await;
+    assert_eq!(user.json["status"], "active", "the suspension rolled back");
+    assert_eq!(user.json["balance"]["overdraft_limit"], 20);
+    let after = app.get("/api/v1/admin/audit-log", &admin.token).await.json;
+    assert_eq!(
+        entries(&after),
+        before,
+        "no entry for a change that did not happen"
+    );
+    assert_eq!(
+        app.get("/api/v1/me/balance", &member.token).await.status,
+        200,
+        "the member's session still works"
+    );
+
+    let applied = app
+        .patch(&path, &admin.token, json!({"status": "suspended"}))
+        .await;
+    assert_eq!(applied.status, 200, "{}", applied.text);
+    let log = app.get("/api/v1/admin/audit-log", &admin.token).await.json;
+    assert_eq!(entries(&log), before + 1);
+    assert_eq!(log["data"][0]["action"], "user.update");
+    assert_eq!(log["data"][0]["target"], member.id.as_str());
 }

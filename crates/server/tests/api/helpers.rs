@@ -234,7 +234,11 @@ impl TestApp {
     pub async fn api_key(&self) -> String {
         self.state
             .store
-            .create_api_key("tests", None)
+            .create_api_key(
+                "tests",
+                None,
+                bursar_store::audit::AuditRecord::by_cli("api_key.create"),
+            )
             .await
             .expect("key created")
             .secret

@@ -857,6 +857,14 @@ async fn bank_transfers_are_confirmed_by_an_admin(app: TestApp) {
     assert_eq!(confirmed.json["status"], "paid");
     assert_eq!(app.balance(&buyer).await.0, 500);
     assert_eq!(confirm(&admin.token).await.status, 409);
+    // One entry, written with the fulfilment; the refused second confirmation adds none.
+    let audit = app.get("/api/v1/admin/audit-log", &admin.token).await;
+    assert_eq!(
+        audit.text.matches("order.confirm").count(),
+        1,
+        "{}",
+        audit.text
+    );
     assert_eq!(app.balance(&buyer).await.0, 500);
     // Refunding a bank transfer claws back credits; the money goes back by hand.
     let refunded = refund(&app, &admin, &placed.json, json!({})).await;
@@ -1303,6 +1311,7 @@ async fn a_payment_and_its_refund_in_one_batch_claw_back_the_credits(app: TestAp
             amount: 4500,
             currency: "CNY".into(),
         }),
+        confirmed_by: None,
     };
     let ledger = &app.state.store.ledger;
     // Sent together, so the writer usually takes both in one batch.

@@ -108,6 +108,17 @@ pub struct PaymentEvent {
     pub payment_id: Option<String>,
     pub provider_ref: Option<String>,
     pub amount: Option<Money>,
+    /// Set when an admin confirmed the payment by hand (a bank transfer that arrived): the
+    /// confirmation's audit entry commits with the fulfilment.
+    pub confirmed_by: Option<ConfirmedBy>,
+}
+
+/// Who confirmed a payment by hand, and from where.
+#[derive(Debug, Clone)]
+pub struct ConfirmedBy {
+    pub actor_id: String,
+    pub actor_kind: &'static str,
+    pub ip: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

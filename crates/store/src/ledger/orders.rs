@@ -295,6 +295,16 @@ async fn pay(
         };
         uow.grant(&order.user_id, spec, &meta);
     }
+    if let Some(confirmed_by) = &event.confirmed_by {
+        uow.audit(AuditRecord {
+            actor_id: Some(&confirmed_by.actor_id),
+            actor_kind: confirmed_by.actor_kind,
+            action: "order.confirm",
+            target: Some(&order.id),
+            details: serde_json::json!({ "reference": event.provider_ref }),
+            ip: confirmed_by.ip.as_deref(),
+        });
+    }
     Ok((FulfilmentOutcome::Fulfilled, None, None))
 }
 
