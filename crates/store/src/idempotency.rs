@@ -10,9 +10,12 @@
 //!   Until then, a retry is told the request is in progress; a claim whose request never
 //!   answered is taken over after `KEY_ABANDONED_MS`.
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
+use crate::db::Dialect;
 use crate::ledger::Rendered;
+use crate::ledger::sql::ColumnType::{Int, Text};
+use crate::ledger::sql::{Column, Params};
 use crate::{Store, StoreError};
 
 /// An `Idempotency-Key` as stored: per caller, with a hash of the request it was first used for.
@@ -69,6 +72,53 @@ impl Stored {
             KeyClaim::InProgress
         }
     }
+}
+
+/// A record's columns, in the order the ledger writer inserts them.
+pub(crate) const RECORD_COLUMNS: &[Column] = &[
+    ("scope", Text),
+    ("key", Text),
+    ("request_hash", Text),
+    ("status", Int),
+    ("body", Text),
+    ("created_at", Int),
+];
+
+/// A record as the ledger writer keeps it: request hash, status and body.
+pub(crate) type StoredReply = (String, i64, String);
+
+/// The records of these `(scope, key)` pairs, in a few bulk reads: for a writer's batch.
+pub(crate) async fn read_many(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    keys: &[(&str, &str)],
+) -> Result<Vec<((String, String), StoredReply)>, StoreError> {
+    let mut records = Vec::new();
+    for chunk in keys.chunks(500) {
+        let mut params = Params::new(dialect);
+        let conditions: Vec<String> = (0..chunk.len())
+            .map(|_| format!("(scope = {} AND key = {})", params.next(), params.next()))
+            .collect();
+        let sql = format!(
+            "SELECT scope, key, request_hash, status, body FROM idempotency_keys WHERE {}",
+            conditions.join(" OR ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+        for (scope, key) in chunk {
+            query = query.bind(*scope).bind(*key);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            records.push((
+                (row.try_get("scope")?, row.try_get("key")?),
+                (
+                    row.try_get("request_hash")?,
+                    row.try_get("status")?,
+                    row.try_get("body")?,
+                ),
+            ));
+        }
+    }
+    Ok(records)
 }
 
 /// The record of `key`, if it has one.

@@ -11,7 +11,7 @@ mod history;
 pub mod orders;
 mod outcome;
 pub mod read;
-mod sql;
+pub(crate) mod sql;
 mod state;
 mod writer;
 
