@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bursar_core::Role;
-use bursar_server::{Config, auth::password};
+use bursar_server::Config;
 use bursar_store::{Clock, SqliteSync, Store, verify};
 use clap::{Parser, Subcommand};
 
@@ -156,35 +155,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             init_logging("warn");
             let store = open_store(&config).await?;
-            let email = bursar_server::routes::auth::normalize_email(&email)
+            let user = bursar_server::app::accounts::make_admin(&store, &email, plain)
+                .await
                 .map_err(|e| anyhow::anyhow!(e.detail))?;
-            bursar_server::routes::auth::check_password(&plain)
-                .map_err(|e| anyhow::anyhow!(e.detail))?;
-            let hash = password::hash(plain).await?;
-            let user = match store.user_by_email(&email).await? {
-                Some(existing) => {
-                    let changes = bursar_store::users::UserChanges {
-                        role: Some(Role::Admin),
-                        password_hash: Some(hash),
-                        ..Default::default()
-                    };
-                    store
-                        .update_user(&existing.id, &changes)
-                        .await?
-                        .context("user vanished")?
-                }
-                None => store.create_user(&email, &hash, None, Role::Admin).await?,
-            };
-            store
-                .audit(bursar_store::audit::AuditRecord {
-                    actor_id: None,
-                    actor_kind: "cli",
-                    action: "user.make_admin",
-                    target: Some(&user.id),
-                    details: serde_json::json!({ "email": email }),
-                    ip: None,
-                })
-                .await?;
             println!("admin {} ({})", user.email, user.id);
         }
         Command::ApiKey {

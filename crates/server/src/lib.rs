@@ -1,6 +1,7 @@
 //! The Bursar HTTP server: routes, auth, problem+json errors, OpenAPI, metrics and the
 //! background jobs, over `bursar_store`.
 
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;

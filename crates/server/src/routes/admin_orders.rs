@@ -8,9 +8,7 @@ use axum::response::Response;
 use bursar_core::FulfilmentOutcome;
 use bursar_core::OrderStatus;
 use bursar_store::ledger::orders::OrderRefund;
-use bursar_store::ledger::{
-    Command, ConfirmedBy, Executed, Outcome, PaymentEvent, PaymentOutcome, Request,
-};
+use bursar_store::ledger::{ConfirmedBy, PaymentEvent, PaymentOutcome};
 use bursar_store::orders::OrderFilter;
 use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
@@ -18,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::orders::{OrderView, order_view};
 use crate::AppState;
+use crate::app::refunds;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
@@ -171,49 +170,16 @@ pub async fn refund_order(
         ip: Some(ip),
     };
     let route = format!("POST /admin/orders/{id}/refund");
-    let executed = state
-        .store
-        .ledger
-        .execute(Request {
-            command: Command::RefundOrder(refund),
-            idempotent: idempotent(&headers, &caller, &route, &body.raw)?,
-        })
-        .await?;
-    let (receipt, replayed) = match executed {
-        Executed::Applied {
-            outcome: Outcome::OrderRefunded(receipt),
-            ..
-        } => {
-            // The clawback and the refund's job are committed; the money goes back through
-            // the provider now (or, when it cannot be reached, by the queue's retries).
-            let key = bursar_store::orders::provider_refund_key(&receipt.id);
-            crate::jobs::run_now(&state, &key, crate::jobs::RUN_NOW_WAIT).await;
-            (OrderRefundView::from(&receipt), false)
-        }
-        // The receipt as first committed; where the provider's refund stands is read afresh.
-        Executed::Replayed(rendered) => {
-            let receipt = serde_json::from_str(&rendered.body).map_err(|error| {
-                tracing::error!(%error, "a stored refund receipt does not parse");
-                ApiError::internal()
-            })?;
-            (receipt, true)
-        }
-        Executed::Applied { outcome, .. } => {
-            unreachable!("a refund answers with its receipt, not {outcome:?}")
-        }
-    };
-    let record = state
-        .store
-        .order_refund(&receipt.id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
+    let key = idempotent(&headers, &caller, &route, &body.raw)?;
+    let refunded = refunds::refund_order(&state, refund, key).await?;
+    let (receipt, record) = (refunded.receipt, refunded.record);
     let refund = OrderRefundResponse {
         receipt,
         status: record.status,
         provider_ref: record.provider_ref,
         failure_reason: record.failure_reason,
     };
-    Ok(send(json(StatusCode::OK, &refund), replayed))
+    Ok(send(json(StatusCode::OK, &refund), refunded.replayed))
 }
 
 /// A refund's receipt, and where the provider's refund stands now.

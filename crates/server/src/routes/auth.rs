@@ -4,21 +4,19 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bursar_core::{Role, UserStatus};
+use bursar_core::UserStatus;
 use bursar_store::sessions::Rotation;
 use bursar_store::users::User;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::auth::password::{self, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+use crate::app::accounts::{self, Registration};
+use crate::auth::password;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, parse};
 use crate::views::UserView;
-
-const EMAIL_CHARS_MAX: usize = 254;
-const DISPLAY_NAME_CHARS_MAX: usize = 100;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -53,47 +51,6 @@ pub struct Session {
     pub expires_in: i64,
 }
 
-/// Lower-cases and checks an email address: one `@`, something on each side, no spaces.
-pub fn normalize_email(email: &str) -> Result<String, ApiError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= EMAIL_CHARS_MAX
-        && !email.contains(char::is_whitespace)
-        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
-    if valid {
-        Ok(email)
-    } else {
-        Err(ApiError::invalid("email is not a valid address"))
-    }
-}
-
-pub fn check_password(password: &str) -> Result<(), ApiError> {
-    let chars = password.chars().count();
-    if chars < PASSWORD_MIN_CHARS {
-        return Err(ApiError::invalid(format!(
-            "password must be at least {PASSWORD_MIN_CHARS} characters"
-        )));
-    }
-    if chars > PASSWORD_MAX_CHARS {
-        return Err(ApiError::invalid(format!(
-            "password must be at most {PASSWORD_MAX_CHARS} characters"
-        )));
-    }
-    Ok(())
-}
-
-pub fn check_display_name(name: Option<String>) -> Result<Option<String>, ApiError> {
-    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
-    if name
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > DISPLAY_NAME_CHARS_MAX)
-    {
-        return Err(ApiError::invalid(format!(
-            "display_name must be at most {DISPLAY_NAME_CHARS_MAX} characters"
-        )));
-    }
-    Ok(name)
-}
-
 async fn session_for(state: &AppState, user: &User, family: Option<&str>) -> ApiResult<Session> {
     let now_s = state.store.clock.now_ms() / 1000;
     let access_token = state.tokens.issue(&user.id, user.role.as_str(), now_s)?;
@@ -124,25 +81,15 @@ pub async fn register(
     body: Body<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
     let request = body.value;
-    let email = normalize_email(&request.email)?;
+    let email = accounts::normalize_email(&request.email)?;
     state.limiter.check(&address, &email)?;
-    check_password(&request.password)?;
-    let display_name = check_display_name(request.display_name)?;
-    let role = match request.role.as_deref() {
-        None | Some("member") => Role::Member,
-        Some("merchant") => Role::Merchant,
-        Some("admin") => return Err(ApiError::invalid("registration cannot create an admin")),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown role {other:?}: use member or merchant"
-            )));
-        }
+    let registration = Registration {
+        email,
+        password: request.password,
+        display_name: request.display_name,
+        role: request.role,
     };
-    let hash = password::hash(request.password).await?;
-    let user = state
-        .store
-        .create_user(&email, &hash, display_name.as_deref(), role)
-        .await?;
+    let user = accounts::register(&state.store, registration).await?;
     Ok((
         StatusCode::CREATED,
         Json(session_for(&state, &user, None).await?),

@@ -8,8 +8,8 @@ use bursar_store::users::UserChanges;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::auth::{check_display_name, check_password};
 use crate::AppState;
+use crate::app::accounts::{check_display_name, check_password};
 use crate::auth::Caller;
 use crate::auth::password;
 use crate::error::{ApiError, ApiResult, Problem};

@@ -4,17 +4,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use bursar_core::{MAX_CREDITS, OrderStatus};
-use bursar_payments::PaymentRequest;
+use bursar_core::OrderStatus;
 use bursar_store::clock::rfc3339;
-use bursar_store::idempotency::KeyClaim;
-use bursar_store::ids::new_id;
-use bursar_store::orders::{NewOrder, Order, OrderFilter};
+use bursar_store::ledger::Rendered;
+use bursar_store::orders::{Order, OrderFilter};
 use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::app::checkout::{self, Basket};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
@@ -22,25 +21,6 @@ use crate::outcomes::{json, send};
 use crate::receipts::{self, ReceiptView};
 use crate::routes::catalog::MoneyBody;
 use crate::views::{PageQuery, idempotency};
-
-const QUANTITY_MAX: i64 = 1000;
-/// A provider's payment page closes this long before its order expires, so money cannot arrive
-/// for an order that has just expired.
-const PAYMENT_CLOSES_EARLY_S: i64 = 60;
-/// Stripe Checkout sessions last between 30 minutes and 24 hours.
-const STRIPE_WINDOW_S: (i64, i64) = (30 * 60 + 2 * PAYMENT_CLOSES_EARLY_S, 24 * 3600);
-
-/// How long an order waits for its payment.
-fn payment_window_s(config: &crate::Config, provider: &str) -> i64 {
-    match provider {
-        "bank_transfer" => config.bank_transfer_ttl_s,
-        "stripe" => config
-            .order_ttl_s
-            .clamp(STRIPE_WINDOW_S.0, STRIPE_WINDOW_S.1),
-        _ => config.order_ttl_s,
-    }
-    .max(1)
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -122,74 +102,6 @@ pub(crate) fn order_view(order: &Order) -> OrderView {
     }
 }
 
-/// Prices an order from the package the user may see and the coupon, if any.
-async fn price_order(
-    state: &AppState,
-    user_id: &str,
-    request: &OrderRequest,
-) -> ApiResult<NewOrder> {
-    let quantity = request.quantity.unwrap_or(1);
-    if !(1..=QUANTITY_MAX).contains(&quantity) {
-        return Err(ApiError::invalid(format!(
-            "quantity must be between 1 and {QUANTITY_MAX}"
-        )));
-    }
-    state.payments.for_order(&request.provider)?;
-    // A package the user may not see is not sold to them either: it reads as not found.
-    let package = state
-        .store
-        .visible_packages(user_id)
-        .await?
-        .into_iter()
-        .find(|p| p.id == request.package_id)
-        .ok_or_else(|| ApiError::not_found("package"))?;
-    let spec = &package.spec;
-    let times = |value: i64, what: &str| {
-        value
-            .checked_mul(quantity)
-            .filter(|v| *v <= MAX_CREDITS)
-            .ok_or_else(|| ApiError::invalid(format!("{what} × quantity is too large")))
-    };
-    let subtotal = times(spec.price.amount, "price")?;
-    let credits = times(spec.credits, "credits")?;
-    let bonus_credits = times(spec.bonus_credits, "bonus_credits")?;
-    let now = state.store.clock.now_ms();
-    let coupon = match request.coupon_code.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(code) => {
-            let coupon = state
-                .store
-                .coupon_by_code(code)
-                .await?
-                .ok_or_else(|| ApiError::invalid(format!("there is no coupon {code:?}")))?;
-            if let Some(refusal) = coupon.refusal(&package.id, &spec.price.currency, now) {
-                return Err(ApiError::invalid(refusal));
-            }
-            Some(coupon)
-        }
-    };
-    let discount = coupon.as_ref().map_or(0, |c| c.spec.discount.off(subtotal));
-    let order_id = new_id("ord");
-    Ok(NewOrder {
-        payment_id: new_id("pay"),
-        id: order_id,
-        user_id: user_id.to_string(),
-        package_id: package.id.clone(),
-        package_name: spec.name.clone(),
-        quantity,
-        currency: spec.price.currency.clone(),
-        unit_price: spec.price.amount,
-        discount,
-        total: subtotal - discount,
-        credits,
-        bonus_credits,
-        first_purchase_bonus_percent: spec.first_purchase_bonus_percent.filter(|p| *p > 0),
-        coupon,
-        provider: request.provider.clone(),
-        expires_at_ms: now + payment_window_s(&state.config, &request.provider) * 1000,
-    })
-}
-
 /// Buy a package. The order is created `pending` with its price fixed; `payment` says how to
 /// pay it. Credits are granted only when the provider confirms the payment.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
@@ -210,115 +122,23 @@ pub async fn create_order(
 ) -> ApiResult<Response> {
     let user_id = caller.require_user()?;
     let key = idempotency(&headers, &caller, "POST /orders", &body.raw)?;
-    // A retry gets the first answer even if the package or the coupon has changed since.
-    if let Some(key) = &key
-        && let Some(earlier) = state.store.peek_key(key).await?
-    {
-        return answer_from_key(earlier);
-    }
-    let draft = price_order(&state, user_id, &body.value).await?;
-    let claim = state
-        .store
-        .create_order(&draft, key.as_ref())
-        .await?
-        .map_err(ApiError::conflict)?;
-    if claim != KeyClaim::Claimed {
-        return answer_from_key(claim);
-    }
-    let response = match start_payment(&state, &draft).await {
-        Ok(order) => json(StatusCode::CREATED, &order_view(&order)),
+    let request = body.value;
+    let basket = Basket {
+        package_id: request.package_id,
+        quantity: request.quantity.unwrap_or(1),
+        coupon_code: request.coupon_code,
+        provider: request.provider,
+    };
+    let placed = checkout::place_order(&state, user_id, &basket, key.as_ref(), render).await?;
+    Ok(send(placed.response, placed.replayed))
+}
+
+/// The response to an order request, stored under its `Idempotency-Key`.
+fn render(placed: &ApiResult<Order>) -> Rendered {
+    match placed {
+        Ok(order) => json(StatusCode::CREATED, &order_view(order)),
         Err(error) => json(error.status, &error.problem()),
-    };
-    if let Some(key) = &key {
-        state.store.complete_key(key, &response).await?;
     }
-    Ok(send(response, false))
-}
-
-/// The answer an `Idempotency-Key` already holds: the stored response, or why there is none.
-fn answer_from_key(claim: KeyClaim) -> ApiResult<Response> {
-    match claim {
-        KeyClaim::Replay(rendered) => Ok(send(rendered, true)),
-        KeyClaim::Mismatch => Err(bursar_core::LedgerError::IdempotencyMismatch.into()),
-        KeyClaim::InProgress | KeyClaim::Claimed => Err(ApiError::conflict(
-            "a request with this Idempotency-Key is still in progress",
-        )),
-    }
-}
-
-/// Asks the provider for the payment and stores what the client must do next. When the
-/// provider refuses, the order fails with its reason and the caller gets 502.
-async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
-    let provider = state.payments.for_order(&draft.provider)?;
-    let email = state.store.user(&draft.user_id).await?.map(|u| u.email);
-    let request = PaymentRequest {
-        order_id: draft.id.clone(),
-        payment_id: draft.payment_id.clone(),
-        amount: bursar_payments::Amount {
-            amount: draft.total,
-            currency: draft.currency.clone(),
-        },
-        description: format!("{} × {}", draft.quantity, draft.package_name),
-        customer_email: email,
-        return_url: format!(
-            "{}/pay/result/{}",
-            state.config.public_url.trim_end_matches('/'),
-            draft.payment_id
-        ),
-        idempotency_key: draft.id.clone(),
-        expires_at_s: Some(draft.expires_at_ms / 1000 - PAYMENT_CLOSES_EARLY_S),
-    };
-    match provider.create_payment(&request).await {
-        Ok(created) => {
-            let mut payment = serde_json::json!({ "id": draft.payment_id });
-            if let Some(url) = &created.redirect_url {
-                payment["redirect_url"] = url.clone().into();
-            }
-            if let Some(secret) = &created.client_secret {
-                payment["client_secret"] = secret.clone().into();
-            }
-            if draft.provider == "bank_transfer"
-                && let Some(reference) = &created.provider_ref
-            {
-                payment["reference"] = reference.clone().into();
-                payment["instructions"] = format!(
-                    "Transfer {} {} quoting {reference}; an admin confirms the order when it arrives.",
-                    receipts::format_amount(draft.total, &draft.currency), draft.currency
-                )
-                .into();
-            }
-            state
-                .store
-                .set_order_payment(
-                    &draft.id,
-                    created.provider_ref.as_deref(),
-                    &payment.to_string(),
-                )
-                .await?;
-        }
-        Err(error) => {
-            tracing::warn!(order = %draft.id, provider = %draft.provider, %error, "payment creation failed");
-            // The buyer sees a provider's refusal, never the details of a failed connection.
-            let reason = match &error {
-                bursar_payments::ProviderError::Declined(reason) => reason.clone(),
-                bursar_payments::ProviderError::Unavailable(_) => "provider_unavailable".into(),
-            };
-            state
-                .store
-                .close_pending(&draft.id, OrderStatus::Failed, Some(&reason))
-                .await?;
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "provider_error",
-                format!("the payment provider could not create the payment: {reason}"),
-            ));
-        }
-    }
-    state
-        .store
-        .order(&draft.id)
-        .await?
-        .ok_or_else(ApiError::internal)
 }
 
 /// The caller's orders, newest first.

@@ -10,6 +10,7 @@ use crate::helpers::{Member, Resp, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
+    checkout_payment_and_refund_run_without_http,
     the_sandbox_flow_pays_through_the_hosted_page_and_issues_a_receipt,
     a_webhook_is_applied_once_however_often_and_however_concurrently_it_arrives,
     forged_stale_foreign_and_malformed_webhooks_change_nothing,
@@ -1347,5 +1348,86 @@ async fn a_payment_and_its_refund_in_one_batch_claw_back_the_credits(app: TestAp
     assert_eq!(now["status"], "refunded");
     assert_eq!(now["credits_clawed_back"], 500);
     assert_eq!(app.balance(&buyer).await.0, 0);
+    app.assert_ledger_ok().await;
+}
+
+/// The use cases are plain calls: a job, the web UI or this test runs checkout, fulfilment and
+/// a refund with no request and no response.
+async fn checkout_payment_and_refund_run_without_http(app: TestApp) {
+    use bursar_core::FulfilmentOutcome;
+    use bursar_server::app::{checkout, refunds};
+    use bursar_store::ledger::orders::OrderRefund;
+    use bursar_store::ledger::{PaymentEvent, PaymentOutcome, Rendered};
+
+    let admin = app.admin().await;
+    let buyer = app.register("plain@example.com").await;
+    let package_id = pack(&app, &admin, 300, 2000).await;
+    let basket = checkout::Basket {
+        package_id,
+        quantity: 2,
+        coupon_code: None,
+        provider: "sandbox".into(),
+    };
+    let render = |placed: &Result<_, bursar_server::error::ApiError>| Rendered {
+        status: if placed.is_ok() { 201 } else { 500 },
+        body: placed
+            .as_ref()
+            .map(|order: &bursar_store::orders::Order| order.id.clone())
+            .unwrap_or_default(),
+    };
+    let state = &app.state;
+    let placed = checkout::place_order(state, &buyer.id, &basket, None, render)
+        .await
+        .expect("placed");
+    assert_eq!(placed.response.status, 201);
+    let order = state
+        .store
+        .order(&placed.response.body)
+        .await
+        .expect("reads")
+        .expect("the order");
+    assert_eq!((order.total, order.credits), (4000, 600));
+
+    let paid = state
+        .store
+        .ledger
+        .fulfil(PaymentEvent {
+            provider: "sandbox".into(),
+            event_id: "evt_plain".into(),
+            event_type: "test".into(),
+            outcome: PaymentOutcome::Succeeded,
+            payment_id: Some(order.payment_id.clone()),
+            provider_ref: None,
+            amount: Some(bursar_core::Money {
+                amount: 4000,
+                currency: "CNY".into(),
+            }),
+            confirmed_by: None,
+        })
+        .await
+        .expect("applies");
+    assert_eq!(paid.outcome, FulfilmentOutcome::Fulfilled);
+    assert_eq!(app.balance(&buyer).await.0, 600);
+
+    let refund = OrderRefund {
+        refund_id: bursar_store::ids::new_id("orf"),
+        order_id: order.id.clone(),
+        amount: Some(2000),
+        allow_negative: false,
+        reason: None,
+        actor: admin.id.clone(),
+        actor_kind: "user",
+        ip: None,
+    };
+    let refunded = refunds::refund_order(state, refund, None)
+        .await
+        .expect("refunded");
+    assert!(!refunded.replayed);
+    assert_eq!(refunded.receipt.credits_clawed_back, 300);
+    assert_eq!(
+        refunded.record.status, "succeeded",
+        "the sandbox refunds at once"
+    );
+    assert_eq!(app.balance(&buyer).await.0, 300);
     app.assert_ledger_ok().await;
 }

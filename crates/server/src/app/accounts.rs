@@ -1,0 +1,134 @@
+//! Accounts: the rules for an email, a password and a display name, registration, and making
+//! an admin; the same rules for the API, the command line and (next) the web UI.
+
+use bursar_core::Role;
+use bursar_store::Store;
+use bursar_store::audit::AuditRecord;
+use bursar_store::users::{User, UserChanges};
+
+use crate::auth::password::{self, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+use crate::error::{ApiError, ApiResult};
+
+const EMAIL_CHARS_MAX: usize = 254;
+const DISPLAY_NAME_CHARS_MAX: usize = 100;
+
+/// Someone signing up.
+#[derive(Debug)]
+pub struct Registration {
+    /// As typed; normalised here.
+    pub email: String,
+    pub password: String,
+    pub display_name: Option<String>,
+    /// `member` (none) or `merchant`; never `admin`.
+    pub role: Option<String>,
+}
+
+/// Checks a registration and creates the user, with a hash of the password (Argon2id).
+pub async fn register(store: &Store, registration: Registration) -> ApiResult<User> {
+    let email = normalize_email(&registration.email)?;
+    check_password(&registration.password)?;
+    let display_name = check_display_name(registration.display_name)?;
+    let role = registration_role(registration.role.as_deref())?;
+    let hash = password::hash(registration.password).await?;
+    Ok(store
+        .create_user(&email, &hash, display_name.as_deref(), role)
+        .await?)
+}
+
+/// The role someone may sign up with.
+fn registration_role(role: Option<&str>) -> ApiResult<Role> {
+    match role {
+        None | Some("member") => Ok(Role::Member),
+        Some("merchant") => Ok(Role::Merchant),
+        Some("admin") => Err(ApiError::invalid("registration cannot create an admin")),
+        Some(other) => Err(ApiError::invalid(format!(
+            "unknown role {other:?}: use member or merchant"
+        ))),
+    }
+}
+
+/// Makes `email` an admin with this password, creating the user if there is none; from the
+/// command line, so it is audit-logged as `cli`.
+pub async fn make_admin(store: &Store, email: &str, plain_password: String) -> ApiResult<User> {
+    let email = normalize_email(email)?;
+    check_password(&plain_password)?;
+    let hash = password::hash(plain_password).await?;
+    let user = match store.user_by_email(&email).await? {
+        Some(existing) => {
+            let changes = UserChanges {
+                role: Some(Role::Admin),
+                password_hash: Some(hash),
+                ..Default::default()
+            };
+            let audit = AuditRecord {
+                details: serde_json::json!({ "email": email }),
+                ..AuditRecord::by_cli("user.make_admin")
+            };
+            store
+                .administer_user(
+                    &existing.id,
+                    &changes,
+                    None,
+                    AuditRecord {
+                        target: Some(&existing.id),
+                        ..audit
+                    },
+                )
+                .await?
+                .ok_or_else(|| ApiError::not_found("user"))?
+        }
+        None => {
+            let user = store.create_user(&email, &hash, None, Role::Admin).await?;
+            store
+                .audit(AuditRecord {
+                    target: Some(&user.id),
+                    details: serde_json::json!({ "email": email }),
+                    ..AuditRecord::by_cli("user.make_admin")
+                })
+                .await?;
+            user
+        }
+    };
+    Ok(user)
+}
+
+/// Lower-cases and checks an email address: one `@`, something on each side, no spaces.
+pub fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= EMAIL_CHARS_MAX
+        && !email.contains(char::is_whitespace)
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@'));
+    if valid {
+        Ok(email)
+    } else {
+        Err(ApiError::invalid("email is not a valid address"))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<(), ApiError> {
+    let chars = password.chars().count();
+    if chars < PASSWORD_MIN_CHARS {
+        return Err(ApiError::invalid(format!(
+            "password must be at least {PASSWORD_MIN_CHARS} characters"
+        )));
+    }
+    if chars > PASSWORD_MAX_CHARS {
+        return Err(ApiError::invalid(format!(
+            "password must be at most {PASSWORD_MAX_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_display_name(name: Option<String>) -> Result<Option<String>, ApiError> {
+    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > DISPLAY_NAME_CHARS_MAX)
+    {
+        return Err(ApiError::invalid(format!(
+            "display_name must be at most {DISPLAY_NAME_CHARS_MAX} characters"
+        )));
+    }
+    Ok(name)
+}

@@ -1,0 +1,8 @@
+//! The use cases that the API, the web UI, the job worker and the command line share. Each
+//! takes plain values and the application's state and answers plain values: no request, no
+//! response, so a handler only translates HTTP to a call and back, and a job or a test calls
+//! the same code without HTTP. The rules live here or in `core`, never in a handler.
+
+pub mod accounts;
+pub mod checkout;
+pub mod refunds;
