@@ -153,6 +153,25 @@ impl Store {
     ) -> Result<Option<User>, StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
+        // Locked in id order, so two admins demoting each other concurrently take turns and
+        // the second sees the first's change (SQLite's write transaction is exclusive anyway).
+        let lock = match self.db.dialect {
+            crate::db::Dialect::Postgres => " ORDER BY id FOR UPDATE",
+            crate::db::Dialect::Sqlite => "",
+        };
+        let admins: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM users WHERE role = 'admin' AND status = 'active'{lock}"
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        let removes_admin = changes.role.is_some_and(|r| r != Role::Admin)
+            || changes.status == Some(UserStatus::Suspended);
+        if removes_admin && admins.len() == 1 && admins[0] == id {
+            return Err(LedgerError::Conflict(
+                "this is the last active admin: make another admin first".into(),
+            )
+            .into());
+        }
         if !update_user_on(&mut tx, id, changes, now).await? {
             return Ok(None);
         }

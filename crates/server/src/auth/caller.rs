@@ -114,15 +114,7 @@ impl FromRequestParts<AppState> for Caller {
             .tokens
             .verify(token)
             .ok_or_else(|| ApiError::unauthorized("the access token is invalid or expired"))?;
-        let access = match state.access.user(&claims.sub) {
-            Some(cached) => cached,
-            None => {
-                let found = state.store.user_access(&claims.sub).await?;
-                state.access.remember_user(claims.sub.clone(), found);
-                found
-            }
-        };
-        match access {
+        match user_access(state, &claims.sub).await? {
             Some((role, UserStatus::Active)) => Ok(Caller::User {
                 id: claims.sub,
                 role,
@@ -133,6 +125,19 @@ impl FromRequestParts<AppState> for Caller {
             None => Err(ApiError::unauthorized("the account no longer exists")),
         }
     }
+}
+
+/// A user's role and status (`None`: no such user), from the access cache or the database.
+pub async fn user_access(
+    state: &AppState,
+    user_id: &str,
+) -> Result<Option<(Role, UserStatus)>, ApiError> {
+    if let Some(cached) = state.access.user(user_id) {
+        return Ok(cached);
+    }
+    let found = state.store.user_access(user_id).await?;
+    state.access.remember_user(user_id.to_string(), found);
+    Ok(found)
 }
 
 /// The client's address, for rate limits and the audit log.

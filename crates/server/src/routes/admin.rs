@@ -165,7 +165,7 @@ pub async fn user_transactions(
     params(("id" = String, Path)),
     request_body = AdminUserChanges,
     responses((status = 200, body = AdminUserView), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "the balance is already below the new overdraft limit", body = Problem),
+        (status = 409, description = "the balance is already below the new overdraft limit; an admin demoting or suspending itself, or the last active admin", body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn patch_user(
@@ -212,6 +212,13 @@ pub async fn patch_user(
         "level": request.level,
         "overdraft_limit": request.overdraft_limit,
     });
+    let demotes = changes.role.is_some_and(|r| r != Role::Admin)
+        || changes.status == Some(UserStatus::Suspended);
+    if demotes && id == caller.id() {
+        return Err(ApiError::conflict(
+            "an admin cannot demote or suspend itself; another admin can",
+        ));
+    }
     let audit = entry(&caller, &ip, "user.update", Some(&id), details);
     state
         .store

@@ -3,15 +3,16 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use bursar_core::Credits;
+use bursar_core::{Credits, UserStatus};
 use bursar_store::ledger::{Command, Request};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::auth::caller::user_access;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, parse_optional};
 use crate::outcomes::{
@@ -88,6 +89,21 @@ fn metadata(value: Option<serde_json::Value>) -> ApiResult<Option<String>> {
     }
 }
 
+/// Whose credits a spend or a hold takes: the caller's own, or (for a service key) the named
+/// user's, unless that account is suspended. Suspended users cannot sign in, so this matters
+/// for service keys; a spend already queued when the suspension commits is ordered before it.
+async fn spender(state: &AppState, caller: &Caller, named: Option<&str>) -> ApiResult<String> {
+    let user_id = caller.acting_for(named)?;
+    if let Some((_, UserStatus::Suspended)) = user_access(state, &user_id).await? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "account_suspended",
+            "this account is suspended: it cannot spend or hold credits",
+        ));
+    }
+    Ok(user_id)
+}
+
 async fn run(
     state: &AppState,
     headers: &HeaderMap,
@@ -109,7 +125,7 @@ async fn run(
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters; a retry with the same key and body replays the first response")),
     responses(
         (status = 200, body = SpendView),
-        (status = 403, description = "a user spending for someone else", body = Problem),
+        (status = 403, description = "a user spending for someone else, or `account_suspended`", body = Problem),
         (status = 404, description = "no such user", body = Problem),
         (status = 409, description = "insufficient_credits", body = Problem),
         (status = 422, description = "invalid amount or idempotency_mismatch", body = Problem)),
@@ -122,7 +138,7 @@ pub async fn spend(
 ) -> ApiResult<Response> {
     let request = body.value;
     let command = Command::Spend {
-        user_id: caller.acting_for(request.user_id.as_deref())?,
+        user_id: spender(&state, &caller, request.user_id.as_deref()).await?,
         amount: credits(request.amount, "amount")?,
         description: description(request.description)?,
         metadata: metadata(request.metadata)?,
@@ -181,6 +197,7 @@ pub async fn refund(
     params(("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     responses(
         (status = 201, body = HoldView),
+        (status = 403, description = "a user holding for someone else, or `account_suspended`", body = Problem),
         (status = 409, description = "insufficient_credits", body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -198,7 +215,7 @@ pub async fn create_hold(
         )));
     }
     let command = Command::Hold {
-        user_id: caller.acting_for(request.user_id.as_deref())?,
+        user_id: spender(&state, &caller, request.user_id.as_deref()).await?,
         amount: credits(request.amount, "amount")?,
         expires_in_ms: seconds * 1000,
         description: description(request.description)?,

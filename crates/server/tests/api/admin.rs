@@ -11,6 +11,8 @@ on_both_backends!(
     the_ledger_check_reports_every_asset,
     an_admin_can_promote_a_member,
     a_refused_admin_change_leaves_neither_the_change_nor_an_audit_entry,
+    an_admin_cannot_demote_or_suspend_itself_nor_remove_the_last_admin,
+    a_suspended_account_cannot_spend_or_hold_even_through_a_service_key,
 );
 
 async fn admins_search_users_and_read_their_balance(app: TestApp) {
@@ -311,4 +313,95 @@ async fn a_refused_admin_change_leaves_neither_the_change_nor_an_audit_entry(app
     assert_eq!(entries(&log), before + 1);
     assert_eq!(log["data"][0]["action"], "user.update");
     assert_eq!(log["data"][0]["target"], member.id.as_str());
+}
+
+async fn an_admin_cannot_demote_or_suspend_itself_nor_remove_the_last_admin(app: TestApp) {
+    let first = app.admin().await;
+    let own = format!("/api/v1/admin/users/{}", first.id);
+    for change in [json!({"role": "member"}), json!({"status": "suspended"})] {
+        let refused = app.patch(&own, &first.token, change).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (409, "conflict"),
+            "{}",
+            refused.text
+        );
+    }
+    assert_eq!(app.get(&own, &first.token).await.json["role"], "admin");
+
+    // Two admins demoting each other at once: one wins, and an admin is left.
+    let second = app.admin().await;
+    let theirs = format!("/api/v1/admin/users/{}", second.id);
+    let (a, b) = tokio::join!(
+        app.patch(&theirs, &first.token, json!({"role": "member"})),
+        app.patch(&own, &second.token, json!({"role": "member"})),
+    );
+    let won = [a.status, b.status].iter().filter(|s| **s == 200).count();
+    assert_eq!(won, 1, "{} / {}", a.text, b.text);
+    let admins = app
+        .get(
+            "/api/v1/admin/users?limit=200",
+            &admin_token(&a, &first, &second),
+        )
+        .await;
+    let active_admins = admins.json["data"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["role"] == "admin" && u["status"] == "active")
+        .count();
+    assert_eq!(active_admins, 1);
+}
+
+/// The token of whichever admin kept the role.
+fn admin_token(
+    first_demoted_second: &crate::helpers::Resp,
+    first: &crate::helpers::Member,
+    second: &crate::helpers::Member,
+) -> String {
+    if first_demoted_second.status == 200 {
+        first.token.clone()
+    } else {
+        second.token.clone()
+    }
+}
+
+async fn a_suspended_account_cannot_spend_or_hold_even_through_a_service_key(app: TestApp) {
+    let admin = app.admin().await;
+    let member = app.register("frozen@example.com").await;
+    app.grant(&member.id, 100).await;
+    let key = app.api_key().await;
+    let suspend = app
+        .patch(
+            &format!("/api/v1/admin/users/{}", member.id),
+            &admin.token,
+            json!({"status": "suspended"}),
+        )
+        .await;
+    assert_eq!(suspend.status, 200, "{}", suspend.text);
+    for path in ["/api/v1/credits/spend", "/api/v1/credits/holds"] {
+        let refused = app
+            .post(path, &key, json!({"user_id": member.id, "amount": 10}))
+            .await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (403, "account_suspended"),
+            "{path}: {}",
+            refused.text
+        );
+    }
+    // Admins can still correct the account.
+    let adjusted = app
+        .post(
+            &format!("/api/v1/admin/users/{}/adjustments", member.id),
+            &admin.token,
+            json!({"amount": -5, "reason": "correction"}),
+        )
+        .await;
+    assert_eq!(adjusted.status, 201, "{}", adjusted.text);
+    let balance = app
+        .get(&format!("/api/v1/admin/users/{}", member.id), &admin.token)
+        .await;
+    assert_eq!(balance.json["balance"]["balance"], 95);
+    app.assert_ledger_ok().await;
 }
