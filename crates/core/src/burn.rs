@@ -45,6 +45,29 @@ pub fn plan_burn(lots: &[GrantLot], amount: i64) -> (Vec<(String, i64)>, i64) {
     (taken, left)
 }
 
+/// Which overdue grants expire, and by how much, at `now_ms`: soonest-expired first, each
+/// giving up what is left of it, but never more in all than `available` (credits reserved by
+/// active holds stay, so a hold taken before the expiry can still be captured). Returns
+/// `(grant id, amount expired)` pairs.
+pub fn plan_expiry(lots: &[GrantLot], available: i64, now_ms: i64) -> Vec<(String, i64)> {
+    let mut overdue: Vec<&GrantLot> = lots
+        .iter()
+        .filter(|lot| lot.remaining > 0 && lot.expires_at_ms.is_some_and(|at| at <= now_ms))
+        .collect();
+    overdue.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
+    let mut left = available.max(0);
+    let mut expired = Vec::new();
+    for lot in overdue {
+        let take = lot.remaining.min(left);
+        if take == 0 {
+            break;
+        }
+        expired.push((lot.id.clone(), take));
+        left -= take;
+    }
+    expired
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +87,35 @@ mod tests {
             expires_at_ms: expires,
             created_at_ms: created,
         }
+    }
+
+    #[test]
+    fn overdue_grants_expire_soonest_first_within_what_is_available() {
+        let lots = vec![
+            lot("later", 30, 0, Some(2_000), 1),
+            lot("sooner", 20, 0, Some(1_000), 1),
+            lot("not_yet", 50, 0, Some(9_000), 1),
+            lot("forever", 50, 0, None, 1),
+            lot("spent", 0, 0, Some(500), 1),
+        ];
+        assert_eq!(
+            plan_expiry(&lots, 100, 5_000),
+            vec![("sooner".to_string(), 20), ("later".to_string(), 30)]
+        );
+        assert_eq!(
+            plan_expiry(&lots, 35, 5_000),
+            vec![("sooner".to_string(), 20), ("later".to_string(), 15)],
+            "held credits stay: only what is available expires"
+        );
+        assert!(plan_expiry(&lots, 0, 5_000).is_empty());
+        assert!(
+            plan_expiry(&lots, -10, 5_000).is_empty(),
+            "an overdrawn account"
+        );
+        assert!(
+            plan_expiry(&lots, 100, 999).is_empty(),
+            "nothing is due yet"
+        );
     }
 
     #[test]

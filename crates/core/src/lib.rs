@@ -8,7 +8,7 @@ pub mod kinds;
 pub mod money;
 pub mod pricing;
 
-pub use burn::{GrantLot, plan_burn};
+pub use burn::{GrantLot, plan_burn, plan_expiry};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{

@@ -32,26 +32,15 @@ impl UnitOfWork {
         {
             account.held -= released;
         }
-        loop {
-            let Some(account) = self.accounts.get(user_id) else {
-                return;
-            };
-            let overdue = account
-                .grants
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| g.remaining > 0 && g.expires_at.is_some_and(|e| e <= now))
-                .min_by_key(|(_, g)| (g.expires_at, g.id.clone()))
-                .map(|(i, g)| (i, g.id.clone(), g.remaining));
-            let Some((index, grant_id, remaining)) = overdue else {
-                return;
-            };
-            let take = remaining.min(account.available().max(0));
-            if take == 0 {
-                return;
-            }
-            if let Some(account) = self.account_mut(user_id) {
-                let grant = &mut account.grants[index];
+        let Some(account) = self.accounts.get(user_id) else {
+            return;
+        };
+        let lots: Vec<GrantLot> = account.grants.iter().map(Grant::lot).collect();
+        for (grant_id, take) in plan_expiry(&lots, account.available(), now) {
+            if let Some(grant) = self
+                .account_mut(user_id)
+                .and_then(|a| a.grants.iter_mut().find(|g| g.id == grant_id))
+            {
                 grant.remaining -= take;
                 grant.dirty = true;
             }
@@ -145,16 +134,7 @@ impl UnitOfWork {
             .map(|a| {
                 a.grants
                     .iter()
-                    .map(|g| {
-                        let lot = GrantLot {
-                            id: g.id.clone(),
-                            remaining: g.remaining,
-                            priority: g.priority,
-                            expires_at_ms: g.expires_at,
-                            created_at_ms: g.created_at,
-                        };
-                        (first(g), lot)
-                    })
+                    .map(|g| (first(g), g.lot()))
                     .partition::<Vec<_>, _>(|(preferred, _)| *preferred)
             })
             .map(|(p, o)| {

@@ -18,7 +18,7 @@ mod load;
 
 use std::collections::{HashMap, HashSet};
 
-use bursar_core::{GrantLot, HoldStatus, SystemAccount, TransferKind, plan_burn};
+use bursar_core::{GrantLot, HoldStatus, SystemAccount, TransferKind, plan_burn, plan_expiry};
 use sqlx::{AnyConnection, Row};
 
 use super::PaidBy;
@@ -64,6 +64,19 @@ pub(crate) struct Grant {
     pub transfer_id: String,
     is_new: bool,
     dirty: bool,
+}
+
+impl Grant {
+    /// The grant as the pure burn and expiry rules see it.
+    fn lot(&self) -> GrantLot {
+        GrantLot {
+            id: self.id.clone(),
+            remaining: self.remaining,
+            priority: self.priority,
+            expires_at_ms: self.expires_at,
+            created_at_ms: self.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
