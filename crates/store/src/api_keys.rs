@@ -120,20 +120,7 @@ impl Store {
         id: &str,
         audit: AuditRecord<'_>,
     ) -> Result<bool, StoreError> {
-        let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write().await?;
-        let changed =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if changed == 0 {
-            return Ok(false);
-        }
-        audit::record(&mut tx, audit, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let sql = "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        audit::change_row(&self.db, sql, id, audit, self.clock.now_ms()).await
     }
 }

@@ -68,6 +68,30 @@ pub async fn record(
     Ok(())
 }
 
+/// Runs a one-row change, `sql` with `$1` the time and `$2` the row's id, and when it changed
+/// the row, writes `entry` in the same transaction. Answers whether it changed the row.
+pub(crate) async fn change_row(
+    db: &crate::Db,
+    sql: &'static str,
+    id: &str,
+    entry: AuditRecord<'_>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = db.begin_write().await?;
+    let changed = sqlx::query(sql)
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if changed == 0 {
+        return Ok(false);
+    }
+    record(&mut tx, entry, now_ms).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 impl Store {
     pub async fn audit(&self, entry: AuditRecord<'_>) -> Result<(), StoreError> {
         let mut conn = self.db.pool.acquire().await?;

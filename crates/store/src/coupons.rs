@@ -187,22 +187,9 @@ impl Store {
         id: &str,
         audit: AuditRecord<'_>,
     ) -> Result<bool, StoreError> {
-        let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write().await?;
-        let changed = sqlx::query(
-            "UPDATE coupons SET deleted_at = $1, active = 0 WHERE id = $2 AND deleted_at IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            return Ok(false);
-        }
-        audit::record(&mut tx, audit, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let sql =
+            "UPDATE coupons SET deleted_at = $1, active = 0 WHERE id = $2 AND deleted_at IS NULL";
+        audit::change_row(&self.db, sql, id, audit, self.clock.now_ms()).await
     }
 
     pub async fn coupon(&self, id: &str) -> Result<Option<Coupon>, StoreError> {
