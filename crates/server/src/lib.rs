@@ -11,6 +11,7 @@ pub mod observe;
 pub mod openapi;
 pub mod outcomes;
 pub mod payments;
+pub mod reads;
 pub mod receipts;
 pub mod routes;
 pub mod views;

@@ -10,13 +10,14 @@ use bursar_store::clock::rfc3339;
 use bursar_store::ledger::orders::OrderRefundReceipt;
 use bursar_store::ledger::{
     AdjustmentReceipt, CaptureReceipt, Executed, Fulfilment, GrantReceipt, HoldReceipt, Idempotent,
-    Outcome, PaidBy, RefundReceipt, Rendered, SpendReceipt, VoidReceipt,
+    Outcome, RefundReceipt, Rendered, SpendReceipt, VoidReceipt,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::reads::{self, PaidByView};
 use crate::views::idempotency;
 
 /// A ledger request's idempotency, from its `Idempotency-Key` header, rendered by `render`.
@@ -93,7 +94,7 @@ pub struct SpendView {
     pub balance_after: i64,
     pub available_after: i64,
     /// Which grants paid, in burn order.
-    pub paid_by: Vec<PaidBy>,
+    pub paid_by: Vec<PaidByView>,
 }
 
 impl From<&SpendReceipt> for SpendView {
@@ -104,7 +105,7 @@ impl From<&SpendReceipt> for SpendView {
             amount: r.amount,
             balance_after: r.balance_after,
             available_after: r.available_after,
-            paid_by: r.paid_by.clone(),
+            paid_by: reads::paid_by(&r.paid_by),
         }
     }
 }

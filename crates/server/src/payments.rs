@@ -1,17 +1,13 @@
-//! The payment providers this instance can use, and the one pipeline every webhook goes
-//! through: verify the signature over the raw body, parse, then hand the event to the ledger
-//! writer, which applies it exactly once (see `bursar_store::ledger::orders`).
+//! The payment providers this instance can use, by name. What happens when one of them
+//! calls back is the fulfilment use case (`app::fulfilment`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bursar_core::FulfilmentOutcome;
-use bursar_core::Money;
+use bursar_payments::PaymentProvider;
 use bursar_payments::bank_transfer::BankTransfer;
 use bursar_payments::sandbox::Sandbox;
 use bursar_payments::stripe::{Stripe, StripeConfig};
-use bursar_payments::{Acknowledgement, EventKind, PaymentProvider, WebhookError, WebhookEvent};
-use bursar_store::ledger::{PaymentEvent, PaymentOutcome};
 use bursar_store::{Store, settings};
 
 use crate::config::Config;
@@ -81,86 +77,5 @@ impl Payments {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn PaymentProvider>> {
         self.providers.get(name)
-    }
-}
-
-/// Handles one webhook delivery: `Err(invalid_signature)` before anything is trusted, else the
-/// event is applied once and the provider gets the acknowledgement it expects.
-pub async fn receive_webhook(
-    state: &crate::AppState,
-    provider_name: &str,
-    signature: Option<&str>,
-    body: &[u8],
-) -> ApiResult<Acknowledgement> {
-    let (store, payments) = (&state.store, &state.payments);
-    let provider = payments
-        .get(provider_name)
-        .filter(|p| p.name() != "bank_transfer")
-        .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
-    let now_s = store.clock.now_ms().div_euclid(1000);
-    let event = provider
-        .parse_webhook(signature, body, now_s)
-        .map_err(|error| match error {
-            WebhookError::Malformed(detail) => ApiError::bad_request(detail),
-            other => ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_signature",
-                other.to_string(),
-            ),
-        })?;
-    if crate::json::has_nul_escape(body) {
-        return Err(ApiError::bad_request(
-            "the event holds a NUL character, which no id or reason may contain",
-        ));
-    }
-    let fulfilment = store
-        .ledger
-        .fulfil(payment_event(provider_name, event))
-        .await?;
-    let outcome = fulfilment.outcome;
-    metrics::counter!("bursar_payment_events_total",
-        "provider" => provider_name.to_string(),
-        "outcome" => outcome.as_str())
-    .increment(1);
-    if outcome == FulfilmentOutcome::RetryLater {
-        // Not recorded: the provider delivers it again, by when its payment has arrived.
-        return Err(ApiError::conflict(
-            "this event refers to a payment that has not been applied yet; deliver it again later",
-        ));
-    }
-    if outcome == FulfilmentOutcome::RefundRequired
-        && let Some(refund_id) = &fulfilment.refund_id
-    {
-        // Recorded and queued in the same commit: sent back now if it can be, else by the
-        // queue's retries.
-        // The provider's acknowledgement does not show it, so this never waits for a worker
-        // that took the job first.
-        let key = bursar_store::orders::provider_refund_key(refund_id);
-        crate::jobs::run_now(state, &key, std::time::Duration::ZERO).await;
-    }
-    Ok(provider.acknowledgement())
-}
-
-fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
-    PaymentEvent {
-        provider: provider.to_string(),
-        outcome: match event.kind {
-            EventKind::Succeeded => PaymentOutcome::Succeeded,
-            EventKind::Failed { reason } => PaymentOutcome::Failed(reason),
-            EventKind::AttemptFailed { reason } => PaymentOutcome::AttemptFailed(reason),
-            EventKind::Refunded { amount } => PaymentOutcome::Refunded {
-                total_refunded: amount.amount,
-            },
-            EventKind::Ignored => PaymentOutcome::Ignored,
-        },
-        event_id: event.event_id,
-        event_type: event.event_type,
-        payment_id: event.payment_id,
-        provider_ref: event.provider_ref,
-        amount: event.amount.map(|a| Money {
-            amount: a.amount,
-            currency: a.currency,
-        }),
-        confirmed_by: None,
     }
 }

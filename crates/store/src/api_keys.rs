@@ -10,7 +10,6 @@ use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
@@ -22,7 +21,6 @@ pub struct ApiKeyView {
 
 /// A key just created: the only time `secret` exists outside the caller's hands.
 #[derive(Debug, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewApiKey {
     #[serde(flatten)]
     pub key: ApiKeyView,

@@ -8,7 +8,6 @@ use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: String,
     pub actor_id: Option<String>,

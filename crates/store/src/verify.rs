@@ -6,7 +6,6 @@ use crate::db::Dialect;
 use crate::{Db, StoreError};
 
 #[derive(Debug, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetSummary {
     pub asset: String,
     pub sum_of_balances: i64,
@@ -15,7 +14,6 @@ pub struct AssetSummary {
 }
 
 #[derive(Debug, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyReport {
     pub ok: bool,
     pub assets: Vec<AssetSummary>,

@@ -5,4 +5,5 @@
 
 pub mod accounts;
 pub mod checkout;
+pub mod fulfilment;
 pub mod refunds;

@@ -1,19 +1,19 @@
 //! The admin back office's API: users, manual adjustments, API keys, the audit log and the
 //! ledger check. Every handler starts by requiring an admin.
 
+use crate::reads::{
+    ApiKey, AuditEntryView, Balance, NewApiKey, Page, Transaction, VerifyReportView,
+};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bursar_core::{MAX_CREDITS, Role, UserStatus};
 use bursar_store::StoreError;
-use bursar_store::api_keys::{ApiKeyView, NewApiKey};
-use bursar_store::audit::{AuditEntry, AuditRecord};
-use bursar_store::ledger::read::{BalanceView, TransactionView};
+use bursar_store::audit::AuditRecord;
 use bursar_store::ledger::{Command, Request};
-use bursar_store::page::Page;
 use bursar_store::users::UserChanges;
-use bursar_store::verify::{VerifyReport, verify};
+use bursar_store::verify::verify;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -40,7 +40,7 @@ pub struct UserSearch {
 pub struct AdminUserView {
     #[serde(flatten)]
     pub user: UserView,
-    pub balance: Option<BalanceView>,
+    pub balance: Option<Balance>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -97,7 +97,7 @@ async fn admin_user_view(state: &AppState, user_id: &str) -> ApiResult<AdminUser
         .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(AdminUserView {
         user: UserView::from(&user),
-        balance: state.store.balance(user_id).await?,
+        balance: state.store.balance(user_id).await?.map(Balance::from),
     })
 }
 
@@ -141,14 +141,14 @@ pub async fn get_user(
 /// A user's credit movements, newest first, with the grants that paid for each debit.
 #[utoipa::path(get, path = "/api/v1/admin/users/{id}/transactions", tag = "admin",
     params(("id" = String, Path), PageQuery),
-    responses((status = 200, body = Page<TransactionView>), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = Page<Transaction>), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn user_transactions(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
-) -> ApiResult<Json<Page<TransactionView>>> {
+) -> ApiResult<Json<Page<Transaction>>> {
     caller.require_admin()?;
     let page = query.parse()?;
     state
@@ -156,7 +156,8 @@ pub async fn user_transactions(
         .user(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(Json(state.store.transactions(&id, &page).await?))
+    let page = state.store.transactions(&id, &page).await?;
+    Ok(Json(Page::from_store(page, Transaction::from)))
 }
 
 /// Change a user's role, status, level or overdraft limit. Role and status changes are
@@ -277,15 +278,16 @@ pub async fn adjust(
 /// Live service keys (secrets are never shown again).
 #[utoipa::path(get, path = "/api/v1/admin/api-keys", tag = "admin",
     params(PageQuery),
-    responses((status = 200, body = Page<ApiKeyView>), (status = 403, body = Problem)),
+    responses((status = 200, body = Page<ApiKey>), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> ApiResult<Json<Page<ApiKeyView>>> {
+) -> ApiResult<Json<Page<ApiKey>>> {
     caller.require_admin()?;
-    Ok(Json(state.store.list_api_keys(&query.parse()?).await?))
+    let page = state.store.list_api_keys(&query.parse()?).await?;
+    Ok(Json(Page::from_store(page, ApiKey::from)))
 }
 
 /// Create a service key. The response is the only place its `secret` ever appears.
@@ -317,7 +319,7 @@ pub async fn create_api_key(
         .store
         .create_api_key(name, Some(caller.id()), audit)
         .await?;
-    Ok((StatusCode::CREATED, Json(key)))
+    Ok((StatusCode::CREATED, Json(key.into())))
 }
 
 /// Revoke a service key; it stops working on its next request.
@@ -349,29 +351,30 @@ pub async fn delete_api_key(
 /// Who did what, when and from where, newest first.
 #[utoipa::path(get, path = "/api/v1/admin/audit-log", tag = "admin",
     params(PageQuery),
-    responses((status = 200, body = Page<AuditEntry>), (status = 403, body = Problem)),
+    responses((status = 200, body = Page<AuditEntryView>), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn audit_log(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> ApiResult<Json<Page<AuditEntry>>> {
+) -> ApiResult<Json<Page<AuditEntryView>>> {
     caller.require_admin()?;
-    Ok(Json(state.store.audit_log(&query.parse()?).await?))
+    let page = state.store.audit_log(&query.parse()?).await?;
+    Ok(Json(Page::from_store(page, AuditEntryView::from)))
 }
 
 /// Recompute every ledger invariant: balances per asset sum to zero, each balance equals its
 /// transfers, each user balance equals its live grants, no account below its limit.
 #[utoipa::path(get, path = "/api/v1/admin/ledger/verify", tag = "admin",
-    responses((status = 200, body = VerifyReport), (status = 403, body = Problem)),
+    responses((status = 200, body = VerifyReportView), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn verify_ledger(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<VerifyReport>> {
+) -> ApiResult<Json<VerifyReportView>> {
     caller.require_admin()?;
     let report = verify(&state.store.db)
         .await
         .map_err(|e: StoreError| ApiError::from(e))?;
-    Ok(Json(report))
+    Ok(Json(report.into()))
 }

@@ -1,12 +1,12 @@
 //! The job queue as admins see it: per kind, what is queued, running and failed, the failed
 //! jobs with their last error, and a retry for a failed one.
 
+use crate::reads::Page;
 use axum::Json;
 use axum::extract::{Path, State};
 use bursar_store::audit::AuditRecord;
 use bursar_store::clock::rfc3339;
 use bursar_store::jobs::{JobRecord, JobState, KindStats};
-use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -1,22 +1,21 @@
 //! Orders as admins handle them: search, refunds (money back through the provider, credits
 //! clawed back through the ledger) and confirmation of bank transfers.
 
+use crate::reads::Page;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use bursar_core::FulfilmentOutcome;
 use bursar_core::OrderStatus;
+use bursar_store::ledger::ConfirmedBy;
 use bursar_store::ledger::orders::OrderRefund;
-use bursar_store::ledger::{ConfirmedBy, PaymentEvent, PaymentOutcome};
 use bursar_store::orders::OrderFilter;
-use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::orders::{OrderView, order_view};
 use crate::AppState;
-use crate::app::refunds;
+use crate::app::{fulfilment, refunds};
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
@@ -216,45 +215,12 @@ pub async fn confirm_order(
     body: Body<ConfirmRequest>,
 ) -> ApiResult<Json<OrderView>> {
     caller.require_admin()?;
-    let order = state
-        .store
-        .order(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("order"))?;
-    if order.provider != "bank_transfer" {
-        return Err(ApiError::conflict(
-            "only bank-transfer orders are confirmed by hand",
-        ));
-    }
-    let event = PaymentEvent {
-        provider: order.provider.clone(),
-        event_id: format!("confirm_{}", order.id),
-        event_type: "admin.confirmed".into(),
-        outcome: PaymentOutcome::Succeeded,
-        payment_id: Some(order.payment_id.clone()),
-        provider_ref: body.value.reference.clone(),
-        amount: Some(bursar_core::Money {
-            amount: order.total,
-            currency: order.currency.clone(),
-        }),
-        confirmed_by: Some(ConfirmedBy {
-            actor_id: caller.id().to_string(),
-            actor_kind: caller.kind(),
-            ip: Some(ip),
-        }),
+    let confirmed_by = ConfirmedBy {
+        actor_id: caller.id().to_string(),
+        actor_kind: caller.kind(),
+        ip: Some(ip),
     };
-    let outcome = state.store.ledger.fulfil(event).await?.outcome;
-    if outcome != FulfilmentOutcome::Fulfilled {
-        let now = state.store.order(&id).await?.map(|o| o.status);
-        return Err(ApiError::conflict(format!(
-            "the order was not confirmed ({outcome}); it is {}",
-            now.map_or("gone", OrderStatus::as_str)
-        )));
-    }
-    let order = state
-        .store
-        .order(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("order"))?;
+    let order =
+        fulfilment::confirm_bank_transfer(&state, &id, body.value.reference, confirmed_by).await?;
     Ok(Json(order_view(&order)))
 }

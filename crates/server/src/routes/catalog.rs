@@ -1,11 +1,11 @@
 //! The catalog: what a user may buy, and the admin's packages.
 
+use crate::reads::Page;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bursar_core::{MAX_CREDITS, Money, PackageKind};
 use bursar_store::packages::{Package, PackageSpec};
-use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

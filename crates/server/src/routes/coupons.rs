@@ -1,12 +1,12 @@
 //! Admin management of coupons.
 
+use crate::reads::Page;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bursar_core::{Discount, MAX_CREDITS};
 use bursar_store::clock::rfc3339;
 use bursar_store::coupons::{Coupon, CouponSpec};
-use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

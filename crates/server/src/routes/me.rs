@@ -1,9 +1,9 @@
 //! The signed-in user: profile, balance and history.
 
+use crate::reads::Page;
+use crate::reads::{Balance, Transaction};
 use axum::Json;
 use axum::extract::State;
-use bursar_store::ledger::read::{BalanceView, TransactionView};
-use bursar_store::page::Page;
 use bursar_store::users::UserChanges;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -71,33 +71,29 @@ pub async fn patch_me(
 
 /// Balance, available credits (balance less active holds) and the live grants in burn order.
 #[utoipa::path(get, path = "/api/v1/me/balance", tag = "credits",
-    responses((status = 200, body = BalanceView), (status = 401, body = Problem)),
+    responses((status = 200, body = Balance), (status = 401, body = Problem)),
     security(("bearer" = [])))]
-pub async fn balance(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<BalanceView>> {
+pub async fn balance(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Balance>> {
     let user_id = caller.require_user()?;
     let view = state
         .store
         .balance(user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("account"))?;
-    Ok(Json(view))
+    Ok(Json(view.into()))
 }
 
 /// The user's credit movements, newest first; `amount` is negative when credits left.
 #[utoipa::path(get, path = "/api/v1/me/transactions", tag = "credits",
     params(PageQuery),
-    responses((status = 200, body = Page<TransactionView>), (status = 401, body = Problem)),
+    responses((status = 200, body = Page<Transaction>), (status = 401, body = Problem)),
     security(("bearer" = [])))]
 pub async fn transactions(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<PageQuery>,
-) -> ApiResult<Json<Page<TransactionView>>> {
+) -> ApiResult<Json<Page<Transaction>>> {
     let user_id = caller.require_user()?;
-    Ok(Json(
-        state.store.transactions(user_id, &query.parse()?).await?,
-    ))
+    let page = state.store.transactions(user_id, &query.parse()?).await?;
+    Ok(Json(Page::from_store(page, Transaction::from)))
 }

@@ -1,5 +1,6 @@
 //! Orders as their buyer sees them: create, list, read, cancel, and the receipt of a paid one.
 
+use crate::reads::Page;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -8,7 +9,6 @@ use bursar_core::OrderStatus;
 use bursar_store::clock::rfc3339;
 use bursar_store::ledger::Rendered;
 use bursar_store::orders::{Order, OrderFilter};
-use bursar_store::page::Page;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

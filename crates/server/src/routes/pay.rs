@@ -16,8 +16,8 @@ use bursar_store::orders::Order;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::app::fulfilment::receive_webhook;
 use crate::error::{ApiError, ApiResult};
-use crate::payments::receive_webhook;
 use crate::receipts::format_amount;
 
 #[derive(Template)]

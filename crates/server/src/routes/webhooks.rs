@@ -6,8 +6,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
+use crate::app::fulfilment::receive_webhook;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::payments::receive_webhook;
 
 /// A provider's notification, in its own format and signature scheme (the sandbox signs with
 /// `Bursar-Signature` in Stripe's scheme; Stripe with `Stripe-Signature`). The signature is

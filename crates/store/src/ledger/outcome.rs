@@ -72,7 +72,6 @@ impl Executed {
 
 /// Which grant paid how much of a debit; also a part of the history's read model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaidBy {
     pub grant_id: String,
     pub source: String,

@@ -9,7 +9,6 @@ use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantView {
     pub id: String,
     pub source: String,
@@ -21,7 +20,6 @@ pub struct GrantView {
 }
 
 #[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BalanceView {
     pub user_id: String,
     pub asset: String,
@@ -34,7 +32,6 @@ pub struct BalanceView {
 }
 
 #[derive(Debug, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransactionView {
     pub id: String,
     pub kind: String,

@@ -1,0 +1,136 @@
+//! Webhook fulfilment, the one pipeline every provider's callback goes through: verify the
+//! signature over the raw body before anything is trusted, parse, then hand the event to the
+//! ledger writer, which applies it exactly once (see `bursar_store::ledger::orders`); a payment
+//! that arrived for an order that can no longer take it is refunded through the queue.
+
+use bursar_core::{FulfilmentOutcome, Money};
+use bursar_payments::{Acknowledgement, EventKind, WebhookError, WebhookEvent};
+use bursar_store::ledger::{ConfirmedBy, PaymentEvent, PaymentOutcome};
+use bursar_store::orders::Order;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// Handles one webhook delivery: `Err(invalid_signature)` before anything is trusted, else the
+/// event is applied once and the provider gets the acknowledgement it expects.
+pub async fn receive_webhook(
+    state: &AppState,
+    provider_name: &str,
+    signature: Option<&str>,
+    body: &[u8],
+) -> ApiResult<Acknowledgement> {
+    let (store, payments) = (&state.store, &state.payments);
+    let provider = payments
+        .get(provider_name)
+        .filter(|p| p.name() != "bank_transfer")
+        .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+    let now_s = store.clock.now_ms().div_euclid(1000);
+    let event = provider
+        .parse_webhook(signature, body, now_s)
+        .map_err(|error| match error {
+            WebhookError::Malformed(detail) => ApiError::bad_request(detail),
+            other => ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_signature",
+                other.to_string(),
+            ),
+        })?;
+    if crate::json::has_nul_escape(body) {
+        return Err(ApiError::bad_request(
+            "the event holds a NUL character, which no id or reason may contain",
+        ));
+    }
+    let fulfilment = store
+        .ledger
+        .fulfil(payment_event(provider_name, event))
+        .await?;
+    let outcome = fulfilment.outcome;
+    metrics::counter!("bursar_payment_events_total",
+        "provider" => provider_name.to_string(),
+        "outcome" => outcome.as_str())
+    .increment(1);
+    if outcome == FulfilmentOutcome::RetryLater {
+        // Not recorded: the provider delivers it again, by when its payment has arrived.
+        return Err(ApiError::conflict(
+            "this event refers to a payment that has not been applied yet; deliver it again later",
+        ));
+    }
+    if outcome == FulfilmentOutcome::RefundRequired
+        && let Some(refund_id) = &fulfilment.refund_id
+    {
+        // Recorded and queued in the same commit: sent back now if it can be, else by the
+        // queue's retries.
+        // The provider's acknowledgement does not show it, so this never waits for a worker
+        // that took the job first.
+        let key = bursar_store::orders::provider_refund_key(refund_id);
+        crate::jobs::run_now(state, &key, std::time::Duration::ZERO).await;
+    }
+    Ok(provider.acknowledgement())
+}
+
+/// An admin's word that a bank transfer arrived: the pending `bank_transfer` order is paid and
+/// its credits granted through the same exactly-once path as a provider's webhook, and the
+/// `order.confirm` audit entry commits with it. Answers the order as it is now.
+pub async fn confirm_bank_transfer(
+    state: &AppState,
+    order_id: &str,
+    reference: Option<String>,
+    confirmed_by: ConfirmedBy,
+) -> ApiResult<Order> {
+    let store = &state.store;
+    let order = store
+        .order(order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    if order.provider != "bank_transfer" {
+        return Err(ApiError::conflict(
+            "only bank-transfer orders are confirmed by hand",
+        ));
+    }
+    let event = PaymentEvent {
+        provider: order.provider.clone(),
+        event_id: format!("confirm_{}", order.id),
+        event_type: "admin.confirmed".into(),
+        outcome: PaymentOutcome::Succeeded,
+        payment_id: Some(order.payment_id.clone()),
+        provider_ref: reference,
+        amount: Some(Money {
+            amount: order.total,
+            currency: order.currency.clone(),
+        }),
+        confirmed_by: Some(confirmed_by),
+    };
+    let outcome = store.ledger.fulfil(event).await?.outcome;
+    let now = store.order(order_id).await?;
+    match now {
+        Some(order) if outcome == FulfilmentOutcome::Fulfilled => Ok(order),
+        now => Err(ApiError::conflict(format!(
+            "the order was not confirmed ({outcome}); it is {}",
+            now.as_ref().map_or("gone", |o| o.status.as_str())
+        ))),
+    }
+}
+
+fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
+    PaymentEvent {
+        provider: provider.to_string(),
+        outcome: match event.kind {
+            EventKind::Succeeded => PaymentOutcome::Succeeded,
+            EventKind::Failed { reason } => PaymentOutcome::Failed(reason),
+            EventKind::AttemptFailed { reason } => PaymentOutcome::AttemptFailed(reason),
+            EventKind::Refunded { amount } => PaymentOutcome::Refunded {
+                total_refunded: amount.amount,
+            },
+            EventKind::Ignored => PaymentOutcome::Ignored,
+        },
+        event_id: event.event_id,
+        event_type: event.event_type,
+        payment_id: event.payment_id,
+        provider_ref: event.provider_ref,
+        amount: event.amount.map(|a| Money {
+            amount: a.amount,
+            currency: a.currency,
+        }),
+        confirmed_by: None,
+    }
+}
