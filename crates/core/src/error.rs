@@ -12,4 +12,11 @@ pub enum LedgerError {
     Invalid(String),
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyMismatch,
+    /// The change would take an account's balance beyond ±(2^53 − 1), past which a JSON
+    /// number is no longer exact in every client (and sums could overflow).
+    #[error(
+        "this change would take the balance of {account} beyond ±9007199254740991 (2^53 - 1); \
+         nothing was changed"
+    )]
+    BalanceOutOfRange { account: String },
 }

@@ -218,7 +218,8 @@ impl From<audit::AuditEntry> for AuditEntryView {
 #[schema(as = AssetSummary)]
 pub struct AssetSummaryView {
     pub asset: String,
-    pub sum_of_balances: i64,
+    /// 0 on a sound ledger.
+    pub sum_of_balances: i128,
     pub accounts: i64,
     pub transfers: i64,
 }

@@ -8,7 +8,8 @@ use crate::{Db, StoreError};
 #[derive(Debug, Serialize)]
 pub struct AssetSummary {
     pub asset: String,
-    pub sum_of_balances: i64,
+    /// Summed without overflow, however far a damaged ledger's balances are off.
+    pub sum_of_balances: i128,
     pub accounts: i64,
     pub transfers: i64,
 }
@@ -23,23 +24,44 @@ pub struct VerifyReport {
 /// At most this many problems of one kind are listed; the count says how many there were.
 const PROBLEMS_PER_CHECK_MAX: i64 = 20;
 
+/// Sums of many amounts are taken in two parts, `amount / 2^26` and `amount % 2^26`, and joined
+/// in `i128` here: SQLite's `SUM` fails on any intermediate overflow (a journal of many large
+/// transfers in and out passes 2^63 long before its net does), and PostgreSQL's `numeric` sum
+/// would not fit back into a `BIGINT`. Each part stays in range for 2^36 rows of amounts up to
+/// 2^53, so the check holds for any ledger Bursar can write.
+const SPLIT: i128 = 1 << 26;
+
+/// Every account whose balance differs from its transfers, with both (one pass over the
+/// journal, not one lookup per account: SQLite has no index by account on `transfers`, see
+/// migration 004). The comparison is made in SQL only where `hi * 2^26` cannot overflow;
+/// beyond that the row is returned and judged in `i128`.
+const BALANCE_VERSUS_TRANSFERS: &str = "
+    SELECT a.id, a.balance, CAST(COALESCE(m.hi, 0) AS BIGINT), CAST(COALESCE(m.lo, 0) AS BIGINT)
+    FROM accounts a LEFT JOIN (
+        SELECT account_id, SUM(amount / 67108864) AS hi, SUM(amount % 67108864) AS lo FROM (
+            SELECT credit_account_id AS account_id, amount FROM transfers
+            UNION ALL
+            SELECT debit_account_id, -amount FROM transfers
+        ) moves GROUP BY account_id
+    ) m ON m.account_id = a.id
+    WHERE CASE WHEN ABS(COALESCE(m.hi, 0)) > 137438953472 THEN 1
+               WHEN a.balance - COALESCE(m.lo, 0) <> COALESCE(m.hi, 0) * 67108864 THEN 1
+               ELSE 0 END = 1";
+
+fn joined(hi: i64, lo: i64) -> i128 {
+    i128::from(hi) * SPLIT + i128::from(lo)
+}
+
+/// Whether a check failed because a sum left the database's integers (SQLite's `SUM` raises
+/// "integer overflow"; PostgreSQL "out of range"): that is a finding about the ledger, listed
+/// as a problem, not a failure of the verification.
+fn is_overflow(error: &sqlx::Error) -> bool {
+    let text = error.to_string();
+    text.contains("integer overflow") || text.contains("out of range")
+}
+
 /// Each check selects the offending rows as one text column describing the problem.
 const CHECKS: &[(&str, &str)] = &[
-    (
-        "balance differs from the sum of its transfers",
-        // One pass over the journal, not one lookup per account: SQLite has no index by
-        // account on `transfers` (see migration 004).
-        "SELECT a.id || ': balance ' || CAST(a.balance AS TEXT) || ', transfers say '
-                || CAST(COALESCE(m.total, 0) AS TEXT)
-         FROM accounts a LEFT JOIN (
-             SELECT account_id, SUM(amount) AS total FROM (
-                 SELECT credit_account_id AS account_id, amount FROM transfers
-                 UNION ALL
-                 SELECT debit_account_id, -amount FROM transfers
-             ) moves GROUP BY account_id
-         ) m ON m.account_id = a.id
-         WHERE a.balance <> COALESCE(m.total, 0)",
-    ),
     (
         "user balance differs from its live grants",
         "SELECT a.id || ': balance ' || CAST(a.balance AS TEXT) || ', grants hold ' || CAST(
@@ -155,14 +177,16 @@ const POSTGRES_CHECKS: &[(&str, &str)] = &[
 
 pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
     let mut problems = Vec::new();
-    let assets: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT asset, CAST(SUM(balance) AS BIGINT), CAST(COUNT(*) AS BIGINT)
+    let assets: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT asset, CAST(SUM(balance / 67108864) AS BIGINT),
+                CAST(SUM(balance % 67108864) AS BIGINT), CAST(COUNT(*) AS BIGINT)
          FROM accounts GROUP BY asset ORDER BY asset",
     )
     .fetch_all(&db.pool)
     .await?;
     let mut summaries = Vec::with_capacity(assets.len());
-    for (asset, sum, accounts) in assets {
+    for (asset, hi, lo, accounts) in assets {
+        let sum = joined(hi, lo);
         let transfers: i64 =
             sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM transfers WHERE asset = $1")
                 .bind(&asset)
@@ -182,23 +206,54 @@ pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
         Dialect::Sqlite => SQLITE_CHECKS,
         Dialect::Postgres => POSTGRES_CHECKS,
     };
+    let what = "balance differs from the sum of its transfers";
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{BALANCE_VERSUS_TRANSFERS} LIMIT {}",
+        PROBLEMS_PER_CHECK_MAX + 1
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    let differing: Vec<String> = rows
+        .iter()
+        .filter(|(_, balance, hi, lo)| i128::from(*balance) != joined(*hi, *lo))
+        .map(|(id, balance, hi, lo)| {
+            format!(
+                "{id}: balance {balance}, transfers say {}",
+                joined(*hi, *lo)
+            )
+        })
+        .collect();
+    list(&mut problems, what, &differing);
     for (what, sql) in CHECKS.iter().chain(dialect_checks) {
-        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<String> = match sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "{sql} LIMIT {}",
             PROBLEMS_PER_CHECK_MAX + 1
         )))
         .fetch_all(&db.pool)
-        .await?;
-        for row in rows.iter().take(PROBLEMS_PER_CHECK_MAX as usize) {
-            problems.push(format!("{what}: {row}"));
-        }
-        if rows.len() as i64 > PROBLEMS_PER_CHECK_MAX {
-            problems.push(format!("{what}: more not listed"));
-        }
+        .await
+        {
+            Ok(rows) => rows,
+            Err(error) if is_overflow(&error) => {
+                problems.push(format!("{what}: a sum is beyond 64-bit integers"));
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        list(&mut problems, what, &rows);
     }
     Ok(VerifyReport {
         ok: problems.is_empty(),
         assets: summaries,
         problems,
     })
+}
+
+/// Lists up to `PROBLEMS_PER_CHECK_MAX` of a check's findings, then says there were more.
+fn list(problems: &mut Vec<String>, what: &str, rows: &[String]) {
+    for row in rows.iter().take(PROBLEMS_PER_CHECK_MAX as usize) {
+        problems.push(format!("{what}: {row}"));
+    }
+    if rows.len() as i64 > PROBLEMS_PER_CHECK_MAX {
+        problems.push(format!("{what}: more not listed"));
+    }
 }

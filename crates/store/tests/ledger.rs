@@ -38,6 +38,7 @@ on_both_backends!(
     concurrent_requests_with_one_idempotency_key_apply_once,
     refunds_never_exceed_the_spend,
     verify_reports_a_corrupted_balance,
+    verify_sums_a_ledger_far_beyond_64_bit_integers,
     the_writer_sees_changes_made_outside_it,
     any_text_round_trips_through_a_batch,
     settled_holds_stop_reserving_in_later_batches,
@@ -518,6 +519,46 @@ async fn verify_reports_a_corrupted_balance(backend: Backend) {
             .any(|p| p.contains("differs from the sum of its transfers"))
     );
     assert!(report.problems.iter().any(|p| p.contains("live grants")));
+}
+
+/// A damaged ledger whose balances and journal sum far past 2^63 is still verified: sums are
+/// exact (i128) and an overflowing one is a listed problem, never a failed verification.
+async fn verify_sums_a_ledger_far_beyond_64_bit_integers(backend: Backend) {
+    let store = open(backend, "huge").await;
+    let (u, v) = (
+        user(&store, "huge@example.com").await,
+        user(&store, "huger@example.com").await,
+    );
+    for who in [&u, &u, &v] {
+        ok(&store, grant(who, 100, GrantSource::Purchase, 0, None)).await;
+    }
+    let big = 8_000_000_000_000_000_000_i64;
+    for corruption in [
+        // Two transfers into u whose sum passes i64::MAX.
+        "UPDATE transfers SET amount = 8000000000000000000
+         WHERE credit_account_id = (SELECT id FROM accounts WHERE owner_id = $1)",
+        "UPDATE accounts SET balance = 8000000000000000000 WHERE owner_kind = 'user'",
+        "UPDATE grants SET remaining = 8000000000000000000, amount = 8000000000000000000
+         WHERE account_id = (SELECT id FROM accounts WHERE owner_id = $1)",
+    ] {
+        sqlx::query(corruption)
+            .bind(&u)
+            .execute(&store.db.pool)
+            .await
+            .expect(corruption);
+    }
+    let report = verify::verify(&store.db).await.expect("verify runs");
+    assert!(!report.ok);
+    let problems = report.problems.join("\n");
+    let into_u = 2 * i128::from(big);
+    assert!(
+        problems.contains(&format!("balance {big}, transfers say {into_u}")),
+        "{problems}"
+    );
+    assert!(problems.contains("live grants"), "{problems}");
+    let summed = report.assets[0].sum_of_balances;
+    assert_eq!(summed, 2 * i128::from(big) - 300, "{problems}");
+    assert!(problems.contains(&format!("sum to {summed}")), "{problems}");
 }
 
 // Property: random sequences of grants, spends, holds, captures, voids, expiries and refunds

@@ -237,7 +237,7 @@ pub async fn patch_user(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     request_body = AdjustmentRequest,
     responses((status = 201, body = AdjustmentView), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "insufficient_credits for a negative adjustment", body = Problem),
+        (status = 409, description = "insufficient_credits for a negative adjustment; balance_out_of_range when a balance would pass ±(2^53 − 1)", body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn adjust(

@@ -13,6 +13,7 @@ on_both_backends!(
     a_refused_admin_change_leaves_neither_the_change_nor_an_audit_entry,
     an_admin_cannot_demote_or_suspend_itself_nor_remove_the_last_admin,
     a_suspended_account_cannot_spend_or_hold_even_through_a_service_key,
+    no_balance_passes_2_pow_53_even_under_concurrent_changes,
 );
 
 async fn admins_search_users_and_read_their_balance(app: TestApp) {
@@ -404,4 +405,62 @@ async fn a_suspended_account_cannot_spend_or_hold_even_through_a_service_key(app
         .await;
     assert_eq!(balance.json["balance"]["balance"], 95);
     app.assert_ledger_ok().await;
+}
+
+/// Every balance stays within ±(2^53 − 1), system accounts included: a change that would take
+/// one past is refused with 409 `balance_out_of_range` and changes nothing (no credits, no
+/// audit entry), also when it arrives in one batch with changes that fit; verify still holds.
+async fn no_balance_passes_2_pow_53_even_under_concurrent_changes(app: TestApp) {
+    const MAX: i64 = (1 << 53) - 1;
+    let admin = app.admin().await;
+    let rich = app.register("rich@example.com").await;
+    let other = app.register("other@example.com").await;
+    let adjust = |user: &str, amount: i64| {
+        let path = format!("/api/v1/admin/users/{user}/adjustments");
+        let token = admin.token.clone();
+        let app = &app;
+        async move {
+            app.post(&path, &token, json!({"amount": amount, "reason": "range"}))
+                .await
+        }
+    };
+    assert_eq!(adjust(&rich.id, MAX).await.status, 201);
+    let past = adjust(&rich.id, 1).await;
+    assert_eq!(past.status, 409, "{}", past.text);
+    assert_eq!(past.code(), "balance_out_of_range");
+    // The issuance account is at −MAX now, so no one else can be credited either.
+    assert_eq!(adjust(&other.id, 1).await.code(), "balance_out_of_range");
+    // Taking 5 back leaves room for exactly 5 more, however many ask at once.
+    assert_eq!(adjust(&rich.id, -5).await.status, 201);
+    let at_once = futures::future::join_all((0..20).map(|_| adjust(&other.id, 1))).await;
+    let statuses: Vec<u16> = at_once.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(
+        at_once
+            .iter()
+            .all(|r| r.status == 201 || r.code() == "balance_out_of_range"),
+        "{statuses:?}"
+    );
+    assert_eq!(app.balance(&rich).await, (MAX - 5, MAX - 5));
+    assert_eq!(app.balance(&other).await, (5, 5));
+    let log = app
+        .get("/api/v1/admin/audit-log?limit=200", &admin.token)
+        .await;
+    let adjustments = log.json["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["action"] == "ledger.adjustment")
+        .count();
+    assert_eq!(
+        adjustments, 7,
+        "only the applied adjustments are audit-logged"
+    );
+    let verify = app.get("/api/v1/admin/ledger/verify", &admin.token).await;
+    assert_eq!(verify.status, 200, "{}", verify.text);
+    assert_eq!(verify.json["ok"], true, "{}", verify.text);
 }

@@ -299,9 +299,12 @@ async fn run(
             match writer.commit(&requests).await {
                 Ok(results) => results,
                 // The batch as a whole failed (a lost connection, a deadlock with another
-                // instance): nothing in it was committed, so each request is retried alone.
+                // instance, a balance taken out of range): nothing in it was committed, so
+                // each request is retried alone.
                 Err(error) => {
-                    tracing::warn!(%error, size = requests.len(), "batch failed; retrying one by one");
+                    if !matches!(error, StoreError::Domain(_)) {
+                        tracing::warn!(%error, size = requests.len(), "batch failed; retrying one by one");
+                    }
                     let mut results = Vec::with_capacity(requests.len());
                     for request in &requests {
                         results.push(writer.commit_one(request).await);
@@ -373,6 +376,14 @@ async fn commit_batch(
             Err(failure) => return Err(failure),
             Ok(executed) => Ok(executed),
         };
+        if let Some(account) = uow.out_of_range() {
+            // Nothing of the batch is committed: the writer retries its requests one by one,
+            // and alone this one is refused with the same error while the others go through.
+            return Err(LedgerError::BalanceOutOfRange {
+                account: account.to_string(),
+            }
+            .into());
+        }
         uow.debug_assert_invariants();
         let outcome = match &result {
             Ok(Executed::Replayed(_)) => "replayed",

@@ -1,6 +1,8 @@
 //! The booking rules, applied to the loaded unit of work: posting transfers, debiting in
 //! burn order, granting, holding, and settling what is overdue.
 
+use bursar_core::MAX_CREDITS;
+
 use super::*;
 
 impl UnitOfWork {
@@ -86,7 +88,7 @@ impl UnitOfWork {
 
     fn move_side(&mut self, side: Side<'_>, delta: i64) -> (String, i64) {
         self.net_change += delta;
-        match side {
+        let (id, after) = match side {
             Side::System(which) => {
                 let state = self
                     .system
@@ -103,7 +105,16 @@ impl UnitOfWork {
                 account.balance += delta;
                 (account.id.clone(), account.balance)
             }
+        };
+        // Balances stay within ±MAX_CREDITS, so one move of at most MAX_CREDITS cannot
+        // overflow an i64 before this sees it.
+        if after.abs() > MAX_CREDITS && self.out_of_range.is_none() {
+            self.out_of_range = Some(match side {
+                Side::User(user) => format!("user {user}"),
+                Side::System(which) => format!("the {which} account"),
+            });
         }
+        (id, after)
     }
 
     /// Debits a user to a system account, burning grants in order; returns the transfer id and

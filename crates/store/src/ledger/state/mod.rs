@@ -206,11 +206,16 @@ pub(crate) struct UnitOfWork {
     /// The sum of every balance change so far: each transfer moves one amount out of one
     /// account and into another, so this is zero after every command.
     net_change: i64,
+    /// The first account a transfer of this batch took beyond ±`MAX_CREDITS`. Found only by
+    /// posting, unlike every other refusal, so the writer abandons the batch when it is set
+    /// (see `commit_batch`) instead of undoing the command.
+    out_of_range: Option<String>,
 }
 
 // Commands check everything before they change anything, so a refused command leaves the unit
 // of work as it found it, except for `settle_overdue`, whose expiries are due whatever the
-// command's fate.
+// command's fate, and for a balance taken out of range (`out_of_range`), which abandons the
+// whole batch.
 
 impl UnitOfWork {
     /// Begins a batch's unit of work, from `cache` when nothing else has written since it was
@@ -310,6 +315,7 @@ impl UnitOfWork {
             coupon_redemptions: Vec::new(),
             jobs_enqueued: 0,
             net_change: 0,
+            out_of_range: None,
         }
     }
 
@@ -339,6 +345,12 @@ impl UnitOfWork {
     /// balances change by transfers only (Σ of changes = 0), held credits and grant remainders
     /// stay within range, and no account goes below minus its overdraft limit (the database's
     /// `CHECK` would refuse the whole batch at its write).
+    /// The account a transfer took beyond ±`MAX_CREDITS`, if one did: the batch must not be
+    /// committed.
+    pub fn out_of_range(&self) -> Option<&str> {
+        self.out_of_range.as_deref()
+    }
+
     pub fn debug_assert_invariants(&self) {
         debug_assert_eq!(
             self.net_change, 0,
