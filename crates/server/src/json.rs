@@ -1,5 +1,7 @@
-//! Request bodies. `Body<T>` is axum's JSON extraction with every rejection turned into a
-//! problem+json 4xx, and with the raw bytes kept for idempotency hashing.
+//! Request bodies, one extractor per kind of route: `Body<T>` (JSON), `OptionalBody<T>` (JSON
+//! that may be left out), `NoBody` (routes that take none) and `RawBody` (a provider's own
+//! format). Every refusal is a problem+json 4xx, and JSON bodies keep their raw bytes for
+//! idempotency hashing.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -8,6 +10,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// A JSON body: `Content-Type: application/json` (optionally `; charset=utf-8`) and at most
+/// `BODY_BYTES_MAX` bytes, parsed into `T`.
 pub struct Body<T> {
     pub value: T,
     pub raw: Bytes,
@@ -17,58 +21,153 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|mime| {
-                let mime = mime.trim();
-                mime.eq_ignore_ascii_case("application/json")
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        let too_large = || {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the request body is over 1 MiB",
-            )
-        };
-        // Refuse an announced oversized body before reading any of it.
-        let announced = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|length| length > crate::BODY_BYTES_MAX as u64) {
-            return Err(too_large());
-        }
-        let raw = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    too_large()
-                } else {
-                    ApiError::bad_request(rejection.body_text())
-                }
-            })?;
+        let is_json = is_json(&request);
+        let raw = read_bytes(request, state, crate::BODY_BYTES_MAX).await?;
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_request",
-                "send the body as JSON with Content-Type: application/json",
-            ));
+            return Err(not_json());
         }
-        let value = parse(&raw)?;
-        if has_nul_escape(&raw) {
-            // PostgreSQL text cannot hold NUL, and no field needs one: refuse it everywhere.
-            return Err(ApiError::invalid(
-                "text must not contain NUL (\\u0000) characters",
-            ));
-        }
-        Ok(Self { value, raw })
+        Ok(Self {
+            value: parse_checked(&raw)?,
+            raw,
+        })
     }
+}
+
+/// A body that may be left out (capture, logout): empty means `None`, whatever its type;
+/// anything else must be a JSON body as for `Body`.
+pub struct OptionalBody<T> {
+    pub value: Option<T>,
+    pub raw: Bytes,
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = is_json(&request);
+        let raw = read_bytes(request, state, crate::BODY_BYTES_MAX).await?;
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self { value: None, raw });
+        }
+        if !is_json {
+            return Err(not_json());
+        }
+        Ok(Self {
+            value: Some(parse_checked(&raw)?),
+            raw,
+        })
+    }
+}
+
+/// The most a route that takes no body accepts (clients that always send `{}` still work);
+/// past it, 413 rather than silently reading and ignoring megabytes.
+pub const NO_BODY_BYTES_MAX: usize = 256;
+
+/// For routes that take no body: refuses one over `NO_BODY_BYTES_MAX`.
+pub struct NoBody;
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_bytes(request, state, NO_BODY_BYTES_MAX).await?;
+        Ok(Self)
+    }
+}
+
+/// The raw bytes of a body in a format of its sender's (provider webhooks), at most
+/// `BODY_BYTES_MAX`, with the same problem+json 413 as every other body.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            read_bytes(request, state, crate::BODY_BYTES_MAX).await?,
+        ))
+    }
+}
+
+/// Whether the request says its body is JSON: `application/json`, with no parameter but an
+/// optional `charset=utf-8` (JSON is UTF-8; `application/vnd.api+json` and other charsets are
+/// other formats, refused rather than guessed at).
+fn is_json(request: &Request) -> bool {
+    let Some(value) = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let mime = parts.next().unwrap_or_default().trim();
+    mime.eq_ignore_ascii_case("application/json")
+        && parts.all(|parameter| {
+            let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+            name.trim().eq_ignore_ascii_case("charset")
+                && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        })
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request",
+        "send the body as JSON with Content-Type: application/json",
+    )
+}
+
+fn too_large(max: usize) -> ApiError {
+    let limit = if max >= 1024 * 1024 {
+        format!("{} MiB", max / (1024 * 1024))
+    } else {
+        format!("{max} bytes")
+    };
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is over {limit}"),
+    )
+}
+
+/// Reads at most `max` bytes of body. An announced oversized body is refused before any of it
+/// is read; one that runs past `max` while streaming is refused as soon as it does.
+async fn read_bytes<S: Send + Sync>(
+    request: Request,
+    state: &S,
+    max: usize,
+) -> Result<Bytes, ApiError> {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max as u64) {
+        return Err(too_large(max));
+    }
+    let limited =
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, max)));
+    Bytes::from_request(limited, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large(max)
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })
+}
+
+/// `parse`, and then the NUL rule: PostgreSQL text cannot hold NUL, and no field needs one.
+fn parse_checked<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let value = parse(raw)?;
+    if has_nul_escape(raw) {
+        return Err(ApiError::invalid(
+            "text must not contain NUL (\\u0000) characters",
+        ));
+    }
+    Ok(value)
 }
 
 /// Refuses a request whose path or query holds an encoded NUL (`%00`): no id or filter has one,
@@ -136,16 +235,6 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
         serde_urlencoded::from_str(query)
             .map(Query)
             .map_err(|e| ApiError::invalid(format!("invalid query string: {e}")))
-    }
-}
-
-/// An optional JSON body: empty means `None`. For routes such as capture whose body may be
-/// left out entirely.
-pub fn parse_optional<T: DeserializeOwned>(raw: &[u8]) -> Result<Option<T>, ApiError> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        Ok(None)
-    } else {
-        parse(raw).map(Some)
     }
 }
 

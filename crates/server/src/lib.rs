@@ -14,6 +14,7 @@ pub mod payments;
 pub mod reads;
 pub mod receipts;
 pub mod routes;
+pub mod uniform_errors;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -114,7 +115,7 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(axum::middleware::from_fn(observe::problem_for_bare_errors))
+        .layer(axum::middleware::from_fn(uniform_errors::uniform_errors))
         .layer(CatchPanicLayer::custom(observe::panic_response))
         .layer(observe::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())

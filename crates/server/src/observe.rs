@@ -106,24 +106,3 @@ pub fn panic_response(
     tracing::error!("a request handler panicked");
     ApiError::internal().into_response()
 }
-
-/// Error responses made by layers rather than handlers (a request timeout) carry no body; give
-/// them the same problem+json shape as every other error.
-pub async fn problem_for_bare_errors(request: Request, next: Next) -> axum::response::Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let bare = (status.is_client_error() || status.is_server_error())
-        && !response
-            .headers()
-            .contains_key(axum::http::header::CONTENT_TYPE);
-    if !bare {
-        return response;
-    }
-    let code = match status.as_u16() {
-        408 => "timeout",
-        500..=599 => "internal",
-        _ => "invalid_request",
-    };
-    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
-    ApiError::new(status, code, reason).into_response()
-}

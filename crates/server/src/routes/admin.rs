@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::json::{Body, Query};
+use crate::json::{Body, NoBody, Query};
 use crate::outcomes::{AdjustmentView, idempotent, respond};
 use crate::views::{PageQuery, UserView, level_hundredths};
 
@@ -332,6 +332,7 @@ pub async fn delete_api_key(
     caller: Caller,
     ClientAddr(ip): ClientAddr,
     Path(id): Path<String>,
+    _: NoBody,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let audit = entry(

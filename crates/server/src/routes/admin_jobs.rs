@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::json::Query;
+use crate::json::{NoBody, Query};
 use crate::views::PageQuery;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,6 +114,7 @@ pub async fn retry_job(
     caller: Caller,
     ClientAddr(ip): ClientAddr,
     Path(id): Path<String>,
+    _: NoBody,
 ) -> ApiResult<Json<JobView>> {
     caller.require_admin()?;
     let audit = AuditRecord {

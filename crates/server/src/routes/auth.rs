@@ -1,7 +1,6 @@
 //! Registration, login, token refresh with rotation, and logout.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bursar_core::UserStatus;
@@ -15,7 +14,7 @@ use crate::app::accounts::{self, Registration};
 use crate::auth::password;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::json::{Body, parse};
+use crate::json::{Body, OptionalBody};
 use crate::views::UserView;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -161,17 +160,16 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
-    raw: Bytes,
+    body: OptionalBody<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
     let user_id = caller.require_user()?;
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        state.store.revoke_all_refresh_tokens(user_id).await?;
-    } else {
-        let request: RefreshRequest = parse(&raw)?;
+    if let Some(request) = body.value {
         state
             .store
             .revoke_refresh_token(user_id, &request.refresh_token)
             .await?;
+    } else {
+        state.store.revoke_all_refresh_tokens(user_id).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::json::Body;
+use crate::json::{Body, NoBody};
 use crate::views::level_hundredths;
 
 use super::admin;
@@ -306,6 +306,7 @@ pub async fn delete_package(
     caller: Caller,
     ClientAddr(ip): ClientAddr,
     Path(id): Path<String>,
+    _: NoBody,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let audit = admin::entry(

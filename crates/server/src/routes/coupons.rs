@@ -14,7 +14,7 @@ use super::admin;
 use crate::AppState;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::json::Body;
+use crate::json::{Body, NoBody};
 use crate::views::parse_instant;
 
 const CODE_CHARS_MAX: usize = 64;
@@ -296,6 +296,7 @@ pub async fn delete_coupon(
     caller: Caller,
     ClientAddr(ip): ClientAddr,
     Path(id): Path<String>,
+    _: NoBody,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let audit = admin::entry(

@@ -1,7 +1,6 @@
 //! Spending credits: spend, refund, and two-phase holds. Every handler turns its request into a
 //! ledger command and sends it to the writer; none moves credits itself.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -14,7 +13,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::auth::caller::user_access;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::json::{Body, parse_optional};
+use crate::json::{Body, NoBody, OptionalBody};
 use crate::outcomes::{
     CaptureView, HoldView, RefundView, SpendView, VoidView, idempotent, respond,
 };
@@ -247,19 +246,19 @@ pub async fn capture_hold(
     headers: HeaderMap,
     caller: Caller,
     Path(id): Path<String>,
-    raw: Bytes,
+    body: OptionalBody<CaptureRequest>,
 ) -> ApiResult<Response> {
-    let request: Option<CaptureRequest> = parse_optional(&raw)?;
     let command = Command::Capture {
         hold_id: id.clone(),
-        amount: request
+        amount: body
+            .value
             .and_then(|r| r.amount)
             .map(|a| credits(a, "amount"))
             .transpose()?,
         creator: caller.id().to_string(),
     };
     let route = format!("POST /credits/holds/{id}/capture");
-    run(&state, &headers, &caller, &route, &raw, command).await
+    run(&state, &headers, &caller, &route, &body.raw, command).await
 }
 
 /// Void a hold: release all of its credits.
@@ -275,6 +274,7 @@ pub async fn void_hold(
     headers: HeaderMap,
     caller: Caller,
     Path(id): Path<String>,
+    _: NoBody,
 ) -> ApiResult<Response> {
     let command = Command::Void {
         hold_id: id.clone(),

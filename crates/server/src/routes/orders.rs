@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::app::checkout::{self, Basket};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::json::{Body, Query};
+use crate::json::{Body, NoBody, Query};
 use crate::outcomes::{json, send};
 use crate::receipts::{self, ReceiptView};
 use crate::routes::catalog::MoneyBody;
@@ -196,6 +196,7 @@ pub async fn cancel_order(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    _: NoBody,
 ) -> ApiResult<Json<OrderView>> {
     let user_id = caller.require_user()?;
     let order = state

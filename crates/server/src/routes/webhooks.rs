@@ -1,6 +1,5 @@
 //! `POST /api/v1/webhooks/{provider}`: where providers report payments.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::app::fulfilment::receive_webhook;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::json::RawBody;
 
 /// A provider's notification, in its own format and signature scheme (the sandbox signs with
 /// `Bursar-Signature` in Stripe's scheme; Stripe with `Stripe-Signature`). The signature is
@@ -24,7 +24,7 @@ pub async fn receive(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let header_name = state
         .payments

@@ -8,6 +8,8 @@ use crate::on_both_backends;
 on_both_backends!(
     bad_amounts_and_bodies_are_refused_on_every_credit_route_and_change_nothing,
     malformed_json_wrong_content_type_and_oversized_bodies_are_refused,
+    json_routes_take_only_json_and_bodiless_routes_refuse_large_bodies,
+    every_error_is_problem_json_and_pages_answer_with_an_html_page,
     members_get_403_on_every_admin_route,
 );
 
@@ -324,4 +326,240 @@ async fn members_get_403_on_every_admin_route(app: TestApp) {
     let me = app.get("/api/v1/me", &member.token).await;
     assert_eq!(me.json["role"], "member");
     assert_eq!(app.balance(&member).await, (0, 0));
+}
+
+/// Sends a request by hand with `head` (request line and headers, without the blank line)
+/// announcing `length` bytes and sending `sent` of them, and answers the raw response: the
+/// server must answer an oversized body early, from the announcement or the first bytes.
+async fn raw_request(app: &TestApp, head: String, sent: Vec<u8>) -> String {
+    let addr = app.base.trim_start_matches("http://").to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+        write!(
+            stream,
+            "{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("writes");
+        let _ = stream.write_all(&sent);
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    })
+    .await
+    .expect("raw request runs")
+}
+
+fn assert_raw_problem(raw: &str, status: u16, code: &str) {
+    assert!(raw.starts_with(&format!("HTTP/1.1 {status}")), "{raw}");
+    assert!(
+        raw.to_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{raw}"
+    );
+    assert!(raw.contains(&format!("\"code\":\"{code}\"")), "{raw}");
+}
+
+async fn json_routes_take_only_json_and_bodiless_routes_refuse_large_bodies(app: TestApp) {
+    let member = app.register("typed@example.com").await;
+    app.grant(&member.id, 100).await;
+    let send = |path: String, body: &'static str, content_type: Option<&'static str>| {
+        let mut request = app
+            .http
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&member.token)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        async move { TestApp::read(request.send().await.expect("answered")).await }
+    };
+    let spend = || "/api/v1/credits/spend".to_string();
+    for refused in [
+        "application/vnd.api+json",
+        "application/json; charset=latin1",
+        "application/json; version=2",
+        "text/plain",
+        "application/jsonx",
+    ] {
+        let resp = send(spend(), r#"{"amount": 1}"#, Some(refused)).await;
+        assert_eq!(
+            (resp.status, resp.is_problem()),
+            (415, true),
+            "{refused}: {}",
+            resp.text
+        );
+    }
+    assert_eq!(send(spend(), r#"{"amount": 1}"#, None).await.status, 415);
+    for accepted in [
+        "application/json; charset=UTF-8",
+        "Application/JSON;charset=\"utf-8\"",
+    ] {
+        let resp = send(spend(), r#"{"amount": 1}"#, Some(accepted)).await;
+        assert_eq!(resp.status, 200, "{accepted}: {}", resp.text);
+    }
+    assert_eq!(
+        app.balance(&member).await,
+        (98, 98),
+        "only the JSON spends counted"
+    );
+
+    let hold = || async {
+        let resp = app
+            .post(
+                "/api/v1/credits/holds",
+                &member.token,
+                json!({"amount": 10}),
+            )
+            .await;
+        assert_eq!(resp.status, 201, "{}", resp.text);
+        resp.json["id"].as_str().expect("id").to_string()
+    };
+    let held = hold().await;
+    let capture = format!("/api/v1/credits/holds/{held}/capture");
+    for (body, content_type) in [
+        (r#"{"amount": 1}"#, Some("text/plain")),
+        (r#"{"amount": 1}"#, None),
+    ] {
+        let resp = send(capture.clone(), body, content_type).await;
+        assert_eq!(
+            resp.status, 415,
+            "capture with {content_type:?}: {}",
+            resp.text
+        );
+    }
+    // Left out entirely, the body means "capture all of it", whatever the type says.
+    let all = send(capture.clone(), "", None).await;
+    assert_eq!(
+        (all.status, all.json["captured"].as_i64()),
+        (200, Some(10)),
+        "{}",
+        all.text
+    );
+
+    // Routes that take no body accept a small one (`{}`) and refuse a large one, announced or
+    // streamed, before acting.
+    let void_small = hold().await;
+    let small = send(
+        format!("/api/v1/credits/holds/{void_small}/void"),
+        "{}",
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(small.status, 200, "{}", small.text);
+    let kept = hold().await;
+    let token = member.token.clone();
+    let announced = raw_request(
+        &app,
+        format!("POST /api/v1/credits/holds/{kept}/void HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 4096"),
+        Vec::new(),
+    )
+    .await;
+    assert_raw_problem(&announced, 413, "payload_too_large");
+    let mut chunked = format!("{:x}\r\n", 4096).into_bytes();
+    chunked.extend(std::iter::repeat_n(b' ', 4096));
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let streamed = raw_request(
+        &app,
+        format!("POST /api/v1/credits/holds/{kept}/void HTTP/1.1\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked"),
+        chunked,
+    )
+    .await;
+    assert_raw_problem(&streamed, 413, "payload_too_large");
+    let still = app.get("/api/v1/me/balance", &member.token).await;
+    assert_eq!(
+        still.json["held"], 10,
+        "the refused voids released nothing: {}",
+        still.text
+    );
+}
+
+async fn every_error_is_problem_json_and_pages_answer_with_an_html_page(app: TestApp) {
+    let member = app.register("errors@example.com").await;
+    let token = member.token.clone();
+    let two_mib = 2 * 1024 * 1024;
+    for (path, content_type) in [
+        ("/api/v1/credits/holds/hld_x/capture", "application/json"),
+        ("/api/v1/auth/logout", "application/json"),
+        ("/api/v1/webhooks/sandbox", "application/json"),
+        ("/api/v1/orders/ord_x/cancel", "application/json"),
+    ] {
+        let raw = raw_request(
+            &app,
+            format!("POST {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {two_mib}"),
+            Vec::new(),
+        )
+        .await;
+        assert_raw_problem(&raw, 413, "payload_too_large");
+    }
+    // A path segment that is not UTF-8 is refused by axum's own extractor: still problem+json.
+    let bad_path = app.get("/api/v1/orders/%FF%FE", &token).await;
+    assert!(
+        bad_path.status >= 400 && bad_path.is_problem(),
+        "{}",
+        bad_path.text
+    );
+
+    // The sandbox's hosted page: a person gets an HTML page, never JSON or plain text.
+    let page =
+        |method: reqwest::Method, path: &str, content_type: &'static str, body: &'static str| {
+            let request = app
+                .http
+                .request(method, format!("{}{path}", app.base))
+                .header("content-type", content_type)
+                .body(body);
+            async move { request.send().await.expect("answered") }
+        };
+    for (method, path, content_type, body, status) in [
+        (
+            reqwest::Method::POST,
+            "/pay/sandbox/pay_missing",
+            "application/json",
+            "{}",
+            415,
+        ),
+        (
+            reqwest::Method::POST,
+            "/pay/sandbox/pay_missing",
+            "application/x-www-form-urlencoded",
+            "other=1",
+            422,
+        ),
+        (
+            reqwest::Method::POST,
+            "/pay/sandbox/pay_missing",
+            "application/x-www-form-urlencoded",
+            "card_number=4242424242424242",
+            404,
+        ),
+        (
+            reqwest::Method::GET,
+            "/pay/sandbox/pay_missing",
+            "text/plain",
+            "",
+            404,
+        ),
+        (
+            reqwest::Method::GET,
+            "/pay/result/pay_missing",
+            "text/plain",
+            "",
+            404,
+        ),
+    ] {
+        let response = page(method.clone(), path, content_type, body).await;
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(kind.starts_with("text/html"), "{method} {path}: {kind}");
+        let html = response.text().await.expect("body");
+        assert!(
+            html.contains(&format!("data-status=\"{status}\"")),
+            "{html}"
+        );
+    }
 }
