@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API, the web UI and the background jobs (migrations run first).
+    /// Run the API, the hosted payment pages and the background jobs (migrations run first).
     Serve {
         /// Do not create the demo catalog on first start (same as BURSAR_DEMO_CATALOG=false).
         #[arg(long)]
@@ -157,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             let user = bursar_server::app::accounts::make_admin(&store, &email, plain)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.detail))?;
+                .map_err(refused)?;
             println!("admin {} ({})", user.email, user.id);
         }
         Command::ApiKey {
@@ -166,7 +166,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging("warn");
             let store = open_store(&config).await?;
             let audit = bursar_store::audit::AuditRecord::by_cli("api_key.create");
-            let key = store.create_api_key(&name, None, audit).await?;
+            let key = bursar_server::app::api_keys::create(&store, &name, None, audit)
+                .await
+                .map_err(refused)?;
             eprintln!(
                 "API key {} created; store the secret now, it is not shown again:",
                 key.key.id
@@ -209,6 +211,27 @@ async fn stop_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A rule's refusal, as the API would say it (without the status: this is the command line).
+fn refused(error: bursar_server::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!(error.detail)
+}
+
+/// One line per error: its causes joined, leaving out any that only repeats what an outer one
+/// already said (a store error's message often quotes the database error it wraps).
+fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -221,7 +244,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::from(2)
         }
     }

@@ -65,6 +65,29 @@ async fn admin_commands_and_ledger_verify(backend: Backend) {
     );
     assert!(!short.status.success());
 
+    // The command line keeps the API's rules, and says what is wrong once, exiting non-zero.
+    for name in ["", "   ", &"x".repeat(101)] {
+        let refused = bursar(&url, &["api-key", "create", "--name", name]);
+        assert_eq!(refused.status.code(), Some(2), "{name:?}: {refused:?}");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        let lines: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines, ["error: name must be 1 to 100 characters"], "{said}");
+    }
+    let not_an_email = bursar(
+        &url,
+        &[
+            "admin",
+            "create",
+            "--email",
+            "not an email",
+            "--password",
+            "long enough",
+        ],
+    );
+    assert_eq!(not_an_email.status.code(), Some(2), "{not_an_email:?}");
+    let said = String::from_utf8_lossy(&not_an_email.stderr);
+    assert_eq!(said.lines().count(), 1, "one line per error: {said}");
+
     let key = bursar(&url, &["api-key", "create", "--name", "ai service"]);
     assert!(key.status.success(), "{key:?}");
     let secret = stdout(&key).trim().to_string();
@@ -106,6 +129,22 @@ async fn admin_commands_and_ledger_verify_work_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_and_ledger_verify_work_on_postgres() {
     admin_commands_and_ledger_verify(Backend::Postgres).await;
+}
+
+/// The help promises only what exists: there is no web UI yet, only the hosted payment pages.
+#[test]
+fn serve_help_describes_what_serve_runs() {
+    let help = Command::new(env!("CARGO_BIN_EXE_bursar"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("bursar runs");
+    assert!(help.status.success(), "{help:?}");
+    let text = stdout(&help);
+    assert!(
+        text.contains("payment pages") && text.contains("background jobs"),
+        "{text}"
+    );
+    assert!(!text.to_lowercase().contains("web ui"), "{text}");
 }
 
 #[test]

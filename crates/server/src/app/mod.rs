@@ -4,6 +4,7 @@
 //! the same code without HTTP. The rules live here or in `core`, never in a handler.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod checkout;
 pub mod fulfilment;
 pub mod refunds;

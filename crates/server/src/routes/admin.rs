@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::app::api_keys;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, NoBody, Query};
@@ -25,7 +26,6 @@ use crate::outcomes::{AdjustmentView, idempotent, respond};
 use crate::views::{PageQuery, UserView, level_hundredths};
 
 const REASON_CHARS_MAX: usize = 500;
-const KEY_NAME_CHARS_MAX: usize = 100;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -302,12 +302,6 @@ pub async fn create_api_key(
     body: Body<ApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
     caller.require_admin()?;
-    let name = body.value.name.trim();
-    if name.is_empty() || name.chars().count() > KEY_NAME_CHARS_MAX {
-        return Err(ApiError::invalid(format!(
-            "name must be 1 to {KEY_NAME_CHARS_MAX} characters"
-        )));
-    }
     let audit = entry(
         &caller,
         &ip,
@@ -315,10 +309,7 @@ pub async fn create_api_key(
         None,
         serde_json::Value::Null,
     );
-    let key = state
-        .store
-        .create_api_key(name, Some(caller.id()), audit)
-        .await?;
+    let key = api_keys::create(&state.store, &body.value.name, Some(caller.id()), audit).await?;
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 
