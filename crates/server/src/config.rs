@@ -43,6 +43,11 @@ pub struct Config {
     pub jobs_in_flight_max: usize,
     /// Where local days begin (midnight jobs, daily allowances and gifts).
     pub timezone: bursar_worker::Tz,
+    /// How long a connection may take to send a request's headers, counted from when it opens
+    /// or from its last response (so it also ends idle keep-alive connections).
+    pub header_timeout_s: u64,
+    /// Connections open at once; past it a new one is answered 503 and closed.
+    pub connections_max: usize,
 }
 
 /// Shows every setting except the secrets, which only say whether they are set.
@@ -70,6 +75,8 @@ impl std::fmt::Debug for Config {
             .field("jobs_enabled", &self.jobs_enabled)
             .field("jobs_in_flight_max", &self.jobs_in_flight_max)
             .field("timezone", &self.timezone)
+            .field("header_timeout_s", &self.header_timeout_s)
+            .field("connections_max", &self.connections_max)
             .finish()
     }
 }
@@ -198,6 +205,12 @@ impl Config {
                 .parsed("BURSAR_JOBS_IN_FLIGHT_MAX", 8_usize)?
                 .clamp(1, 256),
             timezone: src.parsed("BURSAR_TIMEZONE", bursar_worker::Tz::UTC)?,
+            header_timeout_s: src
+                .parsed("BURSAR_HEADER_TIMEOUT_SECONDS", 10_u64)?
+                .clamp(1, 3600),
+            connections_max: src
+                .parsed("BURSAR_CONNECTIONS_MAX", 8192_usize)?
+                .clamp(1, 1_000_000),
         })
     }
 
@@ -229,6 +242,8 @@ impl Config {
             jobs_enabled: true,
             jobs_in_flight_max: 8,
             timezone: bursar_worker::Tz::UTC,
+            header_timeout_s: 10,
+            connections_max: 8192,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod json;
+pub mod listen;
 pub mod observe;
 pub mod openapi;
 pub mod outcomes;
@@ -152,16 +153,15 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
         shutdown.clone(),
         writer_failed.clone(),
     ));
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone());
+    let limits = listen::Limits {
+        header_timeout: Duration::from_secs(state.config.header_timeout_s),
+        connections_max: state.config.connections_max,
+    };
     let stop = shutdown.clone();
     let store = state.store.clone();
     let finished = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "server stopped with an error");
-        }
+        listen::serve(listener, app, limits, stop).await;
         background.close();
         background.wait().await;
         store.close().await;

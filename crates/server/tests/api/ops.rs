@@ -228,3 +228,112 @@ async fn ready_is_503_while_the_ledger_writer_is_gone() {
     .expect("answers");
     assert_eq!(response.status(), 503);
 }
+
+/// Idle sockets, sockets that trickle a header a byte at a time and idle keep-alive sockets are
+/// all closed once the header timeout passes; while they fill every connection slot a new
+/// client is answered 503 at once (never left hanging), and afterwards it gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_closed_within_the_bound_and_others_get_through() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    const SLOTS: usize = 24;
+    let app = TestApp::spawn_with(
+        bursar_store::testing::Backend::Sqlite,
+        "slow_clients",
+        |config| {
+            config.header_timeout_s = 1;
+            config.connections_max = SLOTS;
+        },
+    )
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let opened = Instant::now();
+    let sockets = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || {
+            let mut sockets = Vec::new();
+            for i in 0..SLOTS {
+                let mut socket = TcpStream::connect(&addr).expect("connects");
+                match i % 3 {
+                    // Idle: never sends a byte.
+                    0 => {}
+                    // Slow: half a header now, a byte at a time later.
+                    1 => write!(socket, "GET /health HTTP/1.1\r\nHost: x\r\n").expect("writes"),
+                    // Keep-alive: one whole request and its answer, then idle.
+                    _ => {
+                        write!(socket, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").expect("writes");
+                        let mut answer = [0_u8; 512];
+                        let read = socket.read(&mut answer).expect("answered");
+                        assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+                    }
+                }
+                sockets.push(socket);
+            }
+            sockets
+        }
+    })
+    .await
+    .expect("sockets open");
+
+    // Every slot is taken: a new client is told so at once.
+    let busy = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || {
+            let mut socket = TcpStream::connect(&addr).expect("connects");
+            socket
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout set");
+            let _ = write!(socket, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut answer = String::new();
+            let _ = socket.read_to_string(&mut answer);
+            answer
+        }
+    })
+    .await
+    .expect("busy client ran");
+    assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
+    assert!(busy.contains("\"code\":\"unavailable\""), "{busy}");
+
+    // The server closes every one of them; the slow ones keep trickling bytes meanwhile.
+    let closed_after = tokio::task::spawn_blocking(move || {
+        let mut waits = Vec::new();
+        for (i, mut socket) in sockets.into_iter().enumerate() {
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .expect("timeout set");
+            let mut buffer = [0_u8; 256];
+            loop {
+                match socket.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut =>
+                    {
+                        assert!(
+                            opened.elapsed() < Duration::from_secs(10),
+                            "socket {i} still open"
+                        );
+                        if i % 3 == 1 {
+                            let _ = socket.write_all(b"X");
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            waits.push(opened.elapsed());
+        }
+        waits
+    })
+    .await
+    .expect("sockets watched");
+    let slowest = closed_after.iter().max().copied().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_secs(5),
+        "closed after {closed_after:?}"
+    );
+
+    let health = app.get("/health", "").await;
+    assert_eq!(health.status, 200, "{}", health.text);
+}

@@ -1,0 +1,128 @@
+//! The HTTP listener, with the bounds a server on the open internet needs and axum's own
+//! `serve` does not set: how long a connection may take to send a request's headers (counted
+//! from when it opens or when its last response was sent, so it also ends idle keep-alive
+//! connections and clients that trickle a header a byte at a time), and how many connections
+//! are open at once. Past that number a new connection is answered 503 at once and closed,
+//! so a flood of idle sockets can neither exhaust file descriptors nor make clients hang.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to send a request's headers, from the connection's start or its last response.
+    pub header_timeout: Duration,
+    /// Connections open at once.
+    pub connections_max: usize,
+}
+
+/// What a connection past the limit is told before it is closed: a 503 problem, as raw bytes
+/// written without waiting (see `refuse`).
+static BUSY: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    let problem = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "too many open connections; try again shortly",
+    )
+    .problem();
+    let body = serde_json::to_string(&problem).unwrap_or_default();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+});
+
+/// Serves `router` until `stop`, then lets requests in flight finish (idle connections close
+/// at once) and returns when every connection has ended.
+pub async fn serve(listener: TcpListener, router: Router, limits: Limits, stop: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(limits.connections_max));
+    let connections = TaskTracker::new();
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse(&stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let stop = stop.clone();
+        let router = router.clone();
+        connections.spawn(async move {
+            metrics::gauge!("bursar_http_connections_open").increment(1.0);
+            serve_connection(stream, remote, router, limits, stop).await;
+            metrics::gauge!("bursar_http_connections_open").decrement(1.0);
+            drop(permit);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    router: Router,
+    limits: Limits,
+    stop: CancellationToken,
+) {
+    let service = router.map_request(move |mut request: axum::http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(remote));
+        request.map(axum::body::Body::new)
+    });
+    // HTTP/1.1 only: an automatic HTTP/2 detection would first wait, unbounded, for the bytes
+    // that tell the versions apart. (A proxy in front speaks HTTP/2 to browsers if wanted.)
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    let mut connection = pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, %remote, "connection ended with an error");
+            }
+            return;
+        }
+        () = stop.cancelled() => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, %remote, "connection ended with an error while stopping");
+    }
+}
+
+/// Answers a connection past the limit without waiting on it: the socket's send buffer is empty,
+/// so the short answer fits; if it does not, the close alone says no.
+fn refuse(stream: &TcpStream) {
+    metrics::counter!("bursar_http_connections_refused_total").increment(1);
+    let _ = stream.try_write(&BUSY);
+}
