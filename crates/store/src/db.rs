@@ -53,10 +53,53 @@ async fn ping_if_idle(
     conn: &mut sqlx::AnyConnection,
     meta: sqlx::pool::PoolConnectionMetadata,
 ) -> Result<bool, sqlx::Error> {
-    if meta.idle_for >= PING_AFTER_IDLE {
+    if meta.idle_for >= PING_AFTER_IDLE || lost::before(meta.age) {
         sqlx::Connection::ping(conn).await?;
     }
     Ok(true)
+}
+
+/// When a connection was last seen lost. A database restart, a failover or an administrator
+/// terminating backends kills every pooled connection at once, but each would only be found
+/// dead by the query that uses it: once one is, the pool pings every connection opened before
+/// that moment before handing it out, so the rest are replaced instead of failing a query each.
+pub(crate) mod lost {
+    use std::sync::LazyLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+    /// Milliseconds after `EPOCH`, plus one (0: never).
+    static LAST: AtomicU64 = AtomicU64::new(0);
+
+    fn now_ms() -> u64 {
+        u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn noticed() {
+        LAST.fetch_max(now_ms() + 1, Ordering::Relaxed);
+    }
+
+    /// Whether a connection of this age was opened before the last loss was noticed.
+    pub fn before(age: Duration) -> bool {
+        let last = LAST.load(Ordering::Relaxed);
+        let opened = now_ms().saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
+        last > 0 && opened < last
+    }
+}
+
+/// Runs a read once more if its connection was lost: nothing was changed, and by the second
+/// attempt the pool checks the connections that predate the loss (`lost`), so a database blip
+/// fails no read on the hot paths that use this.
+pub async fn again_if_lost<T, F, Fut>(mut read: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    match read().await {
+        Err(error) if error.is_connection_lost() => read().await,
+        result => result,
+    }
 }
 
 /// Per-connection settings for SQLite: WAL (kept under 128 MiB once reset), the chosen
@@ -390,8 +433,17 @@ impl Db {
     }
 
     /// True when the database answers a trivial query.
+    /// Whether the database answers. A pooled connection whose backend was terminated fails
+    /// once; then a fresh connection decides, so a blip the pool has not noticed yet does not
+    /// make the server report itself unready.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        if sqlx::query("SELECT 1").execute(&self.pool).await.is_ok() {
+            return true;
+        }
+        match self.connect_one().await {
+            Ok(mut conn) => sqlx::query("SELECT 1").execute(&mut conn).await.is_ok(),
+            Err(_) => false,
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub enum StoreError {
     #[error(transparent)]
     Domain(#[from] LedgerError),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("configuration: {0}")]
     Config(String),
     #[error("the ledger writer has stopped")]
@@ -40,9 +40,36 @@ pub enum StoreError {
     ReaderGone,
 }
 
+impl From<sqlx::Error> for StoreError {
+    /// Every database error passes here, so this is where a lost connection is noticed: the
+    /// pool then checks its older connections before handing them out (`db::lost`).
+    fn from(error: sqlx::Error) -> Self {
+        let error = StoreError::Database(error);
+        if error.is_connection_lost() {
+            db::lost::noticed();
+        }
+        error
+    }
+}
+
 impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+
+    /// Whether the database connection itself failed (closed, reset, or its backend terminated
+    /// by an administrator, a restart or a failover), rather than a statement on it.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Io(_)) => true,
+            // SQLSTATE class 08 is "connection exception"; 57P01-57P03 are the server's
+            // "terminating connection due to administrator command", crash and "cannot connect
+            // now" (a starting or stopping server).
+            StoreError::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+            _ => false,
+        }
     }
 }
 

@@ -51,7 +51,11 @@ pub async fn fresh_database_url(backend: Backend, name: &str) -> String {
                 .await
                 .expect("can create a schema");
             let separator = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{separator}options=-c%20search_path%3D{schema}")
+            // The schema also names the connections (`application_name`), so a test can find
+            // and terminate its own backends without touching other tests'.
+            format!(
+                "{base}{separator}options=-c%20search_path%3D{schema}%20-c%20application_name%3D{schema}"
+            )
         }
     }
 }
@@ -63,7 +67,8 @@ pub async fn remove_database(url: &str) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{path}{suffix}"));
         }
-    } else if let Some((base, schema)) = url.split_once("options=-c%20search_path%3D")
+    } else if let Some((base, options)) = url.split_once("options=-c%20search_path%3D")
+        && let Some(schema) = options.split("%20").next()
         && schema.starts_with(SCHEMA_PREFIX)
         && schema
             .chars()

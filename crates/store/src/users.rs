@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{self, AuditRecord};
+use crate::db::again_if_lost;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError, accounts, ids::new_id, sessions};
 
@@ -97,14 +98,18 @@ impl Store {
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
-        sqlx::query(sql)
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?
-            .as_ref()
-            .map(user_from_row)
-            .transpose()
+        let row = again_if_lost(|| {
+            let sql =
+                sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
+            async move {
+                Ok(sqlx::query(sql)
+                    .bind(id)
+                    .fetch_optional(&self.db.pool)
+                    .await?)
+            }
+        })
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
@@ -121,11 +126,15 @@ impl Store {
     /// The status and role that authorise a request, read fresh so a suspension or a role
     /// change takes effect on the very next request.
     pub async fn user_access(&self, id: &str) -> Result<Option<(Role, UserStatus)>, StoreError> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT role, status FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.db.pool)
-                .await?;
+        let row: Option<(String, String)> = again_if_lost(|| async {
+            Ok(
+                sqlx::query_as("SELECT role, status FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.db.pool)
+                    .await?,
+            )
+        })
+        .await?;
         Ok(row.and_then(|(role, status)| Some((Role::parse(&role)?, UserStatus::parse(&status)?))))
     }
 

@@ -337,3 +337,67 @@ async fn slow_and_idle_clients_are_closed_within_the_bound_and_others_get_throug
     let health = app.get("/health", "").await;
     assert_eq!(health.status, 200, "{}", health.text);
 }
+
+/// Terminates every PostgreSQL backend of this test's server (its connections are named after
+/// its schema), as an administrator or a failover would, and answers how many.
+async fn terminate_backends(app: &TestApp) -> i64 {
+    let url = &app.state.config.database_url;
+    let schema = url
+        .split("application_name%3D")
+        .nth(1)
+        .expect("a test URL names its connections")
+        .to_string();
+    let base = std::env::var("BURSAR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&base)
+        .await
+        .expect("connects");
+    sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(schema)
+    .fetch_one(&mut admin)
+    .await
+    .expect("terminates")
+}
+
+/// A PostgreSQL blip (every backend of the server terminated) fails no request: a ledger
+/// command whose connection died before its commit is applied again on a fresh connection,
+/// reads find a live connection, and `/ready` stays ready while the database is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_database_connections_fail_no_request() {
+    let app = TestApp::spawn(bursar_store::testing::Backend::Postgres, "blip").await;
+    let member = app.register("blip@example.com").await;
+    app.grant(&member.id, 1000).await;
+    for round in 0..5 {
+        assert!(terminate_backends(&app).await > 0, "round {round}");
+        let ready = app.get("/ready", "").await;
+        assert_eq!(ready.status, 200, "round {round}: {}", ready.text);
+        assert!(terminate_backends(&app).await >= 0);
+        let spend = app
+            .post(
+                "/api/v1/credits/spend",
+                &member.token,
+                serde_json::json!({"amount": 1}),
+            )
+            .await;
+        assert_eq!(spend.status, 200, "round {round}: {}", spend.text);
+        terminate_backends(&app).await;
+        let balance = app.get("/api/v1/me/balance", &member.token).await;
+        assert_eq!(balance.status, 200, "round {round}: {}", balance.text);
+        assert_eq!(balance.json["balance"], 999 - round, "round {round}");
+        terminate_backends(&app).await;
+        let me = app.get("/api/v1/me", &member.token).await;
+        assert_eq!(me.status, 200, "round {round}: {}", me.text);
+    }
+    let metrics = app.get("/metrics", "").await;
+    assert!(
+        metrics
+            .text
+            .lines()
+            .any(|l| l.starts_with("bursar_ledger_reconnects_total") && !l.ends_with(" 0")),
+        "the writer reconnected: {}",
+        metrics.text
+    );
+    app.assert_ledger_ok().await;
+}

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::clock::rfc3339;
-use crate::db::Dialect;
+use crate::db::{Dialect, again_if_lost};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
@@ -59,7 +59,7 @@ impl Store {
     /// `None` when the user has no account (no such user). Read together with the other
     /// balance reads in flight (see `balances.rs`).
     pub async fn balance(&self, user_id: &str) -> Result<Option<BalanceView>, StoreError> {
-        self.balances.read(user_id).await
+        again_if_lost(|| self.balances.read(user_id)).await
     }
 
     /// The user's transfers, newest first: `$1` user, `$2` asset, before `$3`, at most `$4`.

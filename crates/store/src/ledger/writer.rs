@@ -151,25 +151,41 @@ impl Writer {
             cache,
             ..
         } = self;
-        let conn = connected(conn, wal, db).await?;
-        let result = commit_batch(conn, db, clock, asset, cache.take(), requests).await;
-        match result {
-            Ok(Committed {
-                results,
-                cache,
-                transfers,
-                jobs_enqueued,
-            }) => {
-                self.cache = cache;
-                self.jobs_enqueued += jobs_enqueued;
-                self.history.wrote(transfers);
-                Ok(results)
-            }
-            Err(error) => {
-                // A failed transaction may have left the connection unusable, and the cache
-                // may hold changes that were never committed: start afresh.
-                self.conn = None;
-                Err(error)
+        let mut fresh = false;
+        loop {
+            let result = match connected(conn, wal, db).await {
+                Ok(conn) => commit_batch(conn, db, clock, asset, cache.take(), requests).await,
+                Err(error) => Err(Failed::from(error)),
+            };
+            match result {
+                Ok(Committed {
+                    results,
+                    cache: kept,
+                    transfers,
+                    jobs_enqueued,
+                }) => {
+                    *cache = kept;
+                    self.jobs_enqueued += jobs_enqueued;
+                    self.history.wrote(transfers);
+                    return Ok(results);
+                }
+                Err(Failed { error, at_commit }) => {
+                    // A failed transaction may have left the connection unusable, and the
+                    // cache may hold changes that were never committed: start afresh.
+                    *conn = None;
+                    // A connection lost before COMMIT was sent committed nothing (the database
+                    // rolls back a transaction whose session ends), so the batch is applied
+                    // again, once, on a fresh connection: a database restart, a failover or
+                    // an administrator terminating backends fails no request. One lost during
+                    // COMMIT may have committed, so it is not retried blindly.
+                    if !fresh && !at_commit && error.is_connection_lost() {
+                        tracing::warn!(%error, "the ledger's connection was lost; applying the batch again on a new one");
+                        metrics::counter!("bursar_ledger_reconnects_total").increment(1);
+                        fresh = true;
+                        continue;
+                    }
+                    return Err(error);
+                }
             }
         }
     }
@@ -344,6 +360,28 @@ async fn receive(
     }
 }
 
+/// Why a batch was not committed, and whether it got as far as sending `COMMIT` (after which
+/// it may have committed without an answer reaching us).
+struct Failed {
+    error: StoreError,
+    at_commit: bool,
+}
+
+impl From<StoreError> for Failed {
+    fn from(error: StoreError) -> Self {
+        Self {
+            error,
+            at_commit: false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
 /// What a committed batch answers, and what its writer may keep for the next one.
 struct Committed {
     results: Vec<Result<Executed, StoreError>>,
@@ -362,7 +400,7 @@ async fn commit_batch(
     asset: &str,
     cache: Option<Cached>,
     requests: &[&Request],
-) -> Result<Committed, StoreError> {
+) -> Result<Committed, Failed> {
     let phase = PhaseTimer::start();
     let mut tx = db.begin_write_on(conn).await?;
     let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms(), cache).await?;
@@ -373,15 +411,15 @@ async fn commit_batch(
         let result = match apply_once(&mut uow, &mut tx, request).await {
             // A refusal is this request's answer; any other failure fails the whole batch.
             Err(StoreError::Domain(refusal)) => Err(StoreError::Domain(refusal)),
-            Err(failure) => return Err(failure),
+            Err(failure) => return Err(failure.into()),
             Ok(executed) => Ok(executed),
         };
         if let Some(account) = uow.out_of_range() {
             // Nothing of the batch is committed: the writer retries its requests one by one,
             // and alone this one is refused with the same error while the others go through.
-            return Err(LedgerError::BalanceOutOfRange {
+            return Err(StoreError::from(LedgerError::BalanceOutOfRange {
                 account: account.to_string(),
-            }
+            })
             .into());
         }
         uow.debug_assert_invariants();
@@ -396,7 +434,10 @@ async fn commit_batch(
     let phase = phase.next("apply");
     uow.flush(&mut tx).await?;
     let phase = phase.next("write");
-    tx.commit().await?;
+    tx.commit().await.map_err(|error| Failed {
+        error: error.into(),
+        at_commit: true,
+    })?;
     phase.next("commit");
     let transfers = uow.transfer_count();
     let jobs_enqueued = uow.jobs_enqueued();
