@@ -52,6 +52,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalBody<T> {
         if !is_json {
             return Err(not_json());
         }
+        if raw.trim_ascii() == b"null" {
+            return Ok(Self { value: None, raw });
+        }
         Ok(Self {
             value: Some(parse_checked(&raw)?),
             raw,
@@ -159,9 +162,14 @@ async fn read_bytes<S: Send + Sync>(
         })
 }
 
-/// `parse`, and then the NUL rule: PostgreSQL text cannot hold NUL, and no field needs one.
+/// `parse`, with the rules every request body keeps: it is a JSON object (serde would also
+/// read a struct from an array, `[1, "x"]`, which no client means), and it holds no NUL
+/// (PostgreSQL text cannot, and no field needs one).
 fn parse_checked<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
-    let value = parse(raw)?;
+    let value = parse_lenient(raw)?;
+    if raw.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    }
     if has_nul_escape(raw) {
         return Err(ApiError::invalid(
             "text must not contain NUL (\\u0000) characters",
@@ -221,6 +229,63 @@ pub fn parse<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// Like `parse`, but a number written with a fraction of zero (`250.0`) reads as the integer
+/// it is, as JSON Schema counts it: some clients' JSON encoders write every number so. Only a
+/// body that failed to parse is read this second way, so the common case costs nothing more.
+fn parse_lenient<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let strict = parse(raw);
+    let Err(refusal) = &strict else {
+        return strict;
+    };
+    if !refusal.detail.contains("floating point") {
+        return strict;
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(raw) else {
+        return strict;
+    };
+    if !integral_floats_to_integers(&mut value) {
+        return strict;
+    }
+    let Ok(normalised) = serde_json::to_vec(&value) else {
+        return strict;
+    };
+    parse(&normalised)
+}
+
+/// Turns every float that is exactly an integer within ±2^53 into that integer; answers whether
+/// any was.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            let exact = float.fract() == 0.0 && float.abs() <= bursar_core::MAX_CREDITS as f64;
+            if exact {
+                *value = Value::from(float as i64);
+            }
+            exact
+        }
+        // Every element is visited (no short circuit): each may hold such a number.
+        Value::Array(items) => {
+            items
+                .iter_mut()
+                .map(integral_floats_to_integers)
+                .filter(|changed| *changed)
+                .count()
+                > 0
+        }
+        Value::Object(fields) => {
+            fields
+                .values_mut()
+                .map(integral_floats_to_integers)
+                .filter(|changed| *changed)
+                .count()
+                > 0
+        }
+        _ => false,
+    }
+}
+
 /// Query-string extraction with problem+json rejections.
 pub struct Query<T>(pub T);
 
@@ -246,6 +311,20 @@ mod tests {
         assert!(super::has_nul_escape(br#"{"a":"\\\u0000"}"#));
         assert!(!super::has_nul_escape(br#"{"a":"\\u0000"}"#));
         assert!(!super::has_nul_escape(br#"{"a":"u0000"}"#));
+    }
+
+    #[test]
+    fn a_whole_number_written_as_a_float_reads_as_an_integer() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Amount {
+            amount: i64,
+        }
+        let read = |raw: &[u8]| super::parse_lenient::<Amount>(raw).map(|a| a.amount);
+        assert_eq!(read(br#"{"amount": 250.0}"#).ok(), Some(250));
+        assert_eq!(read(br#"{"amount": -3.0}"#).ok(), Some(-3));
+        assert!(read(br#"{"amount": 2.5}"#).is_err());
+        assert!(read(br#"{"amount": 1e300}"#).is_err());
+        assert!(read(br#"{"amount": 9007199254740994.0}"#).is_err());
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = routes::api_router().split_for_parts();
-    let openapi = openapi::finish(openapi);
+    let openapi = openapi::finish(openapi, &state.payments.names());
     Router::new()
         .merge(api)
         .merge(routes::ops::router(openapi))

@@ -75,6 +75,13 @@ impl Payments {
         })
     }
 
+    /// The providers configured here, in name order: what `POST /orders` accepts.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.providers.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn PaymentProvider>> {
         self.providers.get(name)
     }

@@ -65,7 +65,7 @@ impl PageQuery {
 }
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
+pub(crate) const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
 
 /// Reads `Idempotency-Key`. The stored hash covers the method, the path and the exact body, so
 /// the same key with anything different is refused rather than replayed.
@@ -78,9 +78,16 @@ pub fn idempotency(
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?;
+    // Printable ASCII (spaces inside only): the rule the OpenAPI document states.
+    let bytes = value.as_bytes();
+    let printable = bytes.iter().all(|b| (b' '..=b'~').contains(b));
+    let trimmed = bytes.first() != Some(&b' ') && bytes.last() != Some(&b' ');
+    if !(printable && trimmed) {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be printable ASCII, with no space at either end",
+        ));
+    }
+    let key = value.to_str().unwrap_or_default();
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_CHARS_MAX {
         return Err(ApiError::bad_request(
             "Idempotency-Key must be 1 to 255 characters",

@@ -9,8 +9,8 @@ use bursar_store::users::{User, UserChanges};
 use crate::auth::password::{self, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 use crate::error::{ApiError, ApiResult};
 
-const EMAIL_CHARS_MAX: usize = 254;
-const DISPLAY_NAME_CHARS_MAX: usize = 100;
+pub(crate) const EMAIL_CHARS_MAX: usize = 254;
+pub(crate) const DISPLAY_NAME_CHARS_MAX: usize = 100;
 
 /// Someone signing up.
 #[derive(Debug)]

@@ -35,7 +35,7 @@ pub struct Placed {
 /// the result alone.
 pub type RenderOrder = fn(&ApiResult<Order>) -> Rendered;
 
-const QUANTITY_MAX: i64 = 1000;
+pub(crate) const QUANTITY_MAX: i64 = 1000;
 /// A provider's payment page closes this long before its order expires, so money cannot arrive
 /// for an order that has just expired.
 const PAYMENT_CLOSES_EARLY_S: i64 = 60;

@@ -25,7 +25,7 @@ use crate::json::{Body, NoBody, Query};
 use crate::outcomes::{AdjustmentView, idempotent, respond};
 use crate::views::{PageQuery, UserView, level_hundredths};
 
-const REASON_CHARS_MAX: usize = 500;
+pub(crate) const REASON_CHARS_MAX: usize = 500;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -20,9 +20,10 @@ use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, Query};
 use crate::outcomes::{OrderRefundView, idempotent, json, send};
+use crate::payments::KNOWN_PROVIDERS;
 use crate::views::{PageQuery, parse_instant};
 
-const REASON_CHARS_MAX: usize = 500;
+pub(crate) const REASON_CHARS_MAX: usize = 500;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -62,6 +63,14 @@ pub async fn list_orders(
             })
         })
         .transpose()?;
+    if let Some(provider) = search.provider.as_deref()
+        && !KNOWN_PROVIDERS.contains(&provider)
+    {
+        return Err(ApiError::invalid(format!(
+            "provider must be one of {}",
+            KNOWN_PROVIDERS.join(", ")
+        )));
+    }
     let filter = OrderFilter {
         user_id: search.user_id.clone(),
         status,

@@ -17,8 +17,8 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, NoBody};
 use crate::views::parse_instant;
 
-const CODE_CHARS_MAX: usize = 64;
-const PACKAGES_MAX: usize = 100;
+pub(crate) const CODE_CHARS_MAX: usize = 64;
+pub(crate) const PACKAGES_MAX: usize = 100;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -18,10 +18,10 @@ use crate::outcomes::{
     CaptureView, HoldView, RefundView, SpendView, VoidView, idempotent, respond,
 };
 
-const DESCRIPTION_CHARS_MAX: usize = 500;
+pub(crate) const DESCRIPTION_CHARS_MAX: usize = 500;
 const METADATA_BYTES_MAX: usize = 4096;
 const HOLD_SECONDS_DEFAULT: i64 = 600;
-const HOLD_SECONDS_MAX: i64 = 86_400;
+pub(crate) const HOLD_SECONDS_MAX: i64 = 86_400;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

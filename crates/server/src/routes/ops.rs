@@ -4,26 +4,36 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 
-pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+/// The OpenAPI document and Swagger UI (the other operations are in the document itself).
+pub fn router(openapi: serde_json::Value) -> Router<AppState> {
+    Router::new().merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi))
 }
 
-async fn health() -> Json<serde_json::Value> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// `ok` (health) or `ready`.
+    pub status: String,
+}
+
+/// The process is up (it answers even when the database does not).
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, body = Status)))]
+pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+/// Ready to serve: the database answers (on a fresh connection if a pooled one fails) and the
+/// ledger writer runs.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, body = Status),
+        (status = 503, description = "the database does not answer or the ledger writer has stopped", body = Problem)))]
+pub async fn ready(State(state): State<AppState>) -> Response {
     if !state.store.ledger.is_running() {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -44,7 +54,11 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Prometheus metrics; with `BURSAR_METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "the Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "a metrics token is configured and was not given", body = Problem)))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(expected) = &state.config.metrics_token {
         let given = headers
             .get(header::AUTHORIZATION)

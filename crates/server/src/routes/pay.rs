@@ -81,8 +81,10 @@ pub async fn sandbox_page(
     render(&page, StatusCode::OK)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CardForm {
+    /// A test card: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined; any other
+    /// number shows the form again (422).
     pub card_number: String,
 }
 
@@ -90,7 +92,7 @@ pub struct CardForm {
 /// as a signed `POST /api/v1/webhooks/sandbox`, then the person is sent to the result page.
 #[utoipa::path(post, path = "/pay/sandbox/{payment_id}", tag = "pages",
     params(("payment_id" = String, Path)),
-    request_body(content = String, description = "form field `card_number`", content_type = "application/x-www-form-urlencoded"),
+    request_body(content = CardForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "to the result page"),
         (status = 404, description = "no such sandbox payment"),
         (status = 422, description = "not a test card: the form again", content_type = "text/html")))]

@@ -165,5 +165,21 @@ async fn keys_are_per_caller_and_bounded_in_length(app: TestApp) {
         )
         .await;
     assert_eq!(too_long.status, 400);
+    // Printable ASCII only, as the OpenAPI document says: a tab inside is refused too.
+    let tabbed = app
+        .send(
+            "POST",
+            "/api/v1/credits/spend",
+            Some(&alice.token),
+            Some(&json!({"amount": 1})),
+            &[("idempotency-key", "a\tb")],
+        )
+        .await;
+    assert_eq!(
+        (tabbed.status, tabbed.is_problem()),
+        (400, true),
+        "{}",
+        tabbed.text
+    );
     assert_eq!(app.balance(&alice).await, (9, 9));
 }

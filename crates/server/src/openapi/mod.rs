@@ -1,4 +1,9 @@
-//! The OpenAPI document's frame; the paths come from the handlers' annotations.
+//! The OpenAPI document: its frame here, the paths from the handlers' annotations, then what
+//! annotations cannot say, added to the generated document: the errors every operation can
+//! answer (`errors.rs`) and the limits the server enforces on each field (`constraints.rs`).
+
+mod constraints;
+mod errors;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -18,6 +23,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "orders", description = "Orders, payments, provider webhooks and receipts"),
         (name = "pages", description = "Hosted HTML pages: the sandbox payment page and the result page"),
         (name = "admin", description = "Back office (admins only)"),
+        (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 struct ApiDoc;
@@ -26,8 +32,18 @@ pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// Adds what the annotations cannot: the bearer scheme (JWT or `bsk_` API key).
-pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+/// The document served and snapshotted: the bearer scheme (JWT or `bsk_` API key), the errors
+/// every operation can answer, and each field's limits, with `providers` the payment providers
+/// this server takes orders for.
+pub fn finish(doc: utoipa::openapi::OpenApi, providers: &[&str]) -> serde_json::Value {
+    let doc = with_security_scheme(doc);
+    let mut value = serde_json::to_value(&doc).unwrap_or_default();
+    errors::document_errors(&mut value);
+    constraints::apply(&mut value, providers);
+    value
+}
+
+fn with_security_scheme(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",

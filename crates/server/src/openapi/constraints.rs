@@ -1,0 +1,404 @@
+//! The limits the server enforces on each field, written into the document from the same
+//! constants and vocabularies the checks use, so a client generated from the document (or a
+//! fuzzer) knows what is accepted, and the two cannot disagree.
+
+use bursar_core::{MAX_CREDITS, OrderStatus, PackageKind, Role, UserStatus};
+use serde_json::{Value, json};
+
+use crate::app::{accounts, api_keys, checkout};
+use crate::auth::password::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
+use crate::routes::{admin, admin_orders, catalog, coupons, credits};
+use crate::views::IDEMPOTENCY_KEY_CHARS_MAX;
+
+fn credits() -> Value {
+    json!({"minimum": 1, "maximum": MAX_CREDITS})
+}
+
+fn at_least_zero() -> Value {
+    json!({"minimum": 0, "maximum": MAX_CREDITS})
+}
+
+fn text(min: usize, max: usize) -> Value {
+    // At least one character that is not white space (names are trimmed before the check),
+    // and no NUL anywhere (see `NO_NUL`).
+    if min > 0 {
+        json!({"minLength": min, "maxLength": max,
+               "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"})
+    } else {
+        json!({"maxLength": max})
+    }
+}
+
+fn one_of(names: impl IntoIterator<Item = &'static str>) -> Value {
+    json!({"enum": names.into_iter().collect::<Vec<_>>()})
+}
+
+/// RFC 3339 instants; the server also takes a plain `YYYY-MM-DD` date.
+fn instant() -> Value {
+    json!({"format": "date-time"})
+}
+
+/// `(schema, property, limits)` for request bodies.
+fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
+    let providers: Vec<&str> = providers.to_vec();
+    vec![
+        ("SpendRequest", "amount", credits()),
+        (
+            "SpendRequest",
+            "description",
+            text(0, credits::DESCRIPTION_CHARS_MAX),
+        ),
+        ("HoldRequest", "amount", credits()),
+        (
+            "HoldRequest",
+            "expires_in_seconds",
+            json!({"minimum": 1, "maximum": credits::HOLD_SECONDS_MAX}),
+        ),
+        (
+            "HoldRequest",
+            "description",
+            text(0, credits::DESCRIPTION_CHARS_MAX),
+        ),
+        ("CaptureRequest", "amount", credits()),
+        ("RefundRequest", "amount", credits()),
+        (
+            "RegisterRequest",
+            "email",
+            json!({"format": "email", "maxLength": accounts::EMAIL_CHARS_MAX}),
+        ),
+        (
+            "RegisterRequest",
+            "password",
+            json!({"minLength": PASSWORD_MIN_CHARS, "maxLength": PASSWORD_MAX_CHARS}),
+        ),
+        (
+            "RegisterRequest",
+            "display_name",
+            text(0, accounts::DISPLAY_NAME_CHARS_MAX),
+        ),
+        (
+            "RegisterRequest",
+            "role",
+            one_of([Role::Member.as_str(), Role::Merchant.as_str()]),
+        ),
+        (
+            "ProfileChanges",
+            "display_name",
+            text(0, accounts::DISPLAY_NAME_CHARS_MAX),
+        ),
+        (
+            "ProfileChanges",
+            "password",
+            json!({"minLength": PASSWORD_MIN_CHARS, "maxLength": PASSWORD_MAX_CHARS}),
+        ),
+        (
+            "AdminUserChanges",
+            "role",
+            one_of(Role::ALL.iter().map(|r| r.as_str())),
+        ),
+        (
+            "AdminUserChanges",
+            "status",
+            one_of(UserStatus::ALL.iter().map(|s| s.as_str())),
+        ),
+        (
+            "AdminUserChanges",
+            "level",
+            json!({"minimum": 0, "maximum": 1_000_000_000, "multipleOf": 0.01}),
+        ),
+        ("AdminUserChanges", "overdraft_limit", at_least_zero()),
+        (
+            "AdjustmentRequest",
+            "amount",
+            json!({"minimum": -MAX_CREDITS, "maximum": MAX_CREDITS, "not": {"const": 0}}),
+        ),
+        (
+            "AdjustmentRequest",
+            "reason",
+            text(1, admin::REASON_CHARS_MAX),
+        ),
+        (
+            "ApiKeyRequest",
+            "name",
+            text(1, api_keys::KEY_NAME_CHARS_MAX),
+        ),
+        ("OrderRequest", "provider", json!({"enum": providers})),
+        (
+            "OrderRequest",
+            "quantity",
+            json!({"minimum": 1, "maximum": checkout::QUANTITY_MAX}),
+        ),
+        (
+            "OrderRequest",
+            "coupon_code",
+            json!({"maxLength": coupons::CODE_CHARS_MAX}),
+        ),
+        ("OrderRefundRequest", "amount", credits()),
+        (
+            "OrderRefundRequest",
+            "reason",
+            text(0, admin_orders::REASON_CHARS_MAX),
+        ),
+        (
+            "ConfirmRequest",
+            "reference",
+            text(0, admin_orders::REASON_CHARS_MAX),
+        ),
+        ("PackageRequest", "name", text(1, catalog::NAME_CHARS_MAX)),
+        (
+            "PackageRequest",
+            "kind",
+            one_of(PackageKind::ALL.iter().map(|k| k.as_str())),
+        ),
+        ("PackageRequest", "credits", at_least_zero()),
+        ("PackageRequest", "bonus_credits", at_least_zero()),
+        ("PackageRequest", "daily_credits", at_least_zero()),
+        (
+            "PackageRequest",
+            "duration_days",
+            json!({"minimum": 1, "maximum": 36_500}),
+        ),
+        (
+            "PackageRequest",
+            "first_purchase_bonus_percent",
+            json!({"minimum": 0, "maximum": 100}),
+        ),
+        (
+            "PackageRequest",
+            "min_level",
+            json!({"minimum": 0, "maximum": 1_000_000_000, "multipleOf": 0.01}),
+        ),
+        (
+            "PackageRequest",
+            "min_balance",
+            json!({"minimum": -MAX_CREDITS, "maximum": MAX_CREDITS}),
+        ),
+        (
+            "PackageRequest",
+            "sort_order",
+            json!({"minimum": -MAX_CREDITS, "maximum": MAX_CREDITS}),
+        ),
+        ("MoneyBody", "amount", at_least_zero()),
+        ("MoneyBody", "currency", json!({"pattern": "^[A-Z]{3}$"})),
+        (
+            "CouponRequest",
+            "code",
+            json!({"minLength": 1, "maxLength": coupons::CODE_CHARS_MAX, "pattern": "^[A-Za-z0-9_-]+$"}),
+        ),
+        (
+            "CouponRequest",
+            "percent_off",
+            json!({"minimum": 1, "maximum": 100}),
+        ),
+        ("CouponRequest", "amount_off", credits()),
+        (
+            "CouponRequest",
+            "currency",
+            json!({"pattern": "^[A-Z]{3}$"}),
+        ),
+        ("CouponRequest", "valid_from", instant()),
+        ("CouponRequest", "valid_until", instant()),
+        ("CouponRequest", "max_redemptions", credits()),
+        ("CouponRequest", "max_per_user", credits()),
+        (
+            "CouponRequest",
+            "package_ids",
+            json!({"maxItems": coupons::PACKAGES_MAX}),
+        ),
+    ]
+}
+
+/// `(parameter, location, limits)` for parameters, wherever they appear.
+fn parameter_rules() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        (
+            "limit",
+            "query",
+            json!({"minimum": 1, "maximum": bursar_store::page::MAX_LIMIT}),
+        ),
+        (
+            "status",
+            "query",
+            one_of(OrderStatus::ALL.iter().map(|s| s.as_str())),
+        ),
+        (
+            "provider",
+            "query",
+            one_of(crate::payments::KNOWN_PROVIDERS.iter().copied()),
+        ),
+        ("from", "query", instant()),
+        ("to", "query", instant()),
+        ("format", "query", one_of(["json", "html"])),
+        (
+            "Idempotency-Key",
+            "header",
+            // Visible ASCII, no white space at either end (a header value is trimmed).
+            json!({"minLength": 1, "maxLength": IDEMPOTENCY_KEY_CHARS_MAX,
+                   "pattern": "^[!-~]([ -~]*[!-~])?$"}),
+        ),
+    ]
+}
+
+/// No text the server takes may hold NUL (PostgreSQL text cannot): every string parameter and
+/// every string field of a request body that has no tighter rule says so.
+const NO_NUL: &str = "^[^\\u0000]*$";
+
+pub(super) fn apply(doc: &mut Value, providers: &[&str]) {
+    apply_limits(doc, providers);
+    forbid_nul(doc);
+}
+
+fn apply_limits(doc: &mut Value, providers: &[&str]) {
+    if let Some(schemas) = doc.pointer_mut("/components/schemas") {
+        for (schema, property, limits) in body_rules(providers) {
+            if let Some(target) = schemas.pointer_mut(&format!("/{schema}/properties/{property}")) {
+                merge(target, &limits);
+            }
+        }
+    }
+    let rules = parameter_rules();
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(parameters) = operation
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for parameter in parameters {
+            let (name, location) = (parameter["name"].clone(), parameter["in"].clone());
+            for (rule_name, rule_location, limits) in &rules {
+                if name == *rule_name && location == *rule_location {
+                    merge(&mut parameter["schema"], limits);
+                }
+            }
+        }
+    }
+}
+
+/// Adds `limits` to a property's schema; an `enum` of a nullable property also admits null.
+fn merge(target: &mut Value, limits: &Value) {
+    let nullable = target["type"]
+        .as_array()
+        .is_some_and(|types| types.iter().any(|t| t == "null"));
+    let (Some(target), Some(limits)) = (target.as_object_mut(), limits.as_object()) else {
+        return;
+    };
+    for (keyword, value) in limits {
+        let mut value = value.clone();
+        if keyword == "enum"
+            && nullable
+            && let Some(values) = value.as_array_mut()
+        {
+            values.push(Value::Null);
+        }
+        target.insert(keyword.clone(), value);
+    }
+}
+
+fn forbid_nul(doc: &mut Value) {
+    let mut request_schemas = Vec::new();
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for operation in paths
+            .values()
+            .filter_map(Value::as_object)
+            .flat_map(|i| i.values())
+        {
+            if let Some(body) = operation.get("requestBody") {
+                collect_refs(body, &mut request_schemas);
+            }
+        }
+    }
+    // Schemas a request body names, and the ones they name in turn.
+    let mut seen = 0;
+    while seen < request_schemas.len() {
+        let name = request_schemas[seen].clone();
+        if let Some(schema) = doc.pointer(&format!("/components/schemas/{name}")) {
+            let mut nested = Vec::new();
+            collect_refs(schema, &mut nested);
+            for name in nested {
+                if !request_schemas.contains(&name) {
+                    request_schemas.push(name);
+                }
+            }
+        }
+        seen += 1;
+    }
+    for name in &request_schemas {
+        if let Some(properties) = doc
+            .pointer_mut(&format!("/components/schemas/{name}/properties"))
+            .and_then(Value::as_object_mut)
+        {
+            for property in properties.values_mut() {
+                no_nul_in_text(property);
+                if let Some(items) = property.get_mut("items") {
+                    no_nul_in_text(items);
+                }
+            }
+        }
+    }
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for operation in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
+            if let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            {
+                for parameter in parameters {
+                    no_nul_in_text(&mut parameter["schema"]);
+                }
+            }
+            if let Some(form) = operation
+                .pointer_mut("/requestBody/content/application~1x-www-form-urlencoded/schema")
+            {
+                no_nul_in_text(form);
+            }
+        }
+    }
+}
+
+fn collect_refs(value: &Value, names: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_string());
+            }
+            map.values().for_each(|v| collect_refs(v, names));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, names)),
+        _ => {}
+    }
+}
+
+/// Adds the no-NUL pattern to a string schema that has no pattern, enum or format of its own.
+fn no_nul_in_text(schema: &mut Value) {
+    let is_text = match &schema["type"] {
+        Value::String(t) => t == "string",
+        Value::Array(types) => types.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    let Some(schema) = schema.as_object_mut() else {
+        return;
+    };
+    if is_text
+        && !["pattern", "enum", "format"]
+            .iter()
+            .any(|k| schema.contains_key(*k))
+    {
+        schema.insert("pattern".into(), NO_NUL.into());
+    }
+}
