@@ -1,6 +1,7 @@
 //! The Bursar domain: credits, grants and their burn-down order, ledger vocabulary and
 //! invariants. Pure types and functions with no I/O, so every rule here is unit-testable.
 
+pub mod booking;
 pub mod burn;
 pub mod credits;
 pub mod error;
@@ -8,6 +9,9 @@ pub mod kinds;
 pub mod money;
 pub mod pricing;
 
+pub use booking::{
+    CaptureSplit, ClawbackRoom, OrderCredits, ensure_spendable, plan_clawback, split_capture,
+};
 pub use burn::{GrantLot, plan_burn, plan_expiry};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;

@@ -6,7 +6,8 @@
 //! does all of its refusing before its first write, so a refusal still leaves no trace.
 
 use bursar_core::{
-    FulfilmentOutcome, GrantSource, LedgerError, OrderStatus, SystemAccount, TransferKind, pricing,
+    ClawbackRoom, FulfilmentOutcome, GrantSource, LedgerError, OrderCredits, OrderStatus,
+    SystemAccount, TransferKind, plan_clawback, pricing,
 };
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -419,13 +420,6 @@ pub(crate) async fn refund_order(
     let Some(account) = uow.account(&order.user_id) else {
         return Err(LedgerError::NotFound("user").into());
     };
-    let fully = amount == refundable;
-    let owed = order.credits_granted - order.credits_clawed_back;
-    let target = if fully || order.total == 0 {
-        owed
-    } else {
-        pricing::share(order.credits_granted, amount, order.total).min(owed)
-    };
     // The order's grants: written before, or granted earlier in this very batch.
     let mut order_transfers: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM transfers WHERE order_id = $1 AND kind IN ('purchase', 'bonus')",
@@ -442,16 +436,20 @@ pub(crate) async fn refund_order(
         .filter(|g| is_orders(&g.transfer_id))
         .map(|g| g.remaining)
         .sum();
-    // Capped: no more than is left of the order's own grants (and not credits that holds
-    // reserve). Allowed negative: also the user's other credits and their overdraft, down to
-    // minus the account's limit. Raising the limit here would let the user borrow the clawed
-    // back credits again, so a deeper debt is left to an admin (raise the limit first).
-    let limit = if refund.allow_negative {
-        account.spendable()
-    } else {
-        left_of_order.min(account.available())
+    // Raising the limit here would let the user borrow the clawed back credits again, so a
+    // debt deeper than the overdraft is left to an admin (raise the limit first).
+    let credits = OrderCredits {
+        credits_granted: order.credits_granted,
+        credits_clawed_back: order.credits_clawed_back,
+        total: order.total,
     };
-    let clawback = target.min(limit.max(0));
+    let room = ClawbackRoom {
+        left_of_order,
+        available: account.available(),
+        spendable: account.spendable(),
+    };
+    let fully = amount == refundable;
+    let (clawback, target) = plan_clawback(credits, amount, fully, room, refund.allow_negative);
     let transaction_id = (clawback > 0).then(|| {
         let meta = TransferMeta {
             order_id: Some(&order.id),

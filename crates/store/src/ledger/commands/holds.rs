@@ -1,7 +1,9 @@
 //! `Hold`, `Capture` and `Void`: two-phase spends. A hold reserves credits; a capture spends at
 //! most the held amount and releases the rest; a void releases everything.
 
-use bursar_core::{HoldStatus, LedgerError, SystemAccount, TransferKind};
+use bursar_core::{
+    CaptureSplit, HoldStatus, LedgerError, SystemAccount, TransferKind, split_capture,
+};
 use sqlx::AnyConnection;
 
 use super::{balance, ensure_spendable};
@@ -57,13 +59,7 @@ pub(super) async fn capture(
     creator: &str,
 ) -> Result<Outcome, StoreError> {
     let (user_id, held) = open_hold(uow, conn, hold_id, creator).await?;
-    let captured = amount.unwrap_or(held);
-    if captured > held {
-        return Err(LedgerError::Invalid(format!(
-            "amount {captured} exceeds the held amount {held}"
-        ))
-        .into());
-    }
+    let CaptureSplit { captured, released } = split_capture(held, amount)?;
     release_hold(uow, &user_id, hold_id, HoldStatus::Captured, held);
     let description = uow.holds[hold_id].description.clone();
     let meta = TransferMeta {
@@ -81,7 +77,7 @@ pub(super) async fn capture(
         status: HoldStatus::Captured,
         transaction_id,
         captured,
-        released: held - captured,
+        released,
         balance_after: balance(uow, &user_id),
     }))
 }

@@ -140,12 +140,9 @@ pub(super) async fn ensure_spendable(
     require_user(uow, conn, user_id).await?;
     uow.settle_overdue(user_id);
     let account = uow.account(user_id).expect("loaded above");
-    if account.spendable() < amount {
-        return Err(LedgerError::InsufficientCredits {
-            available: account.available(),
-            requested: amount,
-        }
-        .into());
-    }
-    Ok(())
+    Ok(bursar_core::ensure_spendable(
+        account.available(),
+        account.spendable(),
+        amount,
+    )?)
 }
