@@ -122,6 +122,14 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Domain(error) => error.into(),
+            StoreError::CommitOutcomeUnknown => {
+                tracing::error!("a commit's outcome is unknown: its connection was lost");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    StoreError::CommitOutcomeUnknown.to_string(),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 Self::internal()

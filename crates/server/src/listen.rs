@@ -83,6 +83,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, stop: 
             drop(permit);
         });
     }
+    // No longer accepting: new clients are refused by the kernel (and fail over) instead of
+    // waiting in the backlog while the connections in flight drain.
+    drop(listener);
     connections.close();
     connections.wait().await;
 }

@@ -49,7 +49,8 @@ pub async fn uniform_errors(request: Request, next: Next) -> Response {
         return response;
     }
     // A problem+json from a handler keeps its detail on a page; a bare text body its text.
-    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
     let detail = if content_type.starts_with("application/problem+json") {
@@ -62,11 +63,18 @@ pub async fn uniform_errors(request: Request, next: Next) -> Response {
     .map(|d| d.trim().to_string())
     .filter(|d| !d.is_empty() && !status.is_server_error())
     .unwrap_or_else(|| reason(status));
-    if page {
+    let mut rewritten = if page {
         html_error(status, &detail)
     } else {
         ApiError::new(status, code_for(status), detail).into_response()
+    };
+    // The original's other headers stay (`Allow` on a 405, `Retry-After`, `WWW-Authenticate`).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().entry(name).or_insert(value.clone());
+        }
     }
+    rewritten
 }
 
 /// A person's error page.

@@ -53,7 +53,7 @@ async fn ping_if_idle(
     conn: &mut sqlx::AnyConnection,
     meta: sqlx::pool::PoolConnectionMetadata,
 ) -> Result<bool, sqlx::Error> {
-    if meta.idle_for >= PING_AFTER_IDLE || lost::before(meta.age) {
+    if meta.idle_for >= PING_AFTER_IDLE || lost::since_released(meta.idle_for) {
         sqlx::Connection::ping(conn).await?;
     }
     Ok(true)
@@ -62,7 +62,8 @@ async fn ping_if_idle(
 /// When a connection was last seen lost. A database restart, a failover or an administrator
 /// terminating backends kills every pooled connection at once, but each would only be found
 /// dead by the query that uses it: once one is, the pool pings every connection opened before
-/// that moment before handing it out, so the rest are replaced instead of failing a query each.
+/// that moment (and not used since) before handing it out, so the rest are replaced instead of
+/// failing a query each.
 pub(crate) mod lost {
     use std::sync::LazyLock;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,11 +81,13 @@ pub(crate) mod lost {
         LAST.fetch_max(now_ms() + 1, Ordering::Relaxed);
     }
 
-    /// Whether a connection of this age was opened before the last loss was noticed.
-    pub fn before(age: Duration) -> bool {
+    /// Whether a loss was noticed since a connection idle this long was last used: it may be
+    /// one of the dead. (Once pinged and used again, it is not asked about again.)
+    pub fn since_released(idle_for: Duration) -> bool {
         let last = LAST.load(Ordering::Relaxed);
-        let opened = now_ms().saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX));
-        last > 0 && opened < last
+        let released =
+            now_ms().saturating_sub(u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX));
+        last > 0 && released < last
     }
 }
 
@@ -437,11 +440,25 @@ impl Db {
     /// once; then a fresh connection decides, so a blip the pool has not noticed yet does not
     /// make the server report itself unready.
     pub async fn ping(&self) -> bool {
-        if sqlx::query("SELECT 1").execute(&self.pool).await.is_ok() {
-            return true;
-        }
-        match self.connect_one().await {
-            Ok(mut conn) => sqlx::query("SELECT 1").execute(&mut conn).await.is_ok(),
+        let pooled = sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::from);
+        match pooled {
+            Ok(_) => true,
+            // Only a dead connection is worth a second opinion: a busy pool (a timeout) is not
+            // a reason to open connections beyond it.
+            Err(error) if error.is_connection_lost() => {
+                let fresh = async {
+                    let mut conn = self.connect_one().await?;
+                    sqlx::query("SELECT 1").execute(&mut conn).await?;
+                    Ok::<_, StoreError>(())
+                };
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(2), fresh).await,
+                    Ok(Ok(()))
+                )
+            }
             Err(_) => false,
         }
     }

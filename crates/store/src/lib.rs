@@ -38,6 +38,12 @@ pub enum StoreError {
     WriterGone,
     #[error("the balance reader has stopped")]
     ReaderGone,
+    /// The connection was lost while the commit was sent: it may or may not have committed.
+    #[error(
+        "the database connection was lost while this change was being committed, so whether it \
+         was applied is unknown: repeat it with the same Idempotency-Key, or check first"
+    )]
+    CommitOutcomeUnknown,
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -39,6 +39,7 @@ on_both_backends!(
     refunds_never_exceed_the_spend,
     verify_reports_a_corrupted_balance,
     verify_sums_a_ledger_far_beyond_64_bit_integers,
+    a_balance_out_of_range_can_come_back_but_not_go_further,
     the_writer_sees_changes_made_outside_it,
     any_text_round_trips_through_a_batch,
     settled_holds_stop_reserving_in_later_batches,
@@ -519,6 +520,45 @@ async fn verify_reports_a_corrupted_balance(backend: Backend) {
             .any(|p| p.contains("differs from the sum of its transfers"))
     );
     assert!(report.problems.iter().any(|p| p.contains("live grants")));
+}
+
+/// A balance already past 2^53 − 1 (written before the bound existed) can be spent down, but
+/// nothing may take it further out.
+async fn a_balance_out_of_range_can_come_back_but_not_go_further(backend: Backend) {
+    let url = fresh_database_url(backend, "past_range").await;
+    let store = Store::open(&url, SqliteSync::Full, Clock::default())
+        .await
+        .expect("store opens");
+    let u = user(&store, "past@example.com").await;
+    ok(&store, grant(&u, 100, GrantSource::Purchase, 0, None)).await;
+    store.close().await;
+    let past = bursar_core::MAX_CREDITS + 100;
+    let store = Store::open(&url, SqliteSync::Full, Clock::default())
+        .await
+        .expect("store opens again");
+    for corruption in [
+        "UPDATE accounts SET balance = balance + 9007199254740991 WHERE owner_id = $1",
+        "UPDATE grants SET remaining = remaining + 9007199254740991, amount = amount + 9007199254740991
+         WHERE account_id = (SELECT id FROM accounts WHERE owner_id = $1)",
+    ] {
+        sqlx::query(corruption)
+            .bind(&u)
+            .execute(&store.db.pool)
+            .await
+            .expect(corruption);
+    }
+    let receipt = spent(ok(&store, spend(&u, 50)).await);
+    assert_eq!(receipt.balance_after, past - 50, "spent down towards range");
+    let further = run(&store, grant(&u, 60, GrantSource::Purchase, 0, None)).await;
+    assert!(
+        matches!(
+            further,
+            Err(StoreError::Domain(
+                bursar_core::LedgerError::BalanceOutOfRange { .. }
+            ))
+        ),
+        "{further:?}"
+    );
 }
 
 /// A damaged ledger whose balances and journal sum far past 2^63 is still verified: sums are

@@ -58,13 +58,14 @@ pub(super) fn document_errors(doc: &mut serde_json::Value) {
                     "an internal error (its details are logged, never shown)",
                 ),
             ];
-            if has_body || method == "post" {
+            if has_body || method != "get" {
                 common.push((
                     "413",
                     "the body is over 1 MiB (over 256 bytes on a route that takes none)",
                 ));
             }
-            if has_body {
+            // A provider's webhook takes its own format, whatever it says it is.
+            if has_body && !path.contains("/webhooks/") {
                 common.push((
                     "415",
                     "the body is not `application/json` (optionally `; charset=utf-8`)",

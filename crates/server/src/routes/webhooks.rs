@@ -19,7 +19,8 @@ use crate::json::RawBody;
     responses(
         (status = 200, description = "accepted (including repeats of an event already applied)"),
         (status = 400, description = "invalid_signature: missing, forged, stale or signed with another secret; or a malformed event", body = Problem),
-        (status = 404, description = "no such provider here", body = Problem)))]
+        (status = 404, description = "no such provider here", body = Problem),
+        (status = 409, description = "the event refers to a payment not applied yet (deliver it again later), or crediting it would take a balance past 2^53 − 1", body = Problem)))]
 pub async fn receive(
     State(state): State<AppState>,
     Path(provider): Path<String>,

@@ -74,7 +74,9 @@ async fn the_openapi_document_describes_every_route(app: TestApp) {
                     .unwrap_or_default();
                 assert_eq!(types, [wanted], "{method} {path} {status}");
             }
-            if operation.get("requestBody").is_some() && !path.starts_with("/pay/") {
+            // A webhook takes its provider's format whatever it is labelled, so it has no 415.
+            let typed = !path.starts_with("/pay/") && !path.contains("/webhooks/");
+            if operation.get("requestBody").is_some() && typed {
                 assert!(operation["responses"]["415"].is_object(), "{method} {path}");
             }
         }

@@ -141,7 +141,7 @@ impl Writer {
     async fn commit(
         &mut self,
         requests: &[&Request],
-    ) -> Result<Vec<Result<Executed, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<Executed, StoreError>>, Failed> {
         let Writer {
             db,
             clock,
@@ -184,7 +184,7 @@ impl Writer {
                         fresh = true;
                         continue;
                     }
-                    return Err(error);
+                    return Err(Failed { error, at_commit });
                 }
             }
         }
@@ -195,7 +195,12 @@ impl Writer {
     async fn commit_one(&mut self, request: &Request) -> Result<Executed, StoreError> {
         match self.commit(&[request]).await {
             Ok(mut single) => single.remove(0),
-            Err(error) if error.is_unique_violation() && request.idempotent.is_some() => {
+            Err(Failed {
+                at_commit: true, ..
+            }) => Err(StoreError::CommitOutcomeUnknown),
+            Err(Failed { error, .. })
+                if error.is_unique_violation() && request.idempotent.is_some() =>
+            {
                 let Writer {
                     db,
                     clock,
@@ -206,7 +211,7 @@ impl Writer {
                 } = self;
                 replay_after_race(connected(conn, wal, db).await?, db, clock, asset, request).await
             }
-            Err(error) => Err(error),
+            Err(Failed { error, .. }) => Err(error),
         }
     }
 
@@ -314,10 +319,23 @@ async fn run(
         } else {
             match writer.commit(&requests).await {
                 Ok(results) => results,
-                // The batch as a whole failed (a lost connection, a deadlock with another
-                // instance, a balance taken out of range): nothing in it was committed, so
-                // each request is retried alone.
-                Err(error) => {
+                // Lost while committing: the batch may have committed, so running its
+                // requests again could apply them twice. Each caller is told the outcome is
+                // unknown (a retry with its Idempotency-Key is safe).
+                Err(Failed {
+                    at_commit: true,
+                    error,
+                }) => {
+                    tracing::error!(%error, size = requests.len(), "the connection was lost while committing a batch; its outcome is unknown");
+                    requests
+                        .iter()
+                        .map(|_| Err(StoreError::CommitOutcomeUnknown))
+                        .collect()
+                }
+                // The batch as a whole failed before its commit (a lost connection, a deadlock
+                // with another instance, a balance taken out of range): nothing in it was
+                // committed, so each request is retried alone.
+                Err(Failed { error, .. }) => {
                     if !matches!(error, StoreError::Domain(_)) {
                         tracing::warn!(%error, size = requests.len(), "batch failed; retrying one by one");
                     }

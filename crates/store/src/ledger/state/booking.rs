@@ -86,7 +86,15 @@ impl UnitOfWork {
         id
     }
 
+    fn side_balance(&self, side: &Side<'_>) -> i64 {
+        match side {
+            Side::System(which) => self.system.get(which).map_or(0, |s| s.balance),
+            Side::User(user) => self.accounts.get(*user).map_or(0, |a| a.balance),
+        }
+    }
+
     fn move_side(&mut self, side: Side<'_>, delta: i64) -> (String, i64) {
+        let before = self.side_balance(&side);
         self.net_change += delta;
         let (id, after) = match side {
             Side::System(which) => {
@@ -108,7 +116,9 @@ impl UnitOfWork {
         };
         // Balances stay within ±MAX_CREDITS, so one move of at most MAX_CREDITS cannot
         // overflow an i64 before this sees it.
-        if after.abs() > MAX_CREDITS && self.out_of_range.is_none() {
+        // Only a move away from zero is refused: a balance already out of range (written
+        // before this rule existed) can still be brought back.
+        if after.abs() > MAX_CREDITS && after.abs() > before.abs() && self.out_of_range.is_none() {
             self.out_of_range = Some(match side {
                 Side::User(user) => format!("user {user}"),
                 Side::System(which) => format!("the {which} account"),
