@@ -48,6 +48,9 @@ pub struct Config {
     pub header_timeout_s: u64,
     /// Connections open at once; past it a new one is answered 503 and closed.
     pub connections_max: usize,
+    /// How long a response may wait for its client to read any of it before the connection is
+    /// closed.
+    pub write_timeout_s: u64,
 }
 
 /// Shows every setting except the secrets, which only say whether they are set.
@@ -77,6 +80,7 @@ impl std::fmt::Debug for Config {
             .field("timezone", &self.timezone)
             .field("header_timeout_s", &self.header_timeout_s)
             .field("connections_max", &self.connections_max)
+            .field("write_timeout_s", &self.write_timeout_s)
             .finish()
     }
 }
@@ -211,6 +215,9 @@ impl Config {
             connections_max: src
                 .parsed("BURSAR_CONNECTIONS_MAX", 8192_usize)?
                 .clamp(1, 1_000_000),
+            write_timeout_s: src
+                .parsed("BURSAR_WRITE_TIMEOUT_SECONDS", 30_u64)?
+                .clamp(1, 3600),
         })
     }
 
@@ -244,6 +251,7 @@ impl Config {
             timezone: bursar_worker::Tz::UTC,
             header_timeout_s: 10,
             connections_max: 8192,
+            write_timeout_s: 30,
         }
     }
 }

@@ -156,7 +156,8 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
     let app = router(state.clone());
     let limits = listen::Limits {
         header_timeout: Duration::from_secs(state.config.header_timeout_s),
-        connections_max: state.config.connections_max,
+        connections_max: listen::within_open_file_limit(state.config.connections_max),
+        write_timeout: Duration::from_secs(state.config.write_timeout_s),
     };
     let stop = shutdown.clone();
     let store = state.store.clone();

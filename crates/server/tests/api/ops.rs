@@ -453,3 +453,77 @@ async fn terminated_database_connections_fail_no_request() {
     );
     app.assert_ledger_ok().await;
 }
+
+/// A client that asks for more than it reads (many pipelined requests for the OpenAPI
+/// document) holds its connection only until its response has stalled for the write timeout:
+/// then the connection is closed and its slot is free for others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_response_loses_its_connection() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let app = TestApp::spawn_with(
+        bursar_store::testing::Backend::Sqlite,
+        "never_reads",
+        |config| {
+            config.write_timeout_s = 1;
+            config.connections_max = 1;
+        },
+    )
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    // A connection per request: a pooled idle one would hold the only slot itself.
+    let unpooled = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let status_of = |path: &str| {
+        let request = unpooled.get(format!("{}{path}", app.base));
+        async move {
+            let response = request.send().await.expect("answered");
+            (
+                response.status().as_u16(),
+                response.text().await.unwrap_or_default(),
+            )
+        }
+    };
+    let document = status_of("/openapi.json").await.1.len();
+    const PIPELINED: usize = 300;
+    let mut hog = std::net::TcpStream::connect(&addr).expect("connects");
+    let requests = "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(PIPELINED);
+    hog.write_all(requests.as_bytes()).expect("writes");
+    let started = Instant::now();
+    // While it holds the only slot, others are refused at once.
+    let (busy, text) = status_of("/health").await;
+    assert_eq!(busy, 503, "{text}");
+    // Its slot comes back once its response has stalled for the write timeout.
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if status_of("/health").await.0 == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the slot never came back"
+        );
+    }
+    let received = tokio::task::spawn_blocking(move || {
+        hog.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout set");
+        let mut total = 0;
+        let mut buffer = vec![0_u8; 1 << 16];
+        while let Ok(read) = hog.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            total += read;
+        }
+        total
+    })
+    .await
+    .expect("read");
+    assert!(
+        received < PIPELINED * document,
+        "the server gave up before sending everything: {received} of {}",
+        PIPELINED * document
+    );
+}
