@@ -177,15 +177,32 @@ pub async fn start(state: AppState, addr: SocketAddr) -> anyhow::Result<Running>
     })
 }
 
-/// Rate-limit keys are this instance's memory, not shared work, so they are tidied here rather
-/// than by a job on the queue.
+/// Rate-limit keys and the API keys' uses are this instance's memory, not shared work, so they
+/// are tidied and written here rather than by a job on the queue. The uses are written once
+/// more on the way out.
 async fn forget_idle_rate_limits(state: AppState, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            _ = ticker.tick() => state.limiter.forget_idle(),
+            _ = ticker.tick() => {
+                state.limiter.forget_idle();
+                record_api_key_uses(&state).await;
+            }
         }
+    }
+    record_api_key_uses(&state).await;
+}
+
+/// Writes the API keys' last uses seen by this instance (`last_used_at`). A failure is logged;
+/// those uses are then lost, which only makes `last_used_at` older than it should be.
+pub async fn record_api_key_uses(state: &AppState) {
+    let uses = state.access.take_key_uses();
+    if uses.is_empty() {
+        return;
+    }
+    if let Err(error) = state.store.record_api_key_uses(&uses).await {
+        tracing::warn!(%error, "recording API keys' last use failed");
     }
 }
 

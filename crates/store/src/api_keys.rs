@@ -28,6 +28,21 @@ pub struct NewApiKey {
 }
 
 impl Store {
+    /// Records when keys were last used (`(key id, Unix ms)`); never moves a time backwards.
+    pub async fn record_api_key_uses(&self, uses: &[(String, i64)]) -> Result<(), StoreError> {
+        for (key_id, at_ms) in uses {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $2
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            )
+            .bind(key_id)
+            .bind(at_ms)
+            .execute(&self.db.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Creates a key. `audit` commits with it, naming the new key and its prefix (never the
     /// secret).
     pub async fn create_api_key(

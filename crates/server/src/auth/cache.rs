@@ -35,6 +35,10 @@ pub struct AccessCache {
     /// SHA-256 of an API key → the live key's id (None: no such live key).
     keys: Entries<Option<String>>,
     users: Entries<Access>,
+    /// API key id → when this instance last saw it used (Unix ms), not yet written: recording
+    /// every use would be a database write per service request, so uses are written in bulk
+    /// once a minute (`take_key_uses`).
+    key_uses: Mutex<HashMap<String, i64>>,
 }
 
 fn locked<V>(map: &Entries<V>) -> MutexGuard<'_, HashMap<String, Entry<V>>> {
@@ -77,6 +81,27 @@ impl AccessCache {
 
     pub fn remember_api_key(&self, key_hash: String, key_id: Option<String>) {
         remember(&self.keys, key_hash, key_id, Instant::now());
+    }
+
+    pub fn note_key_use(&self, key_id: &str, at_ms: i64) {
+        let mut uses = self
+            .key_uses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(last) = uses.get_mut(key_id) {
+            *last = (*last).max(at_ms);
+        } else if uses.len() < ENTRIES_MAX {
+            uses.insert(key_id.to_string(), at_ms);
+        }
+    }
+
+    /// The uses noted since the last call, to be written.
+    pub fn take_key_uses(&self) -> Vec<(String, i64)> {
+        let mut uses = self
+            .key_uses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::take(&mut *uses).into_iter().collect()
     }
 
     pub fn forget_api_key(&self, key_id: &str) {

@@ -108,6 +108,9 @@ impl FromRequestParts<AppState> for Caller {
             };
             let key_id =
                 key_id.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+            state
+                .access
+                .note_key_use(&key_id, state.store.clock.now_ms());
             return Ok(Caller::Service { key_id });
         }
         let claims = state

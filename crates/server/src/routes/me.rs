@@ -20,7 +20,8 @@ use crate::views::{PageQuery, UserView};
 #[serde(deny_unknown_fields)]
 pub struct ProfileChanges {
     pub display_name: Option<String>,
-    /// A new password (8–256 characters). Ends every other session.
+    /// A new password (8–256 characters). Ends every session, this one included: their refresh
+    /// tokens stop working, and access tokens already issued run out within minutes.
     pub password: Option<String>,
 }
 

@@ -184,6 +184,19 @@ async fn api_keys_are_shown_once_listed_without_secret_and_stop_working_when_del
         .status,
         200
     );
+    // Its use is recorded (written in bulk by each instance, here at once).
+    assert!(
+        list.json["data"][0]["last_used_at"].is_null(),
+        "{}",
+        list.text
+    );
+    bursar_server::record_api_key_uses(&app.state).await;
+    let used = app.get("/api/v1/admin/api-keys", &admin.token).await;
+    let listed = used.json["data"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["id"] == id.as_str()).cloned())
+        .unwrap_or_default();
+    assert!(listed["last_used_at"].is_string(), "{}", used.text);
     let deleted = app
         .send(
             "DELETE",
