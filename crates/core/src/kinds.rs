@@ -195,3 +195,54 @@ string_enum!(
         Ignored => "ignored",
     }
 );
+
+string_enum!(
+    /// Where a user's auto top-up rule is: `active` (it tops up), `paused` (a limit stopped it
+    /// until the limit resets), or `off` (turned off by the user, or by itself after repeated
+    /// declines).
+    AutoTopupStatus {
+        Active => "active",
+        Paused => "paused",
+        Off => "off",
+    }
+);
+
+string_enum!(
+    /// What an order buys: a catalog package, or an automatic top-up of credits.
+    OrderKind {
+        Package => "package",
+        AutoTopup => "auto_topup",
+    }
+);
+
+string_enum!(
+    /// How a notification reaches its user; `log` when no mail or SMS gateway is configured.
+    NotificationChannel {
+        Email => "email",
+        Sms => "sms",
+        Log => "log",
+    }
+);
+
+string_enum!(
+    NotificationStatus {
+        Queued => "queued",
+        Sent => "sent",
+        Failed => "failed",
+    }
+);
+
+string_enum!(
+    /// What a notification tells its user.
+    NotificationKind {
+        OrderPaid => "order_paid",
+        PaymentFailed => "payment_failed",
+        AutoTopupSucceeded => "auto_topup_succeeded",
+        AutoTopupFailed => "auto_topup_failed",
+        AutoTopupDisabled => "auto_topup_disabled",
+        BalanceLow => "balance_low",
+        SubscriptionEnding => "subscription_ending",
+        SubscriptionEnded => "subscription_ended",
+        SignInCode => "sign_in_code",
+    }
+);

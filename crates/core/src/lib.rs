@@ -6,8 +6,10 @@ pub mod burn;
 pub mod credits;
 pub mod error;
 pub mod kinds;
+pub mod messages;
 pub mod money;
 pub mod pricing;
+pub mod topup;
 
 pub use booking::{
     CaptureSplit, ClawbackRoom, OrderCredits, ensure_spendable, plan_clawback, split_capture,
@@ -16,8 +18,9 @@ pub use burn::{GrantLot, plan_burn, plan_expiry};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{
-    FulfilmentOutcome, GrantSource, HoldStatus, JobState, OrderStatus, PackageKind, Role,
-    SystemAccount, TransferKind, UserStatus,
+    AutoTopupStatus, FulfilmentOutcome, GrantSource, HoldStatus, JobState, NotificationChannel,
+    NotificationKind, NotificationStatus, OrderKind, OrderStatus, PackageKind, Role, SystemAccount,
+    TransferKind, UserStatus,
 };
 pub use money::{Money, MoneyError};
 pub use pricing::Discount;

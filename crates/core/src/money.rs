@@ -34,6 +34,19 @@ impl Money {
     }
 }
 
+/// Currencies whose minor unit is the major unit (no decimals).
+const ZERO_DECIMAL: &[&str] = &["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"];
+
+/// An amount of minor units written in major units: 4500 CNY → "45.00", 500 JPY → "500".
+pub fn format_amount(amount: i64, currency: &str) -> String {
+    if ZERO_DECIMAL.contains(&currency) {
+        return amount.to_string();
+    }
+    let sign = if amount < 0 { "-" } else { "" };
+    let units = amount.unsigned_abs();
+    format!("{sign}{}.{:02}", units / 100, units % 100)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

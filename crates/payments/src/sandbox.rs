@@ -38,7 +38,44 @@ pub fn card_outcome(number: &str) -> CardOutcome {
     }
 }
 
-/// The body of a sandbox webhook, as API.md fixes it.
+/// A test card saved for later charges: what a real provider gives back (brand, last four
+/// digits, a token), never the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedCard {
+    pub brand: &'static str,
+    pub last4: String,
+    pub token: &'static str,
+}
+
+/// The tokens the sandbox hands out for its two test cards.
+pub const TOKEN_SUCCEEDS: &str = "tok_sandbox_succeeds";
+pub const TOKEN_DECLINED: &str = "tok_sandbox_declined";
+
+/// Saves a sandbox test card; any other number is refused, as a real provider refuses an
+/// invalid card.
+pub fn save_card(number: &str) -> Result<SavedCard, String> {
+    let token = match card_outcome(number) {
+        CardOutcome::Succeeds => TOKEN_SUCCEEDS,
+        CardOutcome::Declined(_) => TOKEN_DECLINED,
+        CardOutcome::Unknown => {
+            return Err(format!(
+                "not a sandbox test card: use {CARD_SUCCEEDS} (always succeeds) or \
+                 {CARD_DECLINED} (always declined)"
+            ));
+        }
+    };
+    Ok(SavedCard {
+        brand: "visa",
+        last4: number
+            .chars()
+            .filter(char::is_ascii_digit)
+            .skip(12)
+            .collect(),
+        token,
+    })
+}
+
+/// The body of a sandbox webhook, as the API fixes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxEvent {
@@ -134,18 +171,19 @@ impl PaymentProvider for Sandbox {
         })
     }
 
-    /// Saved sandbox methods are test card numbers: 4242… is charged, anything else declined.
+    /// Saved sandbox methods are the tokens of `save_card`: the 4242 card's is charged, the
+    /// declined card's and any other are declined.
     fn charge_saved_method<'a>(
         &'a self,
         request: &'a ChargeRequest,
     ) -> BoxFuture<'a, Result<ChargeResult, ProviderError>> {
         Box::pin(async move {
-            match card_outcome(&request.payment_method) {
-                CardOutcome::Succeeds => Ok(ChargeResult {
+            match request.payment_method.as_str() {
+                TOKEN_SUCCEEDS => Ok(ChargeResult {
                     provider_ref: request.payment_id.clone(),
                 }),
-                CardOutcome::Declined(reason) => Err(ProviderError::Declined(reason.into())),
-                CardOutcome::Unknown => Err(ProviderError::Declined("unknown_test_card".into())),
+                TOKEN_DECLINED => Err(ProviderError::Declined("card_declined".into())),
+                _ => Err(ProviderError::Declined("unknown_payment_method".into())),
             }
         })
     }
@@ -205,6 +243,16 @@ mod tests {
             sandbox.page_url("pay_1"),
             "http://127.0.0.1:8080/pay/sandbox/pay_1"
         );
+    }
+
+    #[test]
+    fn saved_cards_keep_no_number_and_charge_as_their_card_does() {
+        let good = save_card("4242 4242 4242 4242").expect("a test card");
+        assert_eq!((good.brand, good.last4.as_str()), ("visa", "4242"));
+        assert!(!good.token.contains("4242"));
+        let bad = save_card("4000-0000-0000-0002").expect("a test card");
+        assert_eq!(bad.last4, "0002");
+        assert!(save_card("5555555555554444").is_err());
     }
 
     #[test]

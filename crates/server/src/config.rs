@@ -51,6 +51,41 @@ pub struct Config {
     /// How long a response may wait for its client to read any of it before the connection is
     /// closed.
     pub write_timeout_s: u64,
+    /// What credits cost and how automatic top-ups are priced and bounded.
+    pub topup: TopupConfig,
+}
+
+/// Auto top-up: the price of one credit, the fee the user bears, and the operator's bounds.
+#[derive(Debug, Clone)]
+pub struct TopupConfig {
+    /// Minor units of `currency` per credit.
+    pub credit_price: i64,
+    pub currency: String,
+    pub fee_rate: bursar_core::topup::FeeRate,
+    /// Minor units added to every top-up's fee.
+    pub fee_fixed: i64,
+    /// The largest single top-up, in credits.
+    pub max_credits: i64,
+    /// Top-ups per user per local day, whatever a rule allows.
+    pub max_per_day: i64,
+    /// How often every rule is checked, besides the check after each debit.
+    pub sweep_s: u64,
+}
+
+impl Default for TopupConfig {
+    fn default() -> Self {
+        Self {
+            credit_price: 100,
+            currency: "USD".into(),
+            fee_rate: bursar_core::topup::FeeRate {
+                parts_per_million: 29_000,
+            },
+            fee_fixed: 0,
+            max_credits: 1_000_000,
+            max_per_day: 10,
+            sweep_s: 300,
+        }
+    }
 }
 
 /// Shows every setting except the secrets, which only say whether they are set.
@@ -81,6 +116,7 @@ impl std::fmt::Debug for Config {
             .field("header_timeout_s", &self.header_timeout_s)
             .field("connections_max", &self.connections_max)
             .field("write_timeout_s", &self.write_timeout_s)
+            .field("topup", &self.topup)
             .finish()
     }
 }
@@ -218,6 +254,7 @@ impl Config {
             write_timeout_s: src
                 .parsed("BURSAR_WRITE_TIMEOUT_SECONDS", 30_u64)?
                 .clamp(1, 3600),
+            topup: topup_config(&src)?,
         })
     }
 
@@ -252,8 +289,69 @@ impl Config {
             header_timeout_s: 10,
             connections_max: 8192,
             write_timeout_s: 30,
+            topup: TopupConfig::default(),
         }
     }
+}
+
+fn topup_config(src: &Sources<'_>) -> Result<TopupConfig, ConfigError> {
+    let defaults = TopupConfig::default();
+    let in_range = |name: &'static str, value: i64, range: std::ops::RangeInclusive<i64>| {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError {
+                name,
+                problem: format!("{value} is outside {}..={}", range.start(), range.end()),
+            })
+        }
+    };
+    let currency = src
+        .var("BURSAR_CURRENCY")
+        .unwrap_or(defaults.currency)
+        .trim()
+        .to_string();
+    bursar_core::Money::new(0, &currency).map_err(|e| ConfigError {
+        name: "BURSAR_CURRENCY",
+        problem: e.to_string(),
+    })?;
+    let fee_rate = match src.var("BURSAR_TOPUP_FEE_PERCENT") {
+        None => defaults.fee_rate,
+        Some(text) => {
+            bursar_core::topup::FeeRate::parse_percent(&text).map_err(|problem| ConfigError {
+                name: "BURSAR_TOPUP_FEE_PERCENT",
+                problem,
+            })?
+        }
+    };
+    let max = bursar_core::MAX_CREDITS;
+    Ok(TopupConfig {
+        credit_price: in_range(
+            "BURSAR_CREDIT_PRICE",
+            src.parsed("BURSAR_CREDIT_PRICE", defaults.credit_price)?,
+            1..=1_000_000_000,
+        )?,
+        currency,
+        fee_rate,
+        fee_fixed: in_range(
+            "BURSAR_TOPUP_FEE_FIXED",
+            src.parsed("BURSAR_TOPUP_FEE_FIXED", defaults.fee_fixed)?,
+            0..=1_000_000_000,
+        )?,
+        max_credits: in_range(
+            "BURSAR_TOPUP_MAX_CREDITS",
+            src.parsed("BURSAR_TOPUP_MAX_CREDITS", defaults.max_credits)?,
+            1..=max,
+        )?,
+        max_per_day: in_range(
+            "BURSAR_TOPUP_MAX_PER_DAY",
+            src.parsed("BURSAR_TOPUP_MAX_PER_DAY", defaults.max_per_day)?,
+            1..=1000,
+        )?,
+        sweep_s: src
+            .parsed("BURSAR_TOPUP_SWEEP_SECONDS", defaults.sweep_s)?
+            .clamp(10, 86_400),
+    })
 }
 
 #[cfg(test)]

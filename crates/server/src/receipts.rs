@@ -17,17 +17,7 @@ pub fn number(sequence: i64) -> String {
 }
 
 /// Currencies whose minor unit is the whole unit (ISO 4217 exponent 0).
-const ZERO_DECIMAL: &[&str] = &["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"];
-
-/// An amount of minor units written in major units: 4500 CNY → "45.00", 500 JPY → "500".
-pub fn format_amount(amount: i64, currency: &str) -> String {
-    if ZERO_DECIMAL.contains(&currency) {
-        return amount.to_string();
-    }
-    let sign = if amount < 0 { "-" } else { "" };
-    let units = amount.unsigned_abs();
-    format!("{sign}{}.{:02}", units / 100, units % 100)
-}
+pub use bursar_core::money::format_amount;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SellerView {
@@ -73,6 +63,23 @@ pub fn build(seller: &Seller, order: &Order, buyer_email: Option<String>) -> Opt
     let sequence = order.receipt_number?;
     let currency = &order.currency;
     let subtotal = order.unit_price * order.quantity;
+    let mut items = vec![ReceiptItem {
+        description: order.package_name.clone(),
+        quantity: order.quantity,
+        unit_price: MoneyBody::new(order.unit_price, currency),
+        amount: MoneyBody::new(subtotal, currency),
+        credits: order.credits_granted,
+    }];
+    // An automatic top-up's processing fee, which its buyer bears, is a line of its own.
+    if order.fee > 0 {
+        items.push(ReceiptItem {
+            description: "Processing fee".into(),
+            quantity: 1,
+            unit_price: MoneyBody::new(order.fee, currency),
+            amount: MoneyBody::new(order.fee, currency),
+            credits: 0,
+        });
+    }
     Some(ReceiptView {
         number: number(sequence),
         order_id: order.id.clone(),
@@ -85,14 +92,8 @@ pub fn build(seller: &Seller, order: &Order, buyer_email: Option<String>) -> Opt
         },
         buyer_id: order.user_id.clone(),
         buyer_email,
-        items: vec![ReceiptItem {
-            description: order.package_name.clone(),
-            quantity: order.quantity,
-            unit_price: MoneyBody::new(order.unit_price, currency),
-            amount: MoneyBody::new(subtotal, currency),
-            credits: order.credits_granted,
-        }],
-        subtotal: MoneyBody::new(subtotal, currency),
+        items,
+        subtotal: MoneyBody::new(subtotal + order.fee, currency),
         discount: MoneyBody::new(order.discount, currency),
         coupon_code: order.coupon_code.clone(),
         total: MoneyBody::new(order.total, currency),
@@ -107,8 +108,8 @@ pub fn build(seller: &Seller, order: &Order, buyer_email: Option<String>) -> Opt
 #[template(path = "receipt.html")]
 struct ReceiptPage<'a> {
     r: &'a ReceiptView,
-    unit_price: String,
-    line_amount: String,
+    /// Each item with its unit price and amount written out.
+    lines: Vec<(&'a ReceiptItem, String, String)>,
     subtotal: String,
     discount: String,
     total: String,
@@ -118,12 +119,14 @@ struct ReceiptPage<'a> {
 /// The printable page of a receipt.
 pub fn html(receipt: &ReceiptView) -> ApiResult<String> {
     let currency = &receipt.total.currency;
-    let item = &receipt.items[0];
     let amount = |m: &MoneyBody| format!("{} {currency}", format_amount(m.amount, currency));
     ReceiptPage {
         r: receipt,
-        unit_price: amount(&item.unit_price),
-        line_amount: amount(&item.amount),
+        lines: receipt
+            .items
+            .iter()
+            .map(|item| (item, amount(&item.unit_price), amount(&item.amount)))
+            .collect(),
         subtotal: amount(&receipt.subtotal),
         discount: amount(&receipt.discount),
         total: amount(&receipt.total),

@@ -202,6 +202,20 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 10,
+        name: "payment methods",
+        sql: include_str!("../migrations/010_payment_methods.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
+    Migration {
+        version: 11,
+        name: "auto top-up",
+        sql: include_str!("../migrations/011_auto_topup.sql"),
+        sqlite_only: Some(include_str!("../migrations/011_auto_topup.sqlite.sql")),
+        postgres_only: Some(include_str!("../migrations/011_auto_topup.postgres.sql")),
+    },
 ];
 
 impl Db {
@@ -572,6 +586,72 @@ mod tests {
     #[tokio::test]
     async fn pending_refunds_become_jobs_on_postgres() {
         pending_refunds_become_jobs(Backend::Postgres).await;
+    }
+
+    /// Orders and the refunds that point at them come through migration 11, which on SQLite
+    /// rebuilds the orders table: every row and every reference survive, and the old orders
+    /// read as package orders with no fee.
+    async fn orders_survive_the_auto_topup_migration(backend: Backend) {
+        let url = fresh_database_url(backend, "orders_migration_11").await;
+        let db = Db::connect(&url, SqliteSync::Full).await.expect("opens");
+        db.migrate_through(10).await.expect("migrates to 10");
+        sqlx::raw_sql(
+            "INSERT INTO users (id, email, password_hash, role, created_at, updated_at)
+             VALUES ('usr_1', 'a@example.com', 'x', 'member', 0, 0);
+             INSERT INTO packages (id, name, kind, credits, price_amount, price_currency,
+                                   created_at, updated_at)
+             VALUES ('pkg_1', 'p', 'credit_pack', 10, 100, 'CNY', 0, 0);
+             INSERT INTO orders (id, user_id, package_id, package_name, quantity, currency,
+                                 unit_price, discount, total, credits, bonus_credits, provider,
+                                 status, payment_id, receipt_number, created_at, expires_at,
+                                 updated_at)
+             VALUES ('ord_1', 'usr_1', 'pkg_1', 'p', 1, 'CNY', 100, 0, 100, 10, 0, 'sandbox',
+                     'paid', 'pay_1', 7, 5, 6, 8);
+             INSERT INTO order_refunds (id, order_id, kind, amount, credits, allow_negative,
+                                        status, attempts, next_attempt_at, created_at, updated_at)
+             VALUES ('orf_1', 'ord_1', 'refund', 50, 5, 0, 'succeeded', 1, 0, 1, 2);",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("writes an order and its refund");
+        db.migrate().await.expect("migrates the rest");
+        let row: (String, Option<String>, String, i64, Option<i64>, i64) = sqlx::query_as(
+            "SELECT o.id, o.package_id, o.kind, o.fee, o.receipt_number, o.created_at
+             FROM orders o JOIN order_refunds r ON r.order_id = o.id",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("the order and its refund read");
+        assert_eq!(
+            row,
+            (
+                "ord_1".into(),
+                Some("pkg_1".into()),
+                "package".into(),
+                0,
+                Some(7),
+                5
+            )
+        );
+        // The rebuilt table still refuses what the old one did.
+        let orphan = sqlx::query(
+            "INSERT INTO order_refunds (id, order_id, kind, amount, credits, allow_negative,
+                                        status, attempts, next_attempt_at, created_at, updated_at)
+             VALUES ('orf_2', 'ord_missing', 'refund', 1, 0, 0, 'pending', 0, 0, 1, 2)",
+        )
+        .execute(&db.pool)
+        .await;
+        assert!(orphan.is_err(), "a refund of no order was accepted");
+    }
+
+    #[tokio::test]
+    async fn orders_survive_the_auto_topup_migration_on_sqlite() {
+        orders_survive_the_auto_topup_migration(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn orders_survive_the_auto_topup_migration_on_postgres() {
+        orders_survive_the_auto_topup_migration(Backend::Postgres).await;
     }
 
     /// The PostgreSQL writer's batch updates look rows up by key, however small the table was

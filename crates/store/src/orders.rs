@@ -2,7 +2,7 @@
 //! `ledger::orders`), failed, cancelled or expired. Each transition is a guarded UPDATE on
 //! `status`, so of two racing transitions exactly one wins.
 
-use bursar_core::OrderStatus;
+use bursar_core::{OrderKind, OrderStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -15,12 +15,16 @@ use crate::{Store, StoreError};
 pub struct Order {
     pub id: String,
     pub user_id: String,
-    pub package_id: String,
+    pub kind: OrderKind,
+    /// `None` for automatic top-ups, which buy credits rather than a package.
+    pub package_id: Option<String>,
     pub package_name: String,
     pub quantity: i64,
     pub currency: String,
     pub unit_price: i64,
     pub discount: i64,
+    /// The processing fee the buyer bears (automatic top-ups), included in `total`.
+    pub fee: i64,
     pub total: i64,
     pub credits: i64,
     pub bonus_credits: i64,
@@ -36,6 +40,8 @@ pub struct Order {
     /// The `payment` object handed to the client, as JSON text.
     pub payment_json: Option<String>,
     pub payment_method: Option<String>,
+    /// The saved method an off-session charge used.
+    pub payment_method_id: Option<String>,
     pub credits_granted: i64,
     pub first_purchase_bonus: i64,
     pub credits_clawed_back: i64,
@@ -47,7 +53,8 @@ pub struct Order {
     pub closed_at_ms: Option<i64>,
 }
 
-const COLUMNS: &str = "id, user_id, package_id, package_name, quantity, currency,
+const COLUMNS: &str =
+    "id, user_id, kind, package_id, fee, payment_method_id, package_name, quantity, currency,
     unit_price, discount, total, credits, bonus_credits, first_purchase_bonus_percent, coupon_id,
     coupon_code, provider, status, failure_reason, payment_id, provider_ref, payment_status,
     payment_json, payment_method, credits_granted, first_purchase_bonus, credits_clawed_back,
@@ -55,9 +62,13 @@ const COLUMNS: &str = "id, user_id, package_id, package_name, quantity, currency
 
 fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
     let status: String = row.try_get("status")?;
+    let kind: String = row.try_get("kind")?;
     Ok(Order {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
+        kind: OrderKind::parse(&kind).unwrap_or(OrderKind::Package),
+        fee: row.try_get("fee")?,
+        payment_method_id: row.try_get("payment_method_id")?,
         package_id: row.try_get("package_id")?,
         package_name: row.try_get("package_name")?,
         quantity: row.try_get("quantity")?,
@@ -95,18 +106,21 @@ fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
 pub struct NewOrder {
     pub id: String,
     pub user_id: String,
-    pub package_id: String,
+    pub kind: OrderKind,
+    pub package_id: Option<String>,
     pub package_name: String,
     pub quantity: i64,
     pub currency: String,
     pub unit_price: i64,
     pub discount: i64,
+    pub fee: i64,
     pub total: i64,
     pub credits: i64,
     pub bonus_credits: i64,
     pub first_purchase_bonus_percent: Option<i64>,
     pub coupon: Option<Coupon>,
     pub provider: String,
+    pub payment_method_id: Option<String>,
     pub payment_id: String,
     pub expires_at_ms: i64,
 }
@@ -144,35 +158,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(Err(refusal));
         }
-        let now = self.clock.now_ms();
-        sqlx::query(
-            "INSERT INTO orders (id, user_id, package_id, package_name, quantity, currency,
-                 unit_price, discount, total, credits, bonus_credits, first_purchase_bonus_percent,
-                 coupon_id, coupon_code, provider, status, payment_id, created_at, expires_at,
-                 updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'pending',
-                 $16, $17, $18, $17)",
-        )
-        .bind(&order.id)
-        .bind(&order.user_id)
-        .bind(&order.package_id)
-        .bind(&order.package_name)
-        .bind(order.quantity)
-        .bind(&order.currency)
-        .bind(order.unit_price)
-        .bind(order.discount)
-        .bind(order.total)
-        .bind(order.credits)
-        .bind(order.bonus_credits)
-        .bind(order.first_purchase_bonus_percent)
-        .bind(order.coupon.as_ref().map(|c| c.id.as_str()))
-        .bind(order.coupon.as_ref().map(|c| c.spec.code.as_str()))
-        .bind(&order.provider)
-        .bind(&order.payment_id)
-        .bind(now)
-        .bind(order.expires_at_ms)
-        .execute(&mut *tx)
-        .await?;
+        insert_order_on(&mut tx, order, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(Ok(KeyClaim::Claimed))
     }
@@ -493,4 +479,44 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Inserts `order` as `pending` inside the caller's transaction.
+pub(crate) async fn insert_order_on(
+    conn: &mut sqlx::AnyConnection,
+    order: &NewOrder,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO orders (id, user_id, kind, package_id, package_name, quantity, currency,
+             unit_price, discount, fee, total, credits, bonus_credits, first_purchase_bonus_percent,
+             coupon_id, coupon_code, provider, payment_method_id, status, payment_id, created_at,
+             expires_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+             'pending', $19, $20, $21, $20)",
+    )
+    .bind(&order.id)
+    .bind(&order.user_id)
+    .bind(order.kind.as_str())
+    .bind(order.package_id.as_deref())
+    .bind(&order.package_name)
+    .bind(order.quantity)
+    .bind(&order.currency)
+    .bind(order.unit_price)
+    .bind(order.discount)
+    .bind(order.fee)
+    .bind(order.total)
+    .bind(order.credits)
+    .bind(order.bonus_credits)
+    .bind(order.first_purchase_bonus_percent)
+    .bind(order.coupon.as_ref().map(|c| c.id.as_str()))
+    .bind(order.coupon.as_ref().map(|c| c.spec.code.as_str()))
+    .bind(&order.provider)
+    .bind(order.payment_method_id.as_deref())
+    .bind(&order.payment_id)
+    .bind(now_ms)
+    .bind(order.expires_at_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -109,10 +109,10 @@ const CHECKS: &[(&str, &str)] = &[
         "order's grants differ from what it records as granted",
         "SELECT o.id || ': ' || o.status || ', granted ' || CAST(o.credits_granted AS TEXT)
                 || ', transfers say ' || CAST(COALESCE((SELECT SUM(t.amount) FROM transfers t
-                   WHERE t.order_id = o.id AND t.kind IN ('purchase', 'bonus')), 0) AS TEXT)
+                   WHERE t.order_id = o.id AND t.kind IN ('purchase', 'bonus', 'auto_topup')), 0) AS TEXT)
          FROM orders o
          WHERE COALESCE((SELECT SUM(t.amount) FROM transfers t
-                         WHERE t.order_id = o.id AND t.kind IN ('purchase', 'bonus')), 0)
+                         WHERE t.order_id = o.id AND t.kind IN ('purchase', 'bonus', 'auto_topup')), 0)
                <> CASE WHEN o.status IN ('paid', 'refunded') THEN o.credits_granted ELSE 0 END",
     ),
     (

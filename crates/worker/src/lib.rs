@@ -14,7 +14,7 @@ pub use backoff::backoff_ms;
 pub use job::{Job, JobError, JobFuture, Policy};
 pub use registry::{Ran, Registry};
 pub use runner::{Runner, RunnerConfig};
-pub use schedule::{Cadence, Schedule};
+pub use schedule::{Cadence, LocalCalendar, Schedule};
 
 pub use bursar_store::jobs::{ClaimedJob, JobQueue, NewJob};
 pub use chrono_tz::Tz;

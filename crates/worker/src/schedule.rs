@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bursar_store::jobs::NewJob;
-use chrono::{Days, TimeZone};
+use chrono::{Datelike, Days, TimeZone};
 use chrono_tz::Tz;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,34 @@ impl Schedule {
     }
 }
 
+/// Where "today" and "this month" begin and end in a time zone: what daily and monthly limits
+/// count within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalCalendar {
+    pub day_start_ms: i64,
+    pub next_day_ms: i64,
+    pub month_start_ms: i64,
+    pub next_month_ms: i64,
+}
+
+impl LocalCalendar {
+    pub fn at(zone: Tz, now_ms: i64) -> Self {
+        let utc = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        let today = utc.with_timezone(&zone).date_naive();
+        let month = today.with_day(1).unwrap_or(today);
+        let next = |day: chrono::NaiveDate, days: Days| day.checked_add_days(days).unwrap_or(day);
+        let next_month = month
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(month);
+        Self {
+            day_start_ms: local_midnight_ms(zone, today),
+            next_day_ms: local_midnight_ms(zone, next(today, Days::new(1))),
+            month_start_ms: local_midnight_ms(zone, month),
+            next_month_ms: local_midnight_ms(zone, next_month),
+        }
+    }
+}
+
 /// The first instant of `day` in `zone`. Where midnight is skipped by a daylight-saving change,
 /// the day begins at the first local time that exists.
 fn local_midnight_ms(zone: Tz, day: chrono::NaiveDate) -> i64 {
@@ -89,6 +117,20 @@ fn local_midnight_ms(zone: Tz, day: chrono::NaiveDate) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_calendar_begins_at_local_midnights() {
+        let at = |text: &str| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .expect("valid")
+                .timestamp_millis()
+        };
+        let calendar = LocalCalendar::at(chrono_tz::Asia::Shanghai, at("2026-12-31T17:00:00Z"));
+        assert_eq!(calendar.day_start_ms, at("2026-12-31T16:00:00Z"));
+        assert_eq!(calendar.next_day_ms, at("2027-01-01T16:00:00Z"));
+        assert_eq!(calendar.month_start_ms, at("2026-12-31T16:00:00Z"));
+        assert_eq!(calendar.next_month_ms, at("2027-01-31T16:00:00Z"));
+    }
 
     const DAY_MS: i64 = 86_400_000;
 

@@ -5,6 +5,8 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod auto_topup;
 pub mod checkout;
 pub mod fulfilment;
+pub mod payment_methods;
 pub mod refunds;

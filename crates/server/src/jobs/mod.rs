@@ -3,10 +3,13 @@
 //! task (expiry sweeps, housekeeping) is a job on the one queue, so it survives a crash and
 //! runs once however many instances share the database.
 
+mod auto_topup;
+mod auto_topup_sweep;
 mod expire_holds_and_grants;
 mod expire_orders;
 mod housekeeping;
 mod provider_refund;
+mod send_notification;
 
 use std::time::Duration;
 
@@ -29,12 +32,29 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(expire_holds_and_grants::ExpireHoldsAndGrants)
         .with(expire_orders::ExpireOrders)
         .with(housekeeping::Housekeeping)
+        .with(auto_topup::AutoTopup)
+        .with(auto_topup_sweep::AutoTopupSweep)
+        .with(send_notification::SendNotification)
         .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
+        .scheduled(Schedule::every(
+            auto_topup_sweep::KIND,
+            Duration::from_secs(config.topup.sweep_s),
+        ))
         .scheduled(Schedule::every(expire_orders::KIND, sweep))
         .scheduled(Schedule::daily_at_midnight(
             housekeeping::KIND,
             config.timezone,
         ))
+}
+
+/// The auto top-up sweep's job for the period `now_ms` falls in, as the worker enqueues it
+/// (tests enqueue it themselves after moving the clock).
+pub fn topup_sweep_job(config: &Config, now_ms: i64) -> bursar_store::jobs::NewJob {
+    Schedule::every(
+        auto_topup_sweep::KIND,
+        Duration::from_secs(config.topup.sweep_s),
+    )
+    .job_for(now_ms)
 }
 
 /// Starts this instance's worker (unless jobs are off here) on `tracker`.

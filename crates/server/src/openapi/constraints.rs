@@ -2,7 +2,9 @@
 //! constants and vocabularies the checks use, so a client generated from the document (or a
 //! fuzzer) knows what is accepted, and the two cannot disagree.
 
-use bursar_core::{MAX_CREDITS, OrderStatus, PackageKind, Role, UserStatus};
+use bursar_core::{
+    MAX_CREDITS, NotificationKind, NotificationStatus, OrderStatus, PackageKind, Role, UserStatus,
+};
 use serde_json::{Value, json};
 
 use crate::app::{accounts, api_keys, checkout};
@@ -205,6 +207,42 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             "package_ids",
             json!({"maxItems": coupons::PACKAGES_MAX}),
         ),
+        (
+            "AutoTopupRequest",
+            "threshold",
+            json!({"minimum": -MAX_CREDITS, "maximum": MAX_CREDITS}),
+        ),
+        ("AutoTopupRequest", "target", credits()),
+        (
+            "AutoTopupRequest",
+            "max_topups_per_day",
+            json!({"minimum": 1, "maximum": 1000}),
+        ),
+        ("PaymentMethodRequest", "provider", one_of(["sandbox"])),
+        (
+            "PaymentMethodRequest",
+            "card_number",
+            json!({"maxLength": 64}),
+        ),
+    ]
+}
+
+/// `(path, parameter, location, limits)` for a parameter of one path, applied after the
+/// general rules (a `status` that is not an order's status).
+fn path_parameter_rules() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    vec![
+        (
+            "/api/v1/admin/notifications",
+            "status",
+            "query",
+            one_of(NotificationStatus::ALL.iter().map(|s| s.as_str())),
+        ),
+        (
+            "/api/v1/admin/notifications",
+            "kind",
+            "query",
+            one_of(NotificationKind::ALL.iter().map(|s| s.as_str())),
+        ),
     ]
 }
 
@@ -257,25 +295,32 @@ fn apply_limits(doc: &mut Value, providers: &[&str]) {
         }
     }
     let rules = parameter_rules();
+    let path_rules = path_parameter_rules();
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
-    for operation in paths
-        .values_mut()
-        .filter_map(Value::as_object_mut)
-        .flat_map(|item| item.values_mut())
-    {
-        let Some(parameters) = operation
-            .get_mut("parameters")
-            .and_then(Value::as_array_mut)
-        else {
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
             continue;
         };
-        for parameter in parameters {
-            let (name, location) = (parameter["name"].clone(), parameter["in"].clone());
-            for (rule_name, rule_location, limits) in &rules {
-                if name == *rule_name && location == *rule_location {
-                    merge(&mut parameter["schema"], limits);
+        for operation in item.values_mut() {
+            let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for parameter in parameters {
+                let (name, location) = (parameter["name"].clone(), parameter["in"].clone());
+                let general = rules.iter().map(|(n, l, limits)| (None, n, l, limits));
+                let own = path_rules
+                    .iter()
+                    .map(|(p, n, l, limits)| (Some(p), n, l, limits));
+                for (rule_path, rule_name, rule_location, limits) in general.chain(own) {
+                    let applies = rule_path.is_none_or(|p| p == path);
+                    if applies && name == *rule_name && location == *rule_location {
+                        merge(&mut parameter["schema"], limits);
+                    }
                 }
             }
         }

@@ -5,10 +5,12 @@ pub mod admin;
 pub mod admin_jobs;
 pub mod admin_orders;
 pub mod auth;
+pub mod auto_topup;
 pub mod catalog;
 pub mod coupons;
 pub mod credits;
 pub mod me;
+pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod pay;
@@ -31,6 +33,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(me::get_me, me::patch_me))
         .routes(routes!(me::balance))
         .routes(routes!(me::transactions))
+        .routes(routes!(notifications::mine))
+        .routes(routes!(notifications::all))
+        .routes(routes!(auto_topup::get_rule, auto_topup::put_rule))
+        .routes(routes!(auto_topup::preview))
+        .routes(routes!(auto_topup::list_methods, auto_topup::add_method))
+        .routes(routes!(auto_topup::delete_method))
         .routes(routes!(credits::spend))
         .routes(routes!(credits::refund))
         .routes(routes!(credits::create_hold))

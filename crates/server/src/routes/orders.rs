@@ -37,14 +37,20 @@ pub struct OrderRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
     pub id: String,
+    /// `package`, or `auto_topup` for an automatic top-up (no package; its fee is a line of
+    /// its own).
+    pub kind: String,
     /// `pending`, `paid`, `failed`, `cancelled`, `expired` or `refunded`.
     pub status: String,
-    pub package_id: String,
+    /// The package bought; null for automatic top-ups.
+    pub package_id: Option<String>,
     pub package_name: String,
     pub quantity: i64,
     /// Before the discount: unit price × quantity.
     pub price: MoneyBody,
     pub discount: MoneyBody,
+    /// The processing fee the buyer bears (automatic top-ups), included in `total`.
+    pub fee: MoneyBody,
     pub total: MoneyBody,
     /// Credits the order buys (without bonuses).
     pub credits: i64,
@@ -78,12 +84,14 @@ pub(crate) fn order_view(order: &Order) -> OrderView {
         .unwrap_or_else(|| serde_json::json!({ "id": order.payment_id }));
     OrderView {
         id: order.id.clone(),
+        kind: order.kind.as_str().to_string(),
         status: order.status.as_str().to_string(),
         package_id: order.package_id.clone(),
         package_name: order.package_name.clone(),
         quantity: order.quantity,
         price: MoneyBody::new(order.unit_price * order.quantity, &order.currency),
         discount: MoneyBody::new(order.discount, &order.currency),
+        fee: MoneyBody::new(order.fee, &order.currency),
         total: MoneyBody::new(order.total, &order.currency),
         credits: order.credits,
         bonus_credits: order.bonus_credits,

@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod auto_topup;
 mod catalog;
 mod concurrency;
 mod credits;

@@ -6,8 +6,8 @@
 //! does all of its refusing before its first write, so a refusal still leaves no trace.
 
 use bursar_core::{
-    ClawbackRoom, FulfilmentOutcome, GrantSource, LedgerError, OrderCredits, OrderStatus,
-    SystemAccount, TransferKind, plan_clawback, pricing,
+    ClawbackRoom, FulfilmentOutcome, GrantSource, LedgerError, OrderCredits, OrderKind,
+    OrderStatus, SystemAccount, TransferKind, plan_clawback, pricing,
 };
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -273,7 +273,10 @@ async fn pay(
     if let Some(coupon) = &order.coupon_id {
         uow.redeem_coupon(coupon);
     }
-    let description = format!("{} × {}", order.quantity, order.package_name);
+    let description = match order.kind {
+        OrderKind::AutoTopup => format!("Auto top-up of {} credits", order.credits),
+        OrderKind::Package => format!("{} × {}", order.quantity, order.package_name),
+    };
     for (amount, source) in [
         (order.credits, GrantSource::Purchase),
         (order.bonus_credits, GrantSource::Bonus),
@@ -282,10 +285,15 @@ async fn pay(
         if amount == 0 {
             continue;
         }
+        // Credits an automatic top-up bought arrive as their own kind of transaction.
+        let kind = match (order.kind, source) {
+            (OrderKind::AutoTopup, GrantSource::Purchase) => TransferKind::AutoTopup,
+            _ => source.transfer_kind(),
+        };
         let meta = TransferMeta {
             order_id: Some(&order.id),
             description: Some(&description),
-            ..TransferMeta::kind(source.transfer_kind())
+            ..TransferMeta::kind(kind)
         };
         let spec = GrantSpec {
             amount,
@@ -295,6 +303,10 @@ async fn pay(
             expires_at: None,
         };
         uow.grant(&order.user_id, spec, &meta);
+    }
+    if order.kind == OrderKind::AutoTopup {
+        let told = crate::auto_topup::record_success_on(conn, order, uow.now_ms).await?;
+        uow.enqueue(conn, &told).await?;
     }
     if let Some(confirmed_by) = &event.confirmed_by {
         uow.audit(AuditRecord {

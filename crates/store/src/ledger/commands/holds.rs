@@ -1,9 +1,7 @@
 //! `Hold`, `Capture` and `Void`: two-phase spends. A hold reserves credits; a capture spends at
 //! most the held amount and releases the rest; a void releases everything.
 
-use bursar_core::{
-    CaptureSplit, HoldStatus, LedgerError, SystemAccount, TransferKind, split_capture,
-};
+use bursar_core::{CaptureSplit, HoldStatus, LedgerError, TransferKind, split_capture};
 use sqlx::AnyConnection;
 
 use super::{balance, ensure_spendable};
@@ -68,7 +66,8 @@ pub(super) async fn capture(
         actor: Some(creator),
         ..TransferMeta::kind(TransferKind::Spend)
     };
-    let (transaction_id, _) = uow.debit(&user_id, captured, SystemAccount::Revenue, &meta);
+    let (transaction_id, _) =
+        super::debit_used_credits(uow, conn, &user_id, captured, &meta).await?;
     let hold = uow.hold_mut(hold_id).expect("loaded above");
     hold.captured = Some(captured);
     hold.transfer_id = Some(transaction_id.clone());

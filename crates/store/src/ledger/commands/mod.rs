@@ -9,12 +9,35 @@ mod holds;
 mod refund;
 mod spend;
 
-use bursar_core::{LedgerError, TransferKind};
+use bursar_core::{LedgerError, SystemAccount, TransferKind, topup};
 use sqlx::AnyConnection;
 
 use super::state::{TransferMeta, UnitOfWork};
-use super::{Command, Outcome};
+use super::{Command, Outcome, PaidBy};
 use crate::StoreError;
+
+/// Debits credits the service used (a spend, a captured hold) to `revenue`. When the debit
+/// takes the balance below the user's auto top-up threshold, the top-up job is enqueued in the
+/// same transaction: the writer knows the new balance here, so the check costs nothing for
+/// users without a rule and nothing but a comparison for the rest.
+pub(super) async fn debit_used_credits(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    user_id: &str,
+    amount: i64,
+    meta: &TransferMeta<'_>,
+) -> Result<(String, Vec<PaidBy>), StoreError> {
+    let before = uow.account(user_id).map(|a| (a.balance, a.topup_threshold));
+    let (transaction_id, paid_by) = uow.debit(user_id, amount, SystemAccount::Revenue, meta);
+    if let Some((before, Some(threshold))) = before {
+        let after = uow.account(user_id).map_or(before, |a| a.balance);
+        if topup::crossed_below(before, after, threshold) {
+            let job = crate::auto_topup::crossing_job(user_id, &transaction_id);
+            uow.enqueue(conn, &job).await?;
+        }
+    }
+    Ok((transaction_id, paid_by))
+}
 
 /// The users and holds a command will touch, so a batch can load them all up front.
 pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {

@@ -1,9 +1,8 @@
 //! `Spend`: debits a user's credits to `revenue`, burning grants in order.
 
-use bursar_core::SystemAccount;
 use sqlx::AnyConnection;
 
-use super::ensure_spendable;
+use super::{debit_used_credits, ensure_spendable};
 use crate::StoreError;
 use crate::ledger::state::{TransferMeta, UnitOfWork};
 use crate::ledger::{Outcome, SpendReceipt};
@@ -16,7 +15,7 @@ pub(super) async fn spend(
     meta: &TransferMeta<'_>,
 ) -> Result<Outcome, StoreError> {
     ensure_spendable(uow, conn, user_id, amount).await?;
-    let (transaction_id, paid_by) = uow.debit(user_id, amount, SystemAccount::Revenue, meta);
+    let (transaction_id, paid_by) = debit_used_credits(uow, conn, user_id, amount, meta).await?;
     let account = uow.account(user_id).expect("loaded above");
     Ok(Outcome::Spent(SpendReceipt {
         transaction_id,

@@ -33,7 +33,7 @@ impl UnitOfWork {
     ) -> Result<(), StoreError> {
         let mut params = Params::new(self.dialect);
         let sql = format!(
-            "SELECT id, owner_id, balance, held, overdraft_limit FROM accounts
+            "SELECT id, owner_id, balance, held, overdraft_limit, topup_threshold FROM accounts
              WHERE owner_kind = 'user' AND asset = {} AND owner_id IN ({})",
             params.next(),
             params.list(users.len())
@@ -59,6 +59,7 @@ impl UnitOfWork {
                     overdraft_limit: row
                         .try_get::<Option<i64>, _>("overdraft_limit")?
                         .unwrap_or(0),
+                    topup_threshold: row.try_get("topup_threshold")?,
                     grants: Vec::new(),
                     dirty: false,
                 },

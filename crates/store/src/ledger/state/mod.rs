@@ -36,6 +36,8 @@ pub(crate) struct Account {
     pub balance: i64,
     pub held: i64,
     pub overdraft_limit: i64,
+    /// The balance below which the user's active auto top-up rule tops up, if there is one.
+    pub topup_threshold: Option<i64>,
     pub grants: Vec<Grant>,
     dirty: bool,
 }

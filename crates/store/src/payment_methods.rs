@@ -1,0 +1,145 @@
+//! Saved payment methods: what a provider gave back for a card or account the user saved
+//! (brand, last four digits, the provider's token), never the number itself. Each belongs to
+//! one user, and every read and removal is scoped to that user.
+
+use sqlx::Row;
+
+use crate::clock::rfc3339;
+use crate::ids::new_id;
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentMethod {
+    pub id: String,
+    pub user_id: String,
+    pub provider: String,
+    pub brand: String,
+    pub last4: String,
+    /// The provider's reference for charging it; never shown to anyone.
+    pub token: String,
+    pub created_at: String,
+}
+
+/// What a provider answered when the method was saved.
+pub struct NewPaymentMethod<'a> {
+    pub provider: &'a str,
+    pub brand: &'a str,
+    pub last4: &'a str,
+    pub token: &'a str,
+}
+
+/// A user keeps at most this many live methods.
+pub const METHODS_PER_USER_MAX: i64 = 20;
+
+const COLUMNS: &str = "id, user_id, provider, brand, last4, token, created_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<PaymentMethod, StoreError> {
+    Ok(PaymentMethod {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        provider: row.try_get("provider")?,
+        brand: row.try_get("brand")?,
+        last4: row.try_get("last4")?,
+        token: row.try_get("token")?,
+        created_at: rfc3339(row.try_get("created_at")?),
+    })
+}
+
+impl Store {
+    /// Saves a method for `user_id`; `None` when the user already has `METHODS_PER_USER_MAX`.
+    pub async fn save_payment_method(
+        &self,
+        user_id: &str,
+        method: NewPaymentMethod<'_>,
+    ) -> Result<Option<PaymentMethod>, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        // Saves by one user take turns, so two at once cannot both pass the limit (SQLite's
+        // write transaction already serialises them).
+        if self.db.dialect == crate::db::Dialect::Postgres {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let live: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM payment_methods
+             WHERE user_id = $1 AND deleted_at IS NULL",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if live >= METHODS_PER_USER_MAX {
+            return Ok(None);
+        }
+        let id = new_id("pm");
+        let now = self.clock.now_ms();
+        sqlx::query(
+            "INSERT INTO payment_methods (id, user_id, provider, brand, last4, token, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(user_id)
+        .bind(method.provider)
+        .bind(method.brand)
+        .bind(method.last4)
+        .bind(method.token)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(PaymentMethod {
+            id,
+            user_id: user_id.to_string(),
+            provider: method.provider.to_string(),
+            brand: method.brand.to_string(),
+            last4: method.last4.to_string(),
+            token: method.token.to_string(),
+            created_at: rfc3339(now),
+        }))
+    }
+
+    /// The user's live methods, newest first.
+    pub async fn payment_methods(&self, user_id: &str) -> Result<Vec<PaymentMethod>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM payment_methods
+             WHERE user_id = $1 AND deleted_at IS NULL ORDER BY id DESC"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(user_id)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// One live method of the user's; another user's reads as none.
+    pub async fn payment_method(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> Result<Option<PaymentMethod>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM payment_methods
+             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
+        ));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Removes one of the user's live methods; `false` when there is none by that id.
+    pub async fn remove_payment_method(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        let removed = sqlx::query(
+            "UPDATE payment_methods SET deleted_at = $3
+             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(self.clock.now_ms())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(removed.rows_affected() == 1)
+    }
+}
