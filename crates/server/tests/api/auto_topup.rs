@@ -36,6 +36,19 @@ async fn save_card(app: &TestApp, member: &Member, number: &str) -> String {
     saved.json["id"].as_str().expect("id").to_string()
 }
 
+/// A member holding `credits` with a saved card: what most tests start from.
+async fn member_with_card(
+    app: &TestApp,
+    email: &str,
+    credits: i64,
+    number: &str,
+) -> (Member, String) {
+    let member = app.register(email).await;
+    app.grant(&member.id, credits).await;
+    let card = save_card(app, &member, number).await;
+    (member, card)
+}
+
 async fn put_rule(app: &TestApp, member: &Member, rule: Value) -> Value {
     let resp = app
         .send(
@@ -193,9 +206,7 @@ async fn the_worked_example_is_previewed_and_charged_exactly(app: TestApp) {
 }
 
 async fn concurrent_spends_crossing_the_threshold_top_up_once(app: TestApp) {
-    let member = app.register("crossing@example.com").await;
-    app.grant(&member.id, 1000).await;
-    let card = save_card(&app, &member, GOOD_CARD).await;
+    let (member, card) = member_with_card(&app, "crossing@example.com", 1000, GOOD_CARD).await;
     put_rule(
         &app,
         &member,
@@ -301,9 +312,7 @@ async fn a_declining_card_backs_off_and_turns_the_rule_off_after_three(app: Test
 }
 
 async fn a_limit_stops_a_top_up_visibly_until_it_resets(app: TestApp) {
-    let member = app.register("limited@example.com").await;
-    app.grant(&member.id, 1000).await;
-    let card = save_card(&app, &member, GOOD_CARD).await;
+    let (member, card) = member_with_card(&app, "limited@example.com", 1000, GOOD_CARD).await;
     put_rule(
         &app,
         &member,
