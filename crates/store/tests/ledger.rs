@@ -40,6 +40,7 @@ on_both_backends!(
     verify_reports_a_corrupted_balance,
     verify_sums_a_ledger_far_beyond_64_bit_integers,
     a_balance_out_of_range_can_come_back_but_not_go_further,
+    held_credits_stay_within_range_even_with_an_overdraft,
     the_writer_sees_changes_made_outside_it,
     any_text_round_trips_through_a_batch,
     settled_holds_stop_reserving_in_later_batches,
@@ -559,6 +560,38 @@ async fn a_balance_out_of_range_can_come_back_but_not_go_further(backend: Backen
         ),
         "{further:?}"
     );
+}
+
+/// A full balance and an overdraft as large would let holds reserve twice the largest amount:
+/// the hold that would take `held` past 2^53 − 1 is refused and nothing changes.
+async fn held_credits_stay_within_range_even_with_an_overdraft(backend: Backend) {
+    let store = open(backend, "held_range").await;
+    let u = user(&store, "held-range@example.com").await;
+    let max = bursar_core::MAX_CREDITS;
+    ok(&store, grant(&u, max, GrantSource::Purchase, 0, None)).await;
+    bursar_store::accounts::set_overdraft_limit(&store.db, &u, &store.asset, max)
+        .await
+        .expect("overdraft set");
+    let hold = |amount| Command::Hold {
+        user_id: u.clone(),
+        amount: credits(amount),
+        expires_in_ms: 60_000,
+        description: None,
+        creator: "svc".into(),
+    };
+    ok(&store, hold(max)).await;
+    let further = run(&store, hold(1)).await;
+    assert!(
+        matches!(
+            further,
+            Err(StoreError::Domain(
+                bursar_core::LedgerError::BalanceOutOfRange { .. }
+            ))
+        ),
+        "{further:?}"
+    );
+    assert_eq!(balance(&store, &u).await, (max, 0));
+    assert_ledger_consistent(&store).await;
 }
 
 /// A damaged ledger whose balances and journal sum far past 2^63 is still verified: sums are

@@ -25,7 +25,16 @@ pub(super) async fn hold(
 ) -> Result<Outcome, StoreError> {
     let amount = request.amount;
     ensure_spendable(uow, conn, user_id, amount).await?;
-    let account_id = uow.account(user_id).expect("loaded above").id.clone();
+    let account = uow.account(user_id).expect("loaded above");
+    // With an overdraft, holds could reserve up to twice the largest balance; what is held
+    // stays within ±(2^53 − 1) like every other figure of an account.
+    if account.held.saturating_add(amount) > bursar_core::MAX_CREDITS {
+        return Err(LedgerError::BalanceOutOfRange {
+            account: account.id.clone(),
+        }
+        .into());
+    }
+    let account_id = account.id.clone();
     let expires_at = uow.now_ms + request.expires_in_ms;
     let id = new_id("hld");
     uow.add_hold(NewHold {
