@@ -82,7 +82,7 @@ fn bind_spec<'q>(
         .bind(i64::from(spec.active))
 }
 
-/// The demo catalog of PRODUCT.md: volume discounts on credit packs, priced in CNY.
+/// The demo catalog: volume discounts on credit packs, priced in CNY.
 pub fn demo_catalog() -> Vec<PackageSpec> {
     [(100, 1000), (500, 4500), (1000, 8000), (5000, 35000)]
         .into_iter()
