@@ -178,6 +178,11 @@ const POSTGRES_CHECKS: &[(&str, &str)] = &[
 ];
 
 pub async fn verify(db: &Db) -> Result<VerifyReport, StoreError> {
+    // Only reads: after a lost connection it is run once more, on connections the pool checks.
+    crate::db::again_if_lost(|| verify_once(db)).await
+}
+
+async fn verify_once(db: &Db) -> Result<VerifyReport, StoreError> {
     let mut problems = Vec::new();
     let assets: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT asset, CAST(SUM(balance / 67108864) AS BIGINT),
