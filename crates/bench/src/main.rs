@@ -56,6 +56,14 @@ pub struct Args {
     /// Credits each user starts with.
     #[arg(long, default_value_t = 1_000_000)]
     pub credits: i64,
+    /// How many of the users hold an enabled auto top-up rule (a sandbox card that always
+    /// pays), so the writer's threshold check and the top-ups it triggers are part of the load.
+    #[arg(long, default_value_t = 0)]
+    pub topup_rules: usize,
+    /// Their threshold is this many credits below what they start with (the target is what
+    /// they start with): smaller means more top-ups during the run.
+    #[arg(long, default_value_t = 200)]
+    pub topup_gap: i64,
     /// The bursar binary to start (build it with `cargo build --release` first).
     #[arg(long, default_value = "target/release/bursar")]
     pub bursar: PathBuf,

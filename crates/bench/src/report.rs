@@ -21,6 +21,8 @@ pub struct Result {
     pub sqlite_synchronous: &'static str,
     pub concurrency: usize,
     pub users: usize,
+    /// Users holding an auto top-up rule.
+    pub topup_rules: usize,
     pub seconds: f64,
     pub cores: usize,
     pub requests: u64,
@@ -60,6 +62,7 @@ impl Result {
             } else {
                 args.users
             },
+            topup_rules: args.topup_rules,
             seconds,
             cores: std::thread::available_parallelism()
                 .map(usize::from)
@@ -131,7 +134,7 @@ impl Result {
             }
         }
         println!(
-            "  check: {} (balances {} -> {}, acknowledged spent {}, ledger verify {})",
+            "  check: {} (balances {} -> {}, acknowledged spent {}, topped up {}, ledger verify {})",
             if self.check.passed {
                 "PASSED"
             } else {
@@ -140,6 +143,7 @@ impl Result {
             self.check.credits_before,
             self.check.credits_after,
             self.check.acknowledged_spent,
+            self.check.topped_up,
             if self.check.ledger_verify_ok {
                 "ok"
             } else {

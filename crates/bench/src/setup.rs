@@ -15,6 +15,8 @@ pub struct Fixture {
     /// (user id, access token)
     pub users: Vec<(String, String)>,
     pub credits_each: i64,
+    /// The first this many users hold an auto top-up rule.
+    pub topup_rules: usize,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -23,6 +25,8 @@ pub struct Check {
     pub credits_before: i64,
     pub credits_after: i64,
     pub acknowledged_spent: i64,
+    /// Credits that auto top-ups added during the run.
+    pub topped_up: i64,
     pub accounts_below_zero: usize,
     pub ledger_verify_ok: bool,
     pub problems: Vec<String>,
@@ -116,6 +120,35 @@ pub async fn prepare(server: &Server, args: &Args) -> anyhow::Result<Fixture> {
             granted?;
         }
     }
+    let topup_rules = args.topup_rules.min(users.len());
+    if topup_rules > 0 {
+        eprintln!(
+            "giving {topup_rules} users an auto top-up rule (threshold {} below their credits)",
+            args.topup_gap
+        );
+    }
+    for (_, token) in &users[..topup_rules] {
+        let card = json_post(
+            &client,
+            format!("{base}/api/v1/me/payment-methods"),
+            Some(token),
+            json!({"provider": "sandbox", "card_number": "4242424242424242"}),
+        )
+        .await?;
+        let rule = json!({"enabled": true, "threshold": args.credits - args.topup_gap,
+                          "target": args.credits, "payment_method_id": card["id"]});
+        let response = client
+            .put(format!("{base}/api/v1/me/auto-topup"))
+            .bearer_auth(token)
+            .json(&rule)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "setting a rule failed: {}",
+            response.text().await?
+        );
+    }
     Ok(Fixture {
         base,
         client,
@@ -123,7 +156,29 @@ pub async fn prepare(server: &Server, args: &Args) -> anyhow::Result<Fixture> {
         admin_token,
         users,
         credits_each: args.credits,
+        topup_rules,
     })
+}
+
+/// Credits the paid auto top-ups of the users with a rule added.
+async fn topped_up(fixture: &Fixture) -> anyhow::Result<i64> {
+    let mut total = 0;
+    for (_, token) in &fixture.users[..fixture.topup_rules] {
+        let orders: Value = fixture
+            .client
+            .get(format!("{}/api/v1/orders?limit=200", fixture.base))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        for order in orders["data"].as_array().into_iter().flatten() {
+            if order["kind"] == "auto_topup" && order["status"] == "paid" {
+                total += order["credits"].as_i64().unwrap_or(0);
+            }
+        }
+    }
+    Ok(total)
 }
 
 pub async fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<Check> {
@@ -153,15 +208,16 @@ pub async fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<Check
         .json()
         .await?;
     let credits_before = fixture.credits_each * fixture.users.len() as i64;
+    let topped_up = topped_up(fixture).await?;
     let ledger_verify_ok = verify["ok"].as_bool() == Some(true);
     let mut problems: Vec<String> = verify["problems"]
         .as_array()
         .map(|p| p.iter().map(|v| v.to_string()).collect())
         .unwrap_or_default();
-    if credits_before - credits_after != outcome.spent {
+    if credits_before + topped_up - credits_after != outcome.spent {
         problems.push(format!(
-            "balances dropped by {} but acknowledged spends total {}",
-            credits_before - credits_after,
+            "balances dropped by {} (with {topped_up} topped up) but acknowledged spends total {}",
+            credits_before + topped_up - credits_after,
             outcome.spent
         ));
     }
@@ -173,6 +229,7 @@ pub async fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<Check
         credits_before,
         credits_after,
         acknowledged_spent: outcome.spent,
+        topped_up,
         accounts_below_zero: below_zero,
         ledger_verify_ok,
         problems,

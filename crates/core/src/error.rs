@@ -19,4 +19,8 @@ pub enum LedgerError {
          nothing was changed"
     )]
     BalanceOutOfRange { account: String },
+    /// The account's user is suspended: nobody may spend or hold its credits (admins may
+    /// still adjust and refund).
+    #[error("this account is suspended: it cannot spend or hold credits")]
+    AccountSuspended,
 }

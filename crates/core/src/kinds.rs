@@ -246,3 +246,39 @@ string_enum!(
         SignInCode => "sign_in_code",
     }
 );
+
+string_enum!(
+    /// Where money going back to a buyer stands with its provider.
+    RefundStatus {
+        /// Recorded; the provider has not confirmed it yet (the queue asks it).
+        Pending => "pending",
+        Succeeded => "succeeded",
+        /// Final: the provider refused; an admin settles it by hand.
+        Failed => "failed",
+    }
+);
+
+string_enum!(
+    /// Why money goes back: a refund of a paid order, or a payment that arrived for an order
+    /// that could no longer take it.
+    RefundKind {
+        Refund => "refund",
+        LatePayment => "late_payment",
+    }
+);
+
+string_enum!(
+    /// What became of an order's money, apart from the order's own status.
+    PaymentStatus {
+        Pending => "pending",
+        Succeeded => "succeeded",
+        /// An attempt failed; the order may still be paid.
+        Failed => "failed",
+        /// The provider collected another amount or currency: recorded, never fulfilled.
+        Mismatch => "mismatch",
+        /// Money arrived for an order that could no longer take it and must go back.
+        RefundRequired => "refund_required",
+        Refunded => "refunded",
+        RefundFailed => "refund_failed",
+    }
+);

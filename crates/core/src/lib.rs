@@ -19,8 +19,8 @@ pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{
     AutoTopupStatus, FulfilmentOutcome, GrantSource, HoldStatus, JobState, NotificationChannel,
-    NotificationKind, NotificationStatus, OrderKind, OrderStatus, PackageKind, Role, SystemAccount,
-    TransferKind, UserStatus,
+    NotificationKind, NotificationStatus, OrderKind, OrderStatus, PackageKind, PaymentStatus,
+    RefundKind, RefundStatus, Role, SystemAccount, TransferKind, UserStatus,
 };
 pub use money::{Money, MoneyError};
 pub use pricing::Discount;

@@ -109,6 +109,11 @@ impl From<LedgerError> for ApiError {
                 "idempotency_mismatch",
                 error.to_string(),
             ),
+            LedgerError::AccountSuspended => Self::new(
+                StatusCode::FORBIDDEN,
+                "account_suspended",
+                error.to_string(),
+            ),
             LedgerError::BalanceOutOfRange { .. } => Self::new(
                 StatusCode::CONFLICT,
                 "balance_out_of_range",

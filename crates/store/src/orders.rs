@@ -2,7 +2,7 @@
 //! `ledger::orders`), failed, cancelled or expired. Each transition is a guarded UPDATE on
 //! `status`, so of two racing transitions exactly one wins.
 
-use bursar_core::{OrderKind, OrderStatus};
+use bursar_core::{OrderKind, OrderStatus, PaymentStatus, RefundKind, RefundStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -36,7 +36,7 @@ pub struct Order {
     pub failure_reason: Option<String>,
     pub payment_id: String,
     pub provider_ref: Option<String>,
-    pub payment_status: String,
+    pub payment_status: PaymentStatus,
     /// The `payment` object handed to the client, as JSON text.
     pub payment_json: Option<String>,
     pub payment_method: Option<String>,
@@ -86,7 +86,10 @@ fn order_from_row(row: &AnyRow) -> Result<Order, StoreError> {
         failure_reason: row.try_get("failure_reason")?,
         payment_id: row.try_get("payment_id")?,
         provider_ref: row.try_get("provider_ref")?,
-        payment_status: row.try_get("payment_status")?,
+        payment_status: {
+            let text: String = row.try_get("payment_status")?;
+            PaymentStatus::parse(&text).unwrap_or(PaymentStatus::Pending)
+        },
         payment_json: row.try_get("payment_json")?,
         payment_method: row.try_get("payment_method")?,
         credits_granted: row.try_get("credits_granted")?,
@@ -333,12 +336,11 @@ pub(crate) async fn close_pending_on(
 pub struct RefundRecord {
     pub id: String,
     pub order_id: String,
-    /// `refund` (of a paid order) or `late_payment` (money for an order that could not take it).
-    pub kind: String,
+    pub kind: RefundKind,
     pub amount: i64,
     pub credits: i64,
     /// `pending` until the provider answers, then `succeeded` or `failed`.
-    pub status: String,
+    pub status: RefundStatus,
     pub provider_ref: Option<String>,
     pub failure_reason: Option<String>,
     /// Provider calls made so far.
@@ -402,10 +404,12 @@ impl Store {
             Ok(RefundRecord {
                 id: row.try_get("id")?,
                 order_id: row.try_get("order_id")?,
-                kind: row.try_get("kind")?,
+                kind: RefundKind::parse(&row.try_get::<String, _>("kind")?)
+                    .unwrap_or(RefundKind::Refund),
                 amount: row.try_get("amount")?,
                 credits: row.try_get("credits")?,
-                status: row.try_get("status")?,
+                status: RefundStatus::parse(&row.try_get::<String, _>("status")?)
+                    .unwrap_or(RefundStatus::Pending),
                 provider_ref: row.try_get("provider_ref")?,
                 failure_reason: row.try_get("failure_reason")?,
                 attempts: row.try_get("attempts")?,
@@ -441,10 +445,10 @@ impl Store {
         let now = self.clock.now_ms();
         let (status, provider_ref, reason) = match outcome {
             RefundOutcome::Succeeded { provider_ref } => {
-                ("succeeded", Some(provider_ref.as_str()), None)
+                (RefundStatus::Succeeded, Some(provider_ref.as_str()), None)
             }
-            RefundOutcome::Failed { reason } => ("failed", None, Some(reason.as_str())),
-            RefundOutcome::Retry { reason } => ("pending", None, Some(reason.as_str())),
+            RefundOutcome::Failed { reason } => (RefundStatus::Failed, None, Some(reason.as_str())),
+            RefundOutcome::Retry { reason } => (RefundStatus::Pending, None, Some(reason.as_str())),
         };
         let mut tx = self.db.begin_write().await?;
         let changed = sqlx::query(
@@ -452,7 +456,7 @@ impl Store {
                  updated_at = $4
              WHERE id = $5 AND status = 'pending'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(provider_ref)
         .bind(reason)
         .bind(now)
@@ -460,17 +464,18 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if changed == 1 && record.kind == "late_payment" && status != "pending" {
-            let payment_status = if status == "succeeded" {
-                "refunded"
+        if changed == 1 && record.kind == RefundKind::LatePayment && status != RefundStatus::Pending
+        {
+            let payment_status = if status == RefundStatus::Succeeded {
+                PaymentStatus::Refunded
             } else {
-                "refund_failed"
+                PaymentStatus::RefundFailed
             };
             sqlx::query(
                 "UPDATE orders SET payment_status = $1, updated_at = $2
                  WHERE id = $3 AND payment_status = 'refund_required'",
             )
-            .bind(payment_status)
+            .bind(payment_status.as_str())
             .bind(now)
             .bind(&record.order_id)
             .execute(&mut *tx)

@@ -191,6 +191,11 @@ impl Store {
         if changes.status == Some(UserStatus::Suspended) {
             sessions::revoke_all_on(&mut tx, id, now).await?;
         }
+        // The ledger writer refuses a suspended user's spends from the account it caches; on
+        // PostgreSQL the epoch tells every writer to read the account (and its user) again.
+        if changes.status.is_some() && self.db.dialect == crate::db::Dialect::Postgres {
+            crate::ledger::epoch::advance(&mut tx, &self.asset).await?;
+        }
         audit::record(&mut tx, audit, now).await?;
         tx.commit().await?;
         self.user(id).await

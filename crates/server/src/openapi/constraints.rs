@@ -3,7 +3,9 @@
 //! fuzzer) knows what is accepted, and the two cannot disagree.
 
 use bursar_core::{
-    MAX_CREDITS, NotificationKind, NotificationStatus, OrderStatus, PackageKind, Role, UserStatus,
+    AutoTopupStatus, GrantSource, HoldStatus, JobState, MAX_CREDITS, NotificationChannel,
+    NotificationKind, NotificationStatus, OrderKind, OrderStatus, PackageKind, PaymentStatus, Role,
+    TransferKind, UserStatus,
 };
 use serde_json::{Value, json};
 
@@ -227,6 +229,77 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
+/// `(schema, property, vocabulary)` for responses: every closed vocabulary a client may
+/// branch on is an `enum` in the document, from the same type the server writes it with.
+fn response_rules() -> Vec<(&'static str, &'static str, Value)> {
+    fn all<T: Copy + 'static>(items: &'static [T], name: fn(T) -> &'static str) -> Value {
+        one_of(items.iter().map(|item| name(*item)))
+    }
+    let order_status = || all(OrderStatus::ALL, OrderStatus::as_str);
+    let hold_status = || all(HoldStatus::ALL, HoldStatus::as_str);
+    vec![
+        ("OrderView", "status", order_status()),
+        ("OrderView", "kind", all(OrderKind::ALL, OrderKind::as_str)),
+        (
+            "OrderView",
+            "payment_status",
+            all(PaymentStatus::ALL, PaymentStatus::as_str),
+        ),
+        ("ReceiptView", "status", order_status()),
+        ("OrderRefundReceipt", "order_status", order_status()),
+        ("HoldReceipt", "status", hold_status()),
+        ("CaptureReceipt", "status", hold_status()),
+        ("VoidReceipt", "status", hold_status()),
+        ("JobView", "state", all(JobState::ALL, JobState::as_str)),
+        ("UserView", "role", all(Role::ALL, Role::as_str)),
+        (
+            "UserView",
+            "status",
+            all(UserStatus::ALL, UserStatus::as_str),
+        ),
+        (
+            "PackageView",
+            "kind",
+            all(PackageKind::ALL, PackageKind::as_str),
+        ),
+        (
+            "GrantView",
+            "source",
+            all(GrantSource::ALL, GrantSource::as_str),
+        ),
+        (
+            "PaidBy",
+            "source",
+            all(GrantSource::ALL, GrantSource::as_str),
+        ),
+        (
+            "TransactionView",
+            "kind",
+            all(TransferKind::ALL, TransferKind::as_str),
+        ),
+        (
+            "AutoTopupView",
+            "status",
+            all(AutoTopupStatus::ALL, AutoTopupStatus::as_str),
+        ),
+        (
+            "NotificationView",
+            "kind",
+            all(NotificationKind::ALL, NotificationKind::as_str),
+        ),
+        (
+            "NotificationView",
+            "channel",
+            all(NotificationChannel::ALL, NotificationChannel::as_str),
+        ),
+        (
+            "NotificationView",
+            "status",
+            all(NotificationStatus::ALL, NotificationStatus::as_str),
+        ),
+    ]
+}
+
 /// `(path, parameter, location, limits)` for a parameter of one path, applied after the
 /// general rules (a `status` that is not an order's status).
 fn path_parameter_rules() -> Vec<(&'static str, &'static str, &'static str, Value)> {
@@ -288,7 +361,8 @@ pub(super) fn apply(doc: &mut Value, providers: &[&str]) {
 
 fn apply_limits(doc: &mut Value, providers: &[&str]) {
     if let Some(schemas) = doc.pointer_mut("/components/schemas") {
-        for (schema, property, limits) in body_rules(providers) {
+        for (schema, property, limits) in body_rules(providers).into_iter().chain(response_rules())
+        {
             if let Some(target) = schemas.pointer_mut(&format!("/{schema}/properties/{property}")) {
                 merge(target, &limits);
             }

@@ -183,7 +183,7 @@ pub async fn refund_order(
     let (receipt, record) = (refunded.receipt, refunded.record);
     let refund = OrderRefundResponse {
         receipt,
-        status: record.status,
+        status: record.status.as_str().to_string(),
         provider_ref: record.provider_ref,
         failure_reason: record.failure_reason,
     };

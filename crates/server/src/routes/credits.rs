@@ -2,16 +2,15 @@
 //! ledger command and sends it to the writer; none moves credits itself.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
-use bursar_core::{Credits, UserStatus};
+use bursar_core::Credits;
 use bursar_store::ledger::{Command, Request};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::auth::caller::user_access;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, NoBody, OptionalBody};
 use crate::outcomes::{
@@ -88,21 +87,6 @@ fn metadata(value: Option<serde_json::Value>) -> ApiResult<Option<String>> {
     }
 }
 
-/// Whose credits a spend or a hold takes: the caller's own, or (for a service key) the named
-/// user's, unless that account is suspended. Suspended users cannot sign in, so this matters
-/// for service keys; a spend already queued when the suspension commits is ordered before it.
-async fn spender(state: &AppState, caller: &Caller, named: Option<&str>) -> ApiResult<String> {
-    let user_id = caller.acting_for(named)?;
-    if let Some((_, UserStatus::Suspended)) = user_access(state, &user_id).await? {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "account_suspended",
-            "this account is suspended: it cannot spend or hold credits",
-        ));
-    }
-    Ok(user_id)
-}
-
 async fn run(
     state: &AppState,
     headers: &HeaderMap,
@@ -137,7 +121,9 @@ pub async fn spend(
 ) -> ApiResult<Response> {
     let request = body.value;
     let command = Command::Spend {
-        user_id: spender(&state, &caller, request.user_id.as_deref()).await?,
+        // Whose credits: the caller's own, or (for a service key) the named user's; the ledger
+        // refuses a suspended account's, whoever asks.
+        user_id: caller.acting_for(request.user_id.as_deref())?,
         amount: credits(request.amount, "amount")?,
         description: description(request.description)?,
         metadata: metadata(request.metadata)?,
@@ -214,7 +200,9 @@ pub async fn create_hold(
         )));
     }
     let command = Command::Hold {
-        user_id: spender(&state, &caller, request.user_id.as_deref()).await?,
+        // Whose credits: the caller's own, or (for a service key) the named user's; the ledger
+        // refuses a suspended account's, whoever asks.
+        user_id: caller.acting_for(request.user_id.as_deref())?,
         amount: credits(request.amount, "amount")?,
         expires_in_ms: seconds * 1000,
         description: description(request.description)?,
@@ -237,6 +225,7 @@ pub async fn create_hold(
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1–255 characters")),
     responses(
         (status = 200, body = CaptureView),
+        (status = 403, description = "`account_suspended`: the hold's account was suspended since (it can only be voided)", body = Problem),
         (status = 404, description = "no such hold of this caller's", body = Problem),
         (status = 409, description = "already captured, voided or expired", body = Problem),
         (status = 422, description = "more than the held amount", body = Problem)),

@@ -99,7 +99,7 @@ pub(crate) fn order_view(order: &Order) -> OrderView {
         coupon_code: order.coupon_code.clone(),
         provider: order.provider.clone(),
         payment,
-        payment_status: order.payment_status.clone(),
+        payment_status: order.payment_status.as_str().to_string(),
         failure_reason: order.failure_reason.clone(),
         amount_refunded: MoneyBody::new(order.amount_refunded, &order.currency),
         credits_clawed_back: order.credits_clawed_back,

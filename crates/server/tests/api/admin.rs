@@ -385,6 +385,27 @@ async fn a_suspended_account_cannot_spend_or_hold_even_through_a_service_key(app
     let member = app.register("frozen@example.com").await;
     app.grant(&member.id, 100).await;
     let key = app.api_key().await;
+    // Taken before the suspension: a spend (refunded after it) and two holds.
+    let spent = app
+        .post(
+            "/api/v1/credits/spend",
+            &key,
+            json!({"user_id": member.id, "amount": 10}),
+        )
+        .await;
+    assert_eq!(spent.status, 200, "{}", spent.text);
+    let mut holds = Vec::new();
+    for _ in 0..2 {
+        let hold = app
+            .post(
+                "/api/v1/credits/holds",
+                &key,
+                json!({"user_id": member.id, "amount": 5}),
+            )
+            .await;
+        assert_eq!(hold.status, 201, "{}", hold.text);
+        holds.push(hold.json["id"].as_str().expect("hold id").to_string());
+    }
     let suspend = app
         .patch(
             &format!("/api/v1/admin/users/{}", member.id),
@@ -404,6 +425,62 @@ async fn a_suspended_account_cannot_spend_or_hold_even_through_a_service_key(app
             refused.text
         );
     }
+    // A hold taken before cannot be captured now, only released; the ledger refuses whoever
+    // asks (here a command with no HTTP in front of it).
+    let capture = app
+        .post(
+            &format!("/api/v1/credits/holds/{}/capture", holds[0]),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (capture.status, capture.code()),
+        (403, "account_suspended"),
+        "{}",
+        capture.text
+    );
+    let void = app
+        .post(
+            &format!("/api/v1/credits/holds/{}/void", holds[1]),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(void.status, 200, "{}", void.text);
+    let direct = app
+        .state
+        .store
+        .ledger
+        .execute(bursar_store::ledger::Command::Spend {
+            user_id: member.id.clone(),
+            amount: bursar_core::Credits::new(1).expect("valid"),
+            description: None,
+            metadata: None,
+            actor: "job".into(),
+        })
+        .await;
+    assert!(
+        matches!(
+            direct,
+            Err(bursar_store::StoreError::Domain(
+                bursar_core::LedgerError::AccountSuspended
+            ))
+        ),
+        "{direct:?}"
+    );
+    let refund = app
+        .post(
+            "/api/v1/credits/refund",
+            &key,
+            json!({"transaction_id": spent.json["transaction_id"]}),
+        )
+        .await;
+    assert_eq!(
+        refund.status, 200,
+        "a refund still reaches a suspended account: {}",
+        refund.text
+    );
     // Admins can still correct the account.
     let adjusted = app
         .post(
@@ -417,6 +494,10 @@ async fn a_suspended_account_cannot_spend_or_hold_even_through_a_service_key(app
         .get(&format!("/api/v1/admin/users/{}", member.id), &admin.token)
         .await;
     assert_eq!(balance.json["balance"]["balance"], 95);
+    assert_eq!(
+        balance.json["balance"]["available"], 90,
+        "the uncaptured hold still holds"
+    );
     app.assert_ledger_ok().await;
 }
 

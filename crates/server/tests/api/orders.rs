@@ -1425,7 +1425,8 @@ async fn checkout_payment_and_refund_run_without_http(app: TestApp) {
     assert!(!refunded.replayed);
     assert_eq!(refunded.receipt.credits_clawed_back, 300);
     assert_eq!(
-        refunded.record.status, "succeeded",
+        refunded.record.status,
+        bursar_core::RefundStatus::Succeeded,
         "the sandbox refunds at once"
     );
     assert_eq!(app.balance(&buyer).await.0, 300);

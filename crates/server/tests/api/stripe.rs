@@ -359,7 +359,7 @@ async fn refunds_wait_out_an_outage(backend: Backend) {
         .await
         .expect("reads")
         .expect("exists");
-    assert_eq!(record.status, "succeeded");
+    assert_eq!(record.status, bursar_core::RefundStatus::Succeeded);
     assert_eq!(record.attempts, 2);
     let sent: Vec<_> = seen
         .lock()

@@ -7,7 +7,7 @@
 
 use bursar_core::{
     ClawbackRoom, FulfilmentOutcome, GrantSource, LedgerError, OrderCredits, OrderKind,
-    OrderStatus, SystemAccount, TransferKind, plan_clawback, pricing,
+    OrderStatus, RefundStatus, SystemAccount, TransferKind, plan_clawback, pricing,
 };
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -390,7 +390,7 @@ async fn provider_refund(
         ip: None,
     };
     // The event is already recorded, so a refusal must become its outcome, not an error.
-    match refund_order(uow, conn, &refund, "succeeded").await {
+    match refund_order(uow, conn, &refund, RefundStatus::Succeeded).await {
         Ok(_) => Ok((FulfilmentOutcome::ProviderRefund, None, None)),
         Err(StoreError::Domain(refusal)) => {
             Ok((FulfilmentOutcome::Ignored, Some(refusal.to_string()), None))
@@ -406,7 +406,7 @@ pub(crate) async fn refund_order(
     uow: &mut UnitOfWork,
     conn: &mut AnyConnection,
     refund: &OrderRefund,
-    status: &str,
+    status: RefundStatus,
 ) -> Result<OrderRefundReceipt, StoreError> {
     let Some(order) = load_order(conn, &refund.order_id).await? else {
         return Err(LedgerError::NotFound("order").into());
@@ -518,11 +518,11 @@ pub(crate) async fn refund_order(
     .bind(refund.reason.as_deref())
     .bind(&refund.actor)
     .bind(transaction_id.as_deref())
-    .bind(status)
+    .bind(status.as_str())
     .bind(uow.now_ms)
     .execute(&mut *conn)
     .await?;
-    if status == "pending" {
+    if status == RefundStatus::Pending {
         // The money goes back through the provider after the commit, from the queue.
         uow.enqueue(conn, &crate::orders::provider_refund_job(&refund.refund_id))
             .await?;

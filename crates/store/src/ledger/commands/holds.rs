@@ -24,6 +24,7 @@ pub(super) async fn hold(
     request: &NewHoldRequest<'_>,
 ) -> Result<Outcome, StoreError> {
     let amount = request.amount;
+    super::refuse_if_suspended(uow, conn, user_id).await?;
     ensure_spendable(uow, conn, user_id, amount).await?;
     let account = uow.account(user_id).expect("loaded above");
     // With an overdraft, holds could reserve up to twice the largest balance; what is held
@@ -66,6 +67,7 @@ pub(super) async fn capture(
     creator: &str,
 ) -> Result<Outcome, StoreError> {
     let (user_id, held) = open_hold(uow, conn, hold_id, creator).await?;
+    super::refuse_if_suspended(uow, conn, &user_id).await?;
     let CaptureSplit { captured, released } = split_capture(held, amount)?;
     release_hold(uow, &user_id, hold_id, HoldStatus::Captured, held);
     let description = uow.holds[hold_id].description.clone();

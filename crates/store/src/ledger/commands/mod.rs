@@ -129,7 +129,9 @@ pub(crate) async fn apply(
         } => adjust::adjust(uow, conn, user_id, *amount, reason, actor, ip.as_deref()).await,
         Command::Fulfil(event) => super::orders::fulfil(uow, conn, event).await,
         Command::RefundOrder(refund) => {
-            let receipt = super::orders::refund_order(uow, conn, refund, "pending").await?;
+            let receipt =
+                super::orders::refund_order(uow, conn, refund, bursar_core::RefundStatus::Pending)
+                    .await?;
             Ok(Outcome::OrderRefunded(receipt))
         }
         Command::ExpireDue { max_accounts } => expire::expire_due(uow, conn, *max_accounts).await,
@@ -148,6 +150,20 @@ pub(super) async fn require_user(
     uow.load_users(conn, &[user_id]).await?;
     if uow.account(user_id).is_none() {
         return Err(LedgerError::NotFound("user").into());
+    }
+    Ok(())
+}
+
+/// A suspended user's credits are frozen for spends, holds and captures, whoever asks (a
+/// service key, a job); admins may still adjust and refund.
+pub(super) async fn refuse_if_suspended(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    require_user(uow, conn, user_id).await?;
+    if uow.account(user_id).is_some_and(|a| a.suspended) {
+        return Err(LedgerError::AccountSuspended.into());
     }
     Ok(())
 }

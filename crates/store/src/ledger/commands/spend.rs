@@ -2,7 +2,7 @@
 
 use sqlx::AnyConnection;
 
-use super::{debit_used_credits, ensure_spendable};
+use super::{debit_used_credits, ensure_spendable, refuse_if_suspended};
 use crate::StoreError;
 use crate::ledger::state::{TransferMeta, UnitOfWork};
 use crate::ledger::{Outcome, SpendReceipt};
@@ -14,6 +14,7 @@ pub(super) async fn spend(
     amount: i64,
     meta: &TransferMeta<'_>,
 ) -> Result<Outcome, StoreError> {
+    refuse_if_suspended(uow, conn, user_id).await?;
     ensure_spendable(uow, conn, user_id, amount).await?;
     let (transaction_id, paid_by) = debit_used_credits(uow, conn, user_id, amount, meta).await?;
     let account = uow.account(user_id).expect("loaded above");

@@ -33,8 +33,10 @@ impl UnitOfWork {
     ) -> Result<(), StoreError> {
         let mut params = Params::new(self.dialect);
         let sql = format!(
-            "SELECT id, owner_id, balance, held, overdraft_limit, topup_threshold FROM accounts
-             WHERE owner_kind = 'user' AND asset = {} AND owner_id IN ({})",
+            "SELECT a.id, a.owner_id, a.balance, a.held, a.overdraft_limit, a.topup_threshold,
+                    u.status AS user_status
+             FROM accounts a JOIN users u ON u.id = a.owner_id
+             WHERE a.owner_kind = 'user' AND a.asset = {} AND a.owner_id IN ({})",
             params.next(),
             params.list(users.len())
         );
@@ -60,6 +62,7 @@ impl UnitOfWork {
                         .try_get::<Option<i64>, _>("overdraft_limit")?
                         .unwrap_or(0),
                     topup_threshold: row.try_get("topup_threshold")?,
+                    suspended: row.try_get::<String, _>("user_status")? == "suspended",
                     grants: Vec::new(),
                     dirty: false,
                 },

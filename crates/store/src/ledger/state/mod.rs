@@ -38,6 +38,8 @@ pub(crate) struct Account {
     pub overdraft_limit: i64,
     /// The balance below which the user's active auto top-up rule tops up, if there is one.
     pub topup_threshold: Option<i64>,
+    /// The user is suspended: the account may not spend or hold.
+    pub suspended: bool,
     pub grants: Vec<Grant>,
     dirty: bool,
 }
