@@ -38,7 +38,10 @@ ADMIN="$(token /api/v1/auth/login '{"email": "admin@example.com", "password": "s
 status=0
 for who in MEMBER ADMIN; do
   echo "schemathesis as ${who,,}"
+  # Webhook endpoints are left out: the fuzzer would invent URLs anywhere, and deliveries
+  # would then go to them.
   "$VENV/bin/st" --config-file .ci/schemathesis.toml run "$BASE/openapi.json" \
+    --exclude-name-regex '^(POST|PATCH) /api/v1/admin/webhook-endpoints' \
     --checks all --header "Authorization: Bearer ${!who}" \
     --max-examples ${ST_EXAMPLES:-30} --workers 1 --seed ${ST_SEED:-20261203} --request-timeout 30 \
     --report-dir "$WORK/report" || status=1

@@ -282,3 +282,37 @@ string_enum!(
         RefundFailed => "refund_failed",
     }
 );
+
+string_enum!(
+    /// The language a user reads Bursar's messages in.
+    Language {
+        En => "en",
+        ZhHans => "zh-Hans",
+        ZhHant => "zh-Hant",
+    }
+);
+
+string_enum!(
+    /// What an outgoing webhook reports.
+    EventType {
+        OrderPaid => "order.paid",
+        OrderFailed => "order.failed",
+        OrderRefunded => "order.refunded",
+        BalanceLow => "balance.low",
+        AutoTopupSucceeded => "auto_topup.succeeded",
+        AutoTopupFailed => "auto_topup.failed",
+        SubscriptionRenewed => "subscription.renewed",
+        SubscriptionExpired => "subscription.expired",
+        RedemptionCreated => "redemption.created",
+        RedemptionCancelled => "redemption.cancelled",
+    }
+);
+
+string_enum!(
+    /// Where one event's delivery to one endpoint stands.
+    DeliveryStatus {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+);

@@ -18,9 +18,10 @@ pub use burn::{GrantLot, plan_burn, plan_expiry};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{
-    AutoTopupStatus, FulfilmentOutcome, GrantSource, HoldStatus, JobState, NotificationChannel,
-    NotificationKind, NotificationStatus, OrderKind, OrderStatus, PackageKind, PaymentStatus,
-    RefundKind, RefundStatus, Role, SystemAccount, TransferKind, UserStatus,
+    AutoTopupStatus, DeliveryStatus, EventType, FulfilmentOutcome, GrantSource, HoldStatus,
+    JobState, Language, NotificationChannel, NotificationKind, NotificationStatus, OrderKind,
+    OrderStatus, PackageKind, PaymentStatus, RefundKind, RefundStatus, Role, SystemAccount,
+    TransferKind, UserStatus,
 };
 pub use money::{Money, MoneyError};
 pub use pricing::Discount;

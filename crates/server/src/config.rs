@@ -53,6 +53,15 @@ pub struct Config {
     pub write_timeout_s: u64,
     /// What credits cost and how automatic top-ups are priced and bounded.
     pub topup: TopupConfig,
+    /// Where email goes out (`smtp://host:port`, `smtps://user:pass@host`); unset: no email.
+    pub smtp_url: Option<String>,
+    /// The sender of every email.
+    pub mail_from: String,
+    /// The SMS gateway that takes `POST {"to", "text"}`; unset: no SMS.
+    pub sms_gateway_url: Option<String>,
+    pub sms_gateway_token: Option<String>,
+    /// How long an outgoing webhook's receiver may take to answer.
+    pub webhook_timeout_s: u64,
 }
 
 /// Auto top-up: the price of one credit, the fee the user bears, and the operator's bounds.
@@ -117,6 +126,11 @@ impl std::fmt::Debug for Config {
             .field("connections_max", &self.connections_max)
             .field("write_timeout_s", &self.write_timeout_s)
             .field("topup", &self.topup)
+            .field("smtp_url", &set(&self.smtp_url))
+            .field("mail_from", &self.mail_from)
+            .field("sms_gateway_url", &self.sms_gateway_url)
+            .field("sms_gateway_token", &set(&self.sms_gateway_token))
+            .field("webhook_timeout_s", &self.webhook_timeout_s)
             .finish()
     }
 }
@@ -255,6 +269,15 @@ impl Config {
                 .parsed("BURSAR_WRITE_TIMEOUT_SECONDS", 30_u64)?
                 .clamp(1, 3600),
             topup: topup_config(&src)?,
+            smtp_url: src.var("BURSAR_SMTP_URL"),
+            mail_from: src
+                .var("BURSAR_MAIL_FROM")
+                .unwrap_or_else(|| "Bursar <bursar@localhost>".into()),
+            sms_gateway_url: src.var("BURSAR_SMS_GATEWAY_URL"),
+            sms_gateway_token: src.var("BURSAR_SMS_GATEWAY_TOKEN"),
+            webhook_timeout_s: src
+                .parsed("BURSAR_WEBHOOK_TIMEOUT_SECONDS", 10_u64)?
+                .clamp(1, 60),
         })
     }
 
@@ -290,6 +313,11 @@ impl Config {
             connections_max: 8192,
             write_timeout_s: 30,
             topup: TopupConfig::default(),
+            smtp_url: None,
+            mail_from: "Bursar Test Shop <shop@example.com>".into(),
+            sms_gateway_url: None,
+            sms_gateway_token: None,
+            webhook_timeout_s: 1,
         }
     }
 }
@@ -362,6 +390,8 @@ mod tests {
     fn debug_output_leaves_out_the_secrets() {
         let mut config = Config::for_tests("postgres://user:hunter2@db/bursar");
         config.jwt_secret = Some("jwt-secret-value".into());
+        config.smtp_url = Some("smtps://mailer:smtp-password@mail.example.com".into());
+        config.sms_gateway_token = Some("sms-token-value".into());
         config.stripe = Some(StripeSettings {
             secret_key: "sk_live_secret".into(),
             webhook_secrets: vec!["whsec_secret".into()],
@@ -374,6 +404,8 @@ mod tests {
             "whsec_test_sandbox",
             "sk_live_secret",
             "whsec_secret",
+            "smtp-password",
+            "sms-token-value",
         ] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }

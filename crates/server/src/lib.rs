@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod jobs;
 pub mod json;
@@ -60,6 +61,10 @@ pub struct Shared {
     pub decoy_hash: Arc<String>,
     pub access: Arc<auth::cache::AccessCache>,
     pub payments: Arc<payments::Payments>,
+    /// Where notifications go: email, SMS or the log.
+    pub senders: Arc<delivery::Senders>,
+    /// Sends outgoing webhooks: a bounded wait, redirects never followed.
+    pub webhook_client: reqwest::Client,
     /// The kinds of background job this server runs (`jobs`).
     pub jobs: Arc<bursar_worker::Registry<AppState>>,
     /// Names this instance in the job queue's leases.
@@ -88,7 +93,14 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
         tracing::info!("created the demo catalog");
     }
     let payments = Arc::new(payments::Payments::from_config(&config, &store).await?);
+    let senders = Arc::new(delivery::Senders::from_config(&config)?);
+    let webhook_client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(config.webhook_timeout_s))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     Ok(AppState(Arc::new(Shared {
+        senders,
+        webhook_client,
         jobs: Arc::new(jobs::registry(&config)),
         worker_id: bursar_store::ids::new_id("wkr"),
         payments,

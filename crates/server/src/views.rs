@@ -22,6 +22,10 @@ pub struct UserView {
     pub status: String,
     /// The game level, with up to two decimals (99.99).
     pub level: f64,
+    /// `en`, `zh-Hans` or `zh-Hant`: the language of this user's messages.
+    pub language: String,
+    /// E.164; where SMS messages go.
+    pub phone: Option<String>,
     pub created_at: String,
 }
 
@@ -34,6 +38,8 @@ impl From<&User> for UserView {
             role: user.role.as_str().to_string(),
             status: user.status.as_str().to_string(),
             level: user.level_hundredths as f64 / 100.0,
+            language: user.language.as_str().to_string(),
+            phone: user.phone.clone(),
             created_at: rfc3339(user.created_at_ms),
         }
     }

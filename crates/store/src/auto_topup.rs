@@ -8,7 +8,9 @@ use bursar_core::messages::{self, Message};
 use bursar_core::topup::{
     FeeRate, TopupPlan, TopupSituation, TopupStop, after_decline, plan_topup,
 };
-use bursar_core::{AutoTopupStatus, Money, OrderKind, OrderStatus, money::format_amount};
+use bursar_core::{
+    AutoTopupStatus, EventType, Money, OrderKind, OrderStatus, money::format_amount,
+};
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::rfc3339;
@@ -18,6 +20,7 @@ use crate::jobs::NewJob;
 use crate::ledger::epoch;
 use crate::notifications;
 use crate::orders::{NewOrder, Order, close_pending_on, insert_order_on, order_on};
+use crate::webhooks;
 use crate::{Store, StoreError};
 
 /// The job kind that checks one user's rule and tops up if it is due.
@@ -437,16 +440,22 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 let message = messages::topup_stopped(
+                    notifications::language_on(&mut tx, user_id).await?,
                     quote.credits,
-                    &format!(
-                        "{} {}",
-                        format_amount(order.total, &order.currency),
-                        order.currency
-                    ),
-                    messages::stop_reason(reason.as_str()),
+                    &charged_text(order.total, &order.currency),
+                    reason.as_str(),
                     &rfc3339(resumes_at),
                 );
                 notifications::notify_on(&mut tx, user_id, &message, now).await?;
+                let mut data = webhooks::order_data(
+                    &order_on(&mut tx, "id = $1", &[&order.id])
+                        .await?
+                        .ok_or_else(|| StoreError::Config("the new order vanished".into()))?,
+                    "failed",
+                );
+                data["reason"] = reason.as_str().into();
+                webhooks::emit_and_enqueue_on(&mut tx, EventType::AutoTopupFailed, &data, now)
+                    .await?;
                 TopupStep::Stopped {
                     order_id: order.id.clone(),
                     reason,
@@ -502,12 +511,10 @@ impl Store {
         .bind(&order.user_id)
         .execute(&mut *tx)
         .await?;
-        let total = format!(
-            "{} {}",
-            format_amount(order.total, &order.currency),
-            order.currency
-        );
+        let total = charged_text(order.total, &order.currency);
+        let lang = notifications::language_on(&mut tx, &order.user_id).await?;
         let mut told: Vec<Message> = vec![messages::topup_declined(
+            lang,
             order.credits,
             &total,
             reason,
@@ -521,11 +528,16 @@ impl Store {
             None => {
                 set_threshold_on(&mut tx, self.db.dialect, &self.asset, &order.user_id, None)
                     .await?;
-                told.push(messages::topup_disabled(reason));
+                told.push(messages::topup_disabled(lang, reason));
             }
         }
         for message in &told {
             notifications::notify_on(&mut tx, &order.user_id, message, now).await?;
+        }
+        let mut data = webhooks::order_data(order, "failed");
+        data["reason"] = reason.into();
+        for event in [EventType::OrderFailed, EventType::AutoTopupFailed] {
+            webhooks::emit_and_enqueue_on(&mut tx, event, &data, now).await?;
         }
         tx.commit().await?;
         self.jobs.wake().notify_one();
@@ -576,11 +588,13 @@ pub(crate) async fn record_success_on(
     .bind(&order.user_id)
     .execute(&mut *conn)
     .await?;
-    let total = format!(
-        "{} {}",
-        format_amount(order.total, &order.currency),
-        order.currency
-    );
-    let message = messages::topup_succeeded(order.credits, &total, &order.id);
+    let total = charged_text(order.total, &order.currency);
+    let lang = notifications::language_on(conn, &order.user_id).await?;
+    let message = messages::topup_succeeded(lang, order.credits, &total, &order.id);
     notifications::record_on(conn, &order.user_id, &message, now_ms).await
+}
+
+/// An amount as a message shows it: `668.85 USD`.
+fn charged_text(amount: i64, currency: &str) -> String {
+    format!("{} {currency}", format_amount(amount, currency))
 }

@@ -216,6 +216,20 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: Some(include_str!("../migrations/011_auto_topup.sqlite.sql")),
         postgres_only: Some(include_str!("../migrations/011_auto_topup.postgres.sql")),
     },
+    Migration {
+        version: 12,
+        name: "user language and phone",
+        sql: include_str!("../migrations/012_user_language.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
+    Migration {
+        version: 13,
+        name: "outgoing webhooks",
+        sql: include_str!("../migrations/013_webhooks.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

@@ -22,6 +22,7 @@ pub mod settings;
 pub mod testing;
 pub mod users;
 pub mod verify;
+pub mod webhooks;
 
 pub use clock::Clock;
 pub use db::{Db, Dialect, SqliteSync};

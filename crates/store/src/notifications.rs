@@ -3,7 +3,7 @@
 //! not commit. Every message is kept, whatever channel carried it.
 
 use bursar_core::messages::Message;
-use bursar_core::{NotificationChannel, NotificationKind, NotificationStatus};
+use bursar_core::{Language, NotificationChannel, NotificationKind, NotificationStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -30,13 +30,22 @@ pub struct Notification {
     pub kind: String,
     pub channel: NotificationChannel,
     pub destination: Option<String>,
-    pub language: String,
+    pub language: Language,
     pub subject: String,
     pub body_text: String,
     pub status: NotificationStatus,
     pub error: Option<String>,
     pub created_at: String,
     pub sent_at: Option<String>,
+}
+
+/// How one attempt to send a notification went.
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    pub status: NotificationStatus,
+    pub channel: NotificationChannel,
+    pub destination: Option<&'a str>,
+    pub error: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,7 +67,7 @@ fn from_row(row: &AnyRow) -> Result<Notification, StoreError> {
         kind: row.try_get("kind")?,
         channel: NotificationChannel::parse(&channel).unwrap_or(NotificationChannel::Log),
         destination: row.try_get("destination")?,
-        language: row.try_get("language")?,
+        language: Language::parse(&row.try_get::<String, _>("language")?).unwrap_or(Language::En),
         subject: row.try_get("subject")?,
         body_text: row.try_get("body_text")?,
         status: NotificationStatus::parse(&status).unwrap_or(NotificationStatus::Queued),
@@ -68,9 +77,24 @@ fn from_row(row: &AnyRow) -> Result<Notification, StoreError> {
     })
 }
 
+/// The language `user_id` reads messages in, inside the caller's transaction.
+pub(crate) async fn language_on(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<Language, StoreError> {
+    let language: Option<String> = sqlx::query_scalar("SELECT language FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(language
+        .as_deref()
+        .and_then(Language::parse)
+        .unwrap_or(Language::En))
+}
+
 /// Records `message` for `user_id` inside the caller's transaction and returns the job that
-/// sends it, for the caller to enqueue in the same transaction. The message goes to the log
-/// channel: the sending job delivers it there and marks it sent.
+/// sends it, for the caller to enqueue in the same transaction. The sending job picks the
+/// channel (email, SMS, or the log when neither is configured) and records it.
 pub(crate) async fn record_on(
     conn: &mut sqlx::AnyConnection,
     user_id: &str,
@@ -81,11 +105,12 @@ pub(crate) async fn record_on(
     sqlx::query(
         "INSERT INTO notifications (id, user_id, kind, channel, language, subject, body_text,
              status, created_at)
-         VALUES ($1, $2, $3, 'log', 'en', $4, $5, 'queued', $6)",
+         VALUES ($1, $2, $3, 'log', $4, $5, $6, 'queued', $7)",
     )
     .bind(&id)
     .bind(user_id)
     .bind(message.kind.as_str())
+    .bind(message.language.as_str())
     .bind(&message.subject)
     .bind(&message.text)
     .bind(now_ms)
@@ -143,21 +168,23 @@ impl Store {
         Ok(page.finish(list, |n| n.id.clone()))
     }
 
-    /// Records how sending went: `sent`, or `failed` with the reason.
+    /// Records how sending went, through which channel and to where: `sent`, `failed` with
+    /// the reason, or still `queued` with the last error while it is retried.
     pub async fn mark_notification(
         &self,
         id: &str,
-        status: NotificationStatus,
-        error: Option<&str>,
+        delivery: &Delivery<'_>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         sqlx::query(
-            "UPDATE notifications SET status = $1, error = $2,
-                 sent_at = CASE WHEN $1 = 'sent' THEN $3 ELSE sent_at END
-             WHERE id = $4",
+            "UPDATE notifications SET status = $1, error = $2, channel = $3, destination = $4,
+                 sent_at = CASE WHEN $1 = 'sent' THEN $5 ELSE sent_at END
+             WHERE id = $6",
         )
-        .bind(status.as_str())
-        .bind(error)
+        .bind(delivery.status.as_str())
+        .bind(delivery.error)
+        .bind(delivery.channel.as_str())
+        .bind(delivery.destination)
         .bind(now)
         .bind(id)
         .execute(&self.db.pool)

@@ -1,6 +1,6 @@
 //! Users: members, merchants and admins.
 
-use bursar_core::{LedgerError, Role, UserStatus};
+use bursar_core::{Language, LedgerError, Role, UserStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -18,11 +18,14 @@ pub struct User {
     pub role: Role,
     pub status: UserStatus,
     pub level_hundredths: i64,
+    pub language: Language,
+    /// E.164, where SMS messages go.
+    pub phone: Option<String>,
     pub created_at_ms: i64,
 }
 
-const USER_COLUMNS: &str =
-    "id, email, password_hash, display_name, role, status, level_hundredths, created_at";
+const USER_COLUMNS: &str = "id, email, password_hash, display_name, role, status, level_hundredths,
+    language, phone, created_at";
 
 fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     let role: String = row.try_get("role")?;
@@ -35,6 +38,8 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
         role: Role::parse(&role).unwrap_or(Role::Member),
         status: UserStatus::parse(&status).unwrap_or(UserStatus::Suspended),
         level_hundredths: row.try_get("level_hundredths")?,
+        language: Language::parse(&row.try_get::<String, _>("language")?).unwrap_or(Language::En),
+        phone: row.try_get("phone")?,
         created_at_ms: row.try_get("created_at")?,
     })
 }
@@ -47,6 +52,9 @@ pub struct UserChanges {
     pub level_hundredths: Option<i64>,
     pub display_name: Option<String>,
     pub password_hash: Option<String>,
+    pub language: Option<Language>,
+    /// `Some("")` removes the phone number.
+    pub phone: Option<String>,
 }
 
 impl Store {
@@ -93,6 +101,8 @@ impl Store {
             role,
             status: UserStatus::Active,
             level_hundredths: 0,
+            language: Language::En,
+            phone: None,
             created_at_ms: now,
         })
     }
@@ -250,6 +260,8 @@ async fn update_user_on(
                  level_hundredths = COALESCE($3, level_hundredths),
                  display_name = COALESCE($4, display_name),
                  password_hash = COALESCE($5, password_hash),
+                 language = COALESCE($8, language),
+                 phone = CASE WHEN $9 IS NULL THEN phone WHEN $9 = '' THEN NULL ELSE $9 END,
                  updated_at = $6
              WHERE id = $7",
     )
@@ -260,6 +272,8 @@ async fn update_user_on(
     .bind(changes.password_hash.as_deref())
     .bind(now)
     .bind(id)
+    .bind(changes.language.map(Language::as_str))
+    .bind(changes.phone.as_deref())
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -120,6 +120,34 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A phone number in E.164 (`+8613800000000`); an empty one removes the number.
+pub fn check_phone(phone: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(phone) = phone else {
+        return Ok(None);
+    };
+    let digits = phone.strip_prefix('+').unwrap_or_default();
+    let valid = phone.is_empty()
+        || ((7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0'));
+    if !valid {
+        return Err(ApiError::invalid(
+            "phone must be in E.164 form, such as +8613800000000 (or empty to remove it)",
+        ));
+    }
+    Ok(Some(phone))
+}
+
+/// A message language: `en`, `zh-Hans` or `zh-Hant`.
+pub fn check_language(language: Option<String>) -> Result<Option<bursar_core::Language>, ApiError> {
+    language
+        .map(|text| {
+            bursar_core::Language::parse(&text)
+                .ok_or_else(|| ApiError::invalid("language must be en, zh-Hans or zh-Hant"))
+        })
+        .transpose()
+}
+
 pub fn check_display_name(name: Option<String>) -> Result<Option<String>, ApiError> {
     let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     if name

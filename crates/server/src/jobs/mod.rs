@@ -5,8 +5,10 @@
 
 mod auto_topup;
 mod auto_topup_sweep;
+mod deliver_webhook;
 mod expire_holds_and_grants;
 mod expire_orders;
+mod fan_out_event;
 mod housekeeping;
 mod provider_refund;
 mod send_notification;
@@ -20,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::AppState;
 use crate::config::Config;
 
+pub use deliver_webhook::SIGNATURE_HEADER as WEBHOOK_SIGNATURE_HEADER;
 pub use expire_holds_and_grants::sweep_expired;
 pub use expire_orders::expire_orders;
 pub use provider_refund::{ProviderRefund, send_refund};
@@ -35,6 +38,8 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(auto_topup::AutoTopup)
         .with(auto_topup_sweep::AutoTopupSweep)
         .with(send_notification::SendNotification)
+        .with(fan_out_event::FanOutEvent)
+        .with(deliver_webhook::DeliverWebhook)
         .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
         .scheduled(Schedule::every(
             auto_topup_sweep::KIND,

@@ -1,14 +1,16 @@
-//! `send_notification`: delivers one recorded notification. No mail or SMS gateway is
-//! configured on this server yet, so every message goes to the log channel: written to the
-//! log (as a structured line an operator can ship anywhere) and marked sent. The message stays
-//! in `notifications` for the user and the admins either way.
+//! `send_notification`: delivers one recorded notification by email, SMS or the log (see
+//! `delivery`) and records through which channel it went. A mail server or gateway that fails
+//! is retried with back-off; after the last attempt the notification is `failed` with the
+//! reason. It stays in `notifications` for the user and the admins either way.
 
 use bursar_core::NotificationStatus;
+use bursar_core::messages::Message;
 use bursar_store::jobs::ClaimedJob;
-use bursar_store::notifications::{SEND_JOB, SendPayload};
-use bursar_worker::{Job, JobError, JobFuture};
+use bursar_store::notifications::{Delivery, SEND_JOB, SendPayload};
+use bursar_worker::{Job, JobError, JobFuture, Policy};
 
 use crate::AppState;
+use crate::delivery::Recipient;
 
 pub struct SendNotification;
 
@@ -17,29 +19,65 @@ impl Job<AppState> for SendNotification {
         SEND_JOB
     }
 
+    fn policy(&self) -> Policy {
+        Policy {
+            timeout: std::time::Duration::from_secs(30),
+            ..Policy::default()
+        }
+    }
+
     fn run<'a>(&'a self, state: &'a AppState, job: &'a ClaimedJob) -> JobFuture<'a> {
         Box::pin(async move {
             let payload: SendPayload =
                 serde_json::from_str(&job.payload).map_err(JobError::fatal)?;
-            let Some(message) = state.store.notification(&payload.notification_id).await? else {
+            let store = &state.store;
+            let Some(notification) = store.notification(&payload.notification_id).await? else {
                 return Err(JobError::fatal("the notification is gone"));
             };
-            if message.status != NotificationStatus::Queued {
+            if notification.status != NotificationStatus::Queued {
                 return Ok(());
             }
-            tracing::info!(
-                notification = %message.id,
-                user = %message.user_id,
-                kind = %message.kind,
-                subject = %message.subject,
-                text = %message.body_text,
-                "notification"
-            );
-            state
-                .store
-                .mark_notification(&message.id, NotificationStatus::Sent, None)
-                .await?;
-            Ok(())
+            let Some(user) = store.user(&notification.user_id).await? else {
+                return Err(JobError::fatal("the notification's user is gone"));
+            };
+            let message = Message {
+                kind: bursar_core::NotificationKind::parse(&notification.kind)
+                    .ok_or_else(|| JobError::fatal("unknown notification kind"))?,
+                language: notification.language,
+                subject: notification.subject.clone(),
+                text: notification.body_text.clone(),
+            };
+            let to = Recipient {
+                email: &user.email,
+                phone: user.phone.as_deref(),
+            };
+            match state.senders.send(&message, &to).await {
+                Ok(sent) => {
+                    let delivery = Delivery {
+                        status: NotificationStatus::Sent,
+                        channel: sent.channel,
+                        destination: sent.destination.as_deref(),
+                        error: None,
+                    };
+                    store.mark_notification(&notification.id, &delivery).await?;
+                    Ok(())
+                }
+                Err(error) => {
+                    let status = if job.is_last_attempt() {
+                        NotificationStatus::Failed
+                    } else {
+                        NotificationStatus::Queued
+                    };
+                    let delivery = Delivery {
+                        status,
+                        channel: notification.channel,
+                        destination: notification.destination.as_deref(),
+                        error: Some(&error),
+                    };
+                    store.mark_notification(&notification.id, &delivery).await?;
+                    Err(JobError::retry(error))
+                }
+            }
         })
     }
 }

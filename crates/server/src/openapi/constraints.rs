@@ -3,15 +3,15 @@
 //! fuzzer) knows what is accepted, and the two cannot disagree.
 
 use bursar_core::{
-    AutoTopupStatus, GrantSource, HoldStatus, JobState, MAX_CREDITS, NotificationChannel,
-    NotificationKind, NotificationStatus, OrderKind, OrderStatus, PackageKind, PaymentStatus, Role,
-    TransferKind, UserStatus,
+    AutoTopupStatus, DeliveryStatus, EventType, GrantSource, HoldStatus, JobState, Language,
+    MAX_CREDITS, NotificationChannel, NotificationKind, NotificationStatus, OrderKind, OrderStatus,
+    PackageKind, PaymentStatus, Role, TransferKind, UserStatus,
 };
 use serde_json::{Value, json};
 
 use crate::app::{accounts, api_keys, checkout};
 use crate::auth::password::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
-use crate::routes::{admin, admin_orders, catalog, coupons, credits};
+use crate::routes::{admin, admin_orders, catalog, coupons, credits, webhook_endpoints};
 use crate::views::IDEMPOTENCY_KEY_CHARS_MAX;
 
 fn credits() -> Value {
@@ -40,6 +40,15 @@ fn one_of(names: impl IntoIterator<Item = &'static str>) -> Value {
 /// RFC 3339 instants; the server also takes a plain `YYYY-MM-DD` date.
 fn instant() -> Value {
     json!({"format": "date-time"})
+}
+
+fn webhook_url() -> Value {
+    json!({"maxLength": webhook_endpoints::URL_CHARS_MAX, "pattern": "^https?://[^\\s/?#]+[^\\s]*$"})
+}
+
+fn event_types() -> Value {
+    json!({"minItems": 1, "items": {"type": "string",
+        "enum": EventType::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>()}})
 }
 
 /// `(schema, property, limits)` for request bodies.
@@ -221,6 +230,30 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             json!({"minimum": 1, "maximum": 1000}),
         ),
         ("PaymentMethodRequest", "provider", one_of(["sandbox"])),
+        ("EndpointRequest", "url", webhook_url()),
+        ("EndpointRequest", "events", event_types()),
+        (
+            "EndpointRequest",
+            "description",
+            text(0, webhook_endpoints::DESCRIPTION_CHARS_MAX),
+        ),
+        ("EndpointChanges", "url", webhook_url()),
+        ("EndpointChanges", "events", event_types()),
+        (
+            "EndpointChanges",
+            "description",
+            text(0, webhook_endpoints::DESCRIPTION_CHARS_MAX),
+        ),
+        (
+            "ProfileChanges",
+            "language",
+            one_of(Language::ALL.iter().map(|l| l.as_str())),
+        ),
+        (
+            "ProfileChanges",
+            "phone",
+            json!({"pattern": "^(\\+[1-9][0-9]{6,14})?$"}),
+        ),
         (
             "PaymentMethodRequest",
             "card_number",
@@ -256,6 +289,12 @@ fn response_rules() -> Vec<(&'static str, &'static str, Value)> {
             "UserView",
             "status",
             all(UserStatus::ALL, UserStatus::as_str),
+        ),
+        ("UserView", "language", all(Language::ALL, Language::as_str)),
+        (
+            "DeliveryView",
+            "status",
+            all(DeliveryStatus::ALL, DeliveryStatus::as_str),
         ),
         (
             "PackageView",

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::app::accounts::{check_display_name, check_password};
+use crate::app::accounts::{check_display_name, check_language, check_password, check_phone};
 use crate::auth::Caller;
 use crate::auth::password;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -23,6 +23,10 @@ pub struct ProfileChanges {
     /// A new password (8–256 characters). Ends every session, this one included: their refresh
     /// tokens stop working, and access tokens already issued run out within minutes.
     pub password: Option<String>,
+    /// `en`, `zh-Hans` or `zh-Hant`: the language of this user's messages.
+    pub language: Option<String>,
+    /// E.164 (`+8613800000000`), where SMS messages go; an empty string removes it.
+    pub phone: Option<String>,
 }
 
 async fn current_user(state: &AppState, caller: &Caller) -> ApiResult<UserView> {
@@ -43,7 +47,7 @@ pub async fn get_me(State(state): State<AppState>, caller: Caller) -> ApiResult<
     Ok(Json(current_user(&state, &caller).await?))
 }
 
-/// Change the display name or the password.
+/// Change the display name, the password, the language of messages or the phone number.
 #[utoipa::path(patch, path = "/api/v1/me", tag = "me",
     request_body = ProfileChanges,
     responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 422, body = Problem)),
@@ -57,6 +61,8 @@ pub async fn patch_me(
     let request = body.value;
     let mut changes = UserChanges {
         display_name: check_display_name(request.display_name)?,
+        language: check_language(request.language)?,
+        phone: check_phone(request.phone)?,
         ..UserChanges::default()
     };
     if let Some(new_password) = request.password {

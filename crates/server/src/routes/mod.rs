@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod pay;
+pub mod webhook_endpoints;
 pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -39,6 +40,16 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auto_topup::preview))
         .routes(routes!(auto_topup::list_methods, auto_topup::add_method))
         .routes(routes!(auto_topup::delete_method))
+        .routes(routes!(
+            webhook_endpoints::list_endpoints,
+            webhook_endpoints::create_endpoint
+        ))
+        .routes(routes!(
+            webhook_endpoints::update_endpoint,
+            webhook_endpoints::delete_endpoint
+        ))
+        .routes(routes!(webhook_endpoints::list_deliveries))
+        .routes(routes!(webhook_endpoints::retry_delivery))
         .routes(routes!(credits::spend))
         .routes(routes!(credits::refund))
         .routes(routes!(credits::create_hold))

@@ -223,6 +223,12 @@ async fn concurrent_spends_crossing_the_threshold_top_up_once(app: TestApp) {
     app.settle_jobs().await;
     let orders = topup_orders(&app, &member).await;
     assert_eq!(orders.len(), 1, "exactly one top-up: {orders:?}");
+    let told = notification_kinds(&app, &member).await;
+    assert_eq!(
+        told.iter().filter(|k| *k == "balance_low").count(),
+        1,
+        "told once per crossing: {told:?}"
+    );
     assert_eq!(orders[0]["status"], "paid");
     let (balance, _) = app.balance(&member).await;
     assert_eq!(

@@ -271,6 +271,41 @@ impl TestApp {
         )
     }
 
+    /// Gives `member` one paid auto top-up (and so its notifications and events): a sandbox
+    /// card, a rule, and a spend that crosses its threshold.
+    pub async fn top_up_once(&self, member: &Member) {
+        self.grant(&member.id, 100).await;
+        let card = self
+            .post(
+                "/api/v1/me/payment-methods",
+                &member.token,
+                json!({"provider": "sandbox", "card_number": "4242424242424242"}),
+            )
+            .await;
+        assert_eq!(card.status, 201, "{}", card.text);
+        let rule = json!({"enabled": true, "threshold": 50, "target": 100,
+                          "payment_method_id": card.json["id"]});
+        let saved = self
+            .send(
+                "PUT",
+                "/api/v1/me/auto-topup",
+                Some(&member.token),
+                Some(&rule),
+                &[],
+            )
+            .await;
+        assert_eq!(saved.status, 200, "{}", saved.text);
+        let spent = self
+            .post(
+                "/api/v1/credits/spend",
+                &member.token,
+                json!({"amount": 60}),
+            )
+            .await;
+        assert_eq!(spent.status, 200, "{}", spent.text);
+        self.settle_jobs().await;
+    }
+
     pub async fn assert_ledger_ok(&self) {
         let report = bursar_store::verify::verify(&self.state.store.db)
             .await

@@ -11,6 +11,8 @@ mod credits;
 mod idempotency;
 mod input;
 mod jobs;
+mod notifications;
 mod ops;
 mod orders;
 mod stripe;
+mod webhooks_out;

@@ -6,7 +6,7 @@
 //! does all of its refusing before its first write, so a refusal still leaves no trace.
 
 use bursar_core::{
-    ClawbackRoom, FulfilmentOutcome, GrantSource, LedgerError, OrderCredits, OrderKind,
+    ClawbackRoom, EventType, FulfilmentOutcome, GrantSource, LedgerError, OrderCredits, OrderKind,
     OrderStatus, RefundStatus, SystemAccount, TransferKind, plan_clawback, pricing,
 };
 use serde::Serialize;
@@ -18,6 +18,7 @@ use crate::StoreError;
 use crate::audit::AuditRecord;
 use crate::ids::new_id;
 use crate::orders::{Order, order_on};
+use crate::webhooks;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderRefundReceipt {
@@ -148,6 +149,10 @@ pub(crate) async fn fulfil(
                 )
                 .await?;
                 let outcome = if closed {
+                    let data = webhooks::order_data(order, "failed");
+                    let fan_out =
+                        webhooks::emit_on(conn, EventType::OrderFailed, &data, uow.now_ms).await?;
+                    uow.enqueue(conn, &fan_out).await?;
                     FulfilmentOutcome::Failed
                 } else {
                     FulfilmentOutcome::Ignored
@@ -304,9 +309,18 @@ async fn pay(
         };
         uow.grant(&order.user_id, spec, &meta);
     }
+    let mut events = vec![(EventType::OrderPaid, webhooks::order_data(order, "paid"))];
     if order.kind == OrderKind::AutoTopup {
         let told = crate::auto_topup::record_success_on(conn, order, uow.now_ms).await?;
         uow.enqueue(conn, &told).await?;
+        events.push((
+            EventType::AutoTopupSucceeded,
+            webhooks::order_data(order, "paid"),
+        ));
+    }
+    for (event, data) in events {
+        let fan_out = webhooks::emit_on(conn, event, &data, uow.now_ms).await?;
+        uow.enqueue(conn, &fan_out).await?;
     }
     if let Some(confirmed_by) = &event.confirmed_by {
         uow.audit(AuditRecord {
@@ -522,6 +536,11 @@ pub(crate) async fn refund_order(
     .bind(uow.now_ms)
     .execute(&mut *conn)
     .await?;
+    let mut data = webhooks::order_data(&order, new_status.as_str());
+    data["refund"] = serde_json::json!({"id": refund.refund_id, "amount": amount,
+                                        "credits_clawed_back": clawback});
+    let fan_out = webhooks::emit_on(conn, EventType::OrderRefunded, &data, uow.now_ms).await?;
+    uow.enqueue(conn, &fan_out).await?;
     if status == RefundStatus::Pending {
         // The money goes back through the provider after the commit, from the queue.
         uow.enqueue(conn, &crate::orders::provider_refund_job(&refund.refund_id))

@@ -17,8 +17,8 @@ use super::{Command, Outcome, PaidBy};
 use crate::StoreError;
 
 /// Debits credits the service used (a spend, a captured hold) to `revenue`. When the debit
-/// takes the balance below the user's auto top-up threshold, the top-up job is enqueued in the
-/// same transaction: the writer knows the new balance here, so the check costs nothing for
+/// takes the balance below the user's auto top-up threshold, the top-up job and a `balance_low`
+/// notification are enqueued in the same transaction: the writer knows the new balance here, so the check costs nothing for
 /// users without a rule and nothing but a comparison for the rest.
 pub(super) async fn debit_used_credits(
     uow: &mut UnitOfWork,
@@ -34,6 +34,21 @@ pub(super) async fn debit_used_credits(
         if topup::crossed_below(before, after, threshold) {
             let job = crate::auto_topup::crossing_job(user_id, &transaction_id);
             uow.enqueue(conn, &job).await?;
+            // Told once per crossing, not once per debit below the threshold.
+            let lang = crate::notifications::language_on(conn, user_id).await?;
+            let told = bursar_core::messages::balance_low(lang, after, threshold);
+            let send = crate::notifications::record_on(conn, user_id, &told, uow.now_ms).await?;
+            uow.enqueue(conn, &send).await?;
+            let data = serde_json::json!({"user_id": user_id, "balance": after,
+                                          "threshold": threshold});
+            let fan_out = crate::webhooks::emit_on(
+                conn,
+                bursar_core::EventType::BalanceLow,
+                &data,
+                uow.now_ms,
+            )
+            .await?;
+            uow.enqueue(conn, &fan_out).await?;
         }
     }
     Ok((transaction_id, paid_by))

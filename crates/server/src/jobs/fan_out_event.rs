@@ -1,0 +1,26 @@
+//! `fan_out_event`: turns one recorded event into a delivery per enabled endpoint subscribed to
+//! its type, each with its own `deliver_webhook` job. Enqueued with the event, in the
+//! transaction of what it reports.
+
+use bursar_store::jobs::ClaimedJob;
+use bursar_store::webhooks::{FAN_OUT_JOB, FanOutPayload};
+use bursar_worker::{Job, JobError, JobFuture};
+
+use crate::AppState;
+
+pub struct FanOutEvent;
+
+impl Job<AppState> for FanOutEvent {
+    fn kind(&self) -> &'static str {
+        FAN_OUT_JOB
+    }
+
+    fn run<'a>(&'a self, state: &'a AppState, job: &'a ClaimedJob) -> JobFuture<'a> {
+        Box::pin(async move {
+            let payload: FanOutPayload =
+                serde_json::from_str(&job.payload).map_err(JobError::fatal)?;
+            state.store.fan_out(&payload.event_id).await?;
+            Ok(())
+        })
+    }
+}
