@@ -316,3 +316,12 @@ string_enum!(
         Failed => "failed",
     }
 );
+
+string_enum!(
+    /// Where a subscription is: `active` until its end, then `expired`.
+    SubscriptionStatus {
+        Active => "active",
+        Expired => "expired",
+        Cancelled => "cancelled",
+    }
+);

@@ -182,6 +182,46 @@ pub fn balance_low(lang: Language, balance: i64, threshold: i64) -> Message {
     )
 }
 
+pub fn subscription_ending(lang: Language, package: &str, ends: &str, days: i64) -> Message {
+    message(
+        NotificationKind::SubscriptionEnding,
+        lang,
+        pick(
+            lang,
+            format!("Your subscription ends in {days} days"),
+            format!("您的订阅将在 {days} 天后到期"),
+            format!("您的訂閱將在 {days} 天後到期"),
+        ),
+        pick(
+            lang,
+            format!(
+                "Your subscription to {package} ends at {ends}. Renew it to keep your daily credits."
+            ),
+            format!("您订阅的 {package} 将于 {ends} 到期。续订即可继续获得每日额度。"),
+            format!("您訂閱的 {package} 將於 {ends} 到期。續訂即可繼續獲得每日額度。"),
+        ),
+    )
+}
+
+pub fn subscription_ended(lang: Language) -> Message {
+    message(
+        NotificationKind::SubscriptionEnded,
+        lang,
+        pick(
+            lang,
+            "Your subscription has ended".into(),
+            "您的订阅已到期".into(),
+            "您的訂閱已到期".into(),
+        ),
+        pick(
+            lang,
+            "Your subscription has ended and its daily credits have stopped. Buy it again to resume.".into(),
+            "您的订阅已到期，每日额度已停止发放。重新购买即可恢复。".into(),
+            "您的訂閱已到期，每日額度已停止發放。重新購買即可恢復。".into(),
+        ),
+    )
+}
+
 /// What a stop reason means, for people.
 fn stop_reason(lang: Language, code: &str) -> String {
     let (en, hans, hant) = match code {
@@ -241,6 +281,8 @@ mod tests {
                 topup_stopped(*lang, 650, "668.85 USD", "daily_limit_reached", "tomorrow"),
                 topup_disabled(*lang, "card_declined"),
                 balance_low(*lang, 100, 150),
+                subscription_ending(*lang, "Pro", "2027-01-01", 3),
+                subscription_ended(*lang),
             ];
             for message in &messages {
                 assert_eq!(message.language, *lang);

@@ -75,6 +75,9 @@ pub fn render(outcome: &Outcome) -> Rendered {
         }
         Outcome::Fulfilment(fulfilment) => json(StatusCode::OK, &FulfilmentView::from(fulfilment)),
         Outcome::OrderRefunded(receipt) => json(StatusCode::OK, &OrderRefundView::from(receipt)),
+        Outcome::AllowanceAlreadyGranted => {
+            json(StatusCode::OK, &serde_json::json!({ "granted": false }))
+        }
     }
 }
 

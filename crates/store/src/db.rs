@@ -230,6 +230,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 14,
+        name: "subscriptions",
+        sql: include_str!("../migrations/014_subscriptions.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

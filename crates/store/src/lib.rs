@@ -19,6 +19,7 @@ pub mod page;
 pub mod payment_methods;
 pub mod sessions;
 pub mod settings;
+pub mod subscriptions;
 pub mod testing;
 pub mod users;
 pub mod verify;

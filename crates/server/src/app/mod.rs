@@ -10,3 +10,4 @@ pub mod checkout;
 pub mod fulfilment;
 pub mod payment_methods;
 pub mod refunds;
+pub mod subscriptions;

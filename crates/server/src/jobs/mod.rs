@@ -12,6 +12,7 @@ mod fan_out_event;
 mod housekeeping;
 mod provider_refund;
 mod send_notification;
+mod subscriptions;
 
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(send_notification::SendNotification)
         .with(fan_out_event::FanOutEvent)
         .with(deliver_webhook::DeliverWebhook)
+        .with(subscriptions::SubscriptionAllowance)
+        .with(subscriptions::SubscriptionDay)
         .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
         .scheduled(Schedule::every(
             auto_topup_sweep::KIND,
@@ -50,6 +53,7 @@ pub fn registry(config: &Config) -> Registry<AppState> {
             housekeeping::KIND,
             config.timezone,
         ))
+        .scheduled(Schedule::every(subscriptions::DAY_KIND, sweep))
 }
 
 /// The auto top-up sweep's job for the period `now_ms` falls in, as the worker enqueues it
@@ -60,6 +64,13 @@ pub fn topup_sweep_job(config: &Config, now_ms: i64) -> bursar_store::jobs::NewJ
         Duration::from_secs(config.topup.sweep_s),
     )
     .job_for(now_ms)
+}
+
+/// The subscriptions' day job for the period `now_ms` falls in, as the worker enqueues it
+/// (tests enqueue it themselves after moving the clock).
+pub fn subscription_day_job(config: &Config, now_ms: i64) -> bursar_store::jobs::NewJob {
+    let sweep = Duration::from_secs(config.expiry_sweep_interval_s.max(1));
+    Schedule::every(subscriptions::DAY_KIND, sweep).job_for(now_ms)
 }
 
 /// Starts this instance's worker (unless jobs are off here) on `tracker`.

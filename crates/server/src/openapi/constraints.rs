@@ -5,7 +5,7 @@
 use bursar_core::{
     AutoTopupStatus, DeliveryStatus, EventType, GrantSource, HoldStatus, JobState, Language,
     MAX_CREDITS, NotificationChannel, NotificationKind, NotificationStatus, OrderKind, OrderStatus,
-    PackageKind, PaymentStatus, Role, TransferKind, UserStatus,
+    PackageKind, PaymentStatus, Role, SubscriptionStatus, TransferKind, UserStatus,
 };
 use serde_json::{Value, json};
 
@@ -136,6 +136,12 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             text(1, api_keys::KEY_NAME_CHARS_MAX),
         ),
         ("OrderRequest", "provider", json!({"enum": providers})),
+        ("RenewRequest", "provider", json!({"enum": providers})),
+        (
+            "RenewRequest",
+            "coupon_code",
+            json!({"maxLength": coupons::CODE_CHARS_MAX}),
+        ),
         (
             "OrderRequest",
             "quantity",
@@ -291,6 +297,11 @@ fn response_rules() -> Vec<(&'static str, &'static str, Value)> {
             all(UserStatus::ALL, UserStatus::as_str),
         ),
         ("UserView", "language", all(Language::ALL, Language::as_str)),
+        (
+            "SubscriptionView",
+            "status",
+            all(SubscriptionStatus::ALL, SubscriptionStatus::as_str),
+        ),
         (
             "DeliveryView",
             "status",

@@ -14,6 +14,7 @@ pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod pay;
+pub mod subscriptions;
 pub mod webhook_endpoints;
 pub mod webhooks;
 
@@ -50,6 +51,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhook_endpoints::list_deliveries))
         .routes(routes!(webhook_endpoints::retry_delivery))
+        .routes(routes!(subscriptions::list))
+        .routes(routes!(subscriptions::update))
+        .routes(routes!(subscriptions::renew))
         .routes(routes!(credits::spend))
         .routes(routes!(credits::refund))
         .routes(routes!(credits::create_hold))

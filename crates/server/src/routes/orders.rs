@@ -142,7 +142,7 @@ pub async fn create_order(
 }
 
 /// The response to an order request, stored under its `Idempotency-Key`.
-fn render(placed: &ApiResult<Order>) -> Rendered {
+pub(crate) fn render(placed: &ApiResult<Order>) -> Rendered {
     match placed {
         Ok(order) => json(StatusCode::CREATED, &order_view(order)),
         Err(error) => json(error.status, &error.problem()),

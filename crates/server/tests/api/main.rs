@@ -15,4 +15,5 @@ mod notifications;
 mod ops;
 mod orders;
 mod stripe;
+mod subscriptions;
 mod webhooks_out;

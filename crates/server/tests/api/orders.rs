@@ -30,7 +30,7 @@ on_both_backends!(
 
 const SECRET: &str = "whsec_test_sandbox";
 
-async fn package(app: &TestApp, admin: &Member, body: Value) -> String {
+pub(crate) async fn package(app: &TestApp, admin: &Member, body: Value) -> String {
     let created = app.post("/api/v1/admin/packages", &admin.token, body).await;
     assert_eq!(created.status, 201, "{}", created.text);
     created.json["id"].as_str().expect("id").to_string()
@@ -102,7 +102,7 @@ fn signed(app: &TestApp, event: &SandboxEvent) -> impl Future<Output = Resp> + u
     deliver(app, body, Some(signature))
 }
 
-async fn pay(app: &TestApp, order: &Value) -> Resp {
+pub(crate) async fn pay(app: &TestApp, order: &Value) -> Resp {
     let total = order["total"]["amount"].as_i64().expect("total");
     let resp = signed(app, &event(order, EVENT_SUCCEEDED, &new_event_id(), total)).await;
     assert_eq!(resp.status, 200, "{}", resp.text);

@@ -91,6 +91,17 @@ pub enum Command {
     ExpireDue {
         max_accounts: i64,
     },
+    /// Grants a subscription's allowance for one local day, once: the day is recorded in the
+    /// same transaction, so a second command for it grants nothing (`AllowanceAlreadyGranted`).
+    GrantAllowance {
+        subscription_id: String,
+        user_id: String,
+        /// The local date, `YYYY-MM-DD`.
+        day: String,
+        amount: Credits,
+        /// The next local midnight: unused allowance never carries over.
+        expires_at_ms: i64,
+    },
     /// Applies a verified payment provider event to its order, exactly once.
     Fulfil(PaymentEvent),
     /// Refunds (part of) a paid order and claws back its credits.

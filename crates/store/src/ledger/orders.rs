@@ -322,6 +322,13 @@ async fn pay(
         let fan_out = webhooks::emit_on(conn, event, &data, uow.now_ms).await?;
         uow.enqueue(conn, &fan_out).await?;
     }
+    // A subscription package starts or extends its subscription; today's allowance follows
+    // at once from a job (it needs the local calendar, which the server keeps).
+    if let Some((_, allowance)) =
+        crate::subscriptions::start_or_extend_on(conn, order, uow.now_ms).await?
+    {
+        uow.enqueue(conn, &allowance).await?;
+    }
     if let Some(confirmed_by) = &event.confirmed_by {
         uow.audit(AuditRecord {
             actor_id: Some(&confirmed_by.actor_id),

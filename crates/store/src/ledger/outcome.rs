@@ -28,6 +28,8 @@ pub enum Outcome {
     },
     Fulfilment(Fulfilment),
     OrderRefunded(super::orders::OrderRefundReceipt),
+    /// `GrantAllowance` for a day already granted: nothing changed.
+    AllowanceAlreadyGranted,
 }
 
 /// A caller's presentation of an outcome: a status code of its choosing and a body.

@@ -62,6 +62,7 @@ pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {
         | Command::Hold { user_id, .. }
         | Command::Adjust { user_id, .. } => (Some(user_id), None),
         Command::Capture { hold_id, .. } | Command::Void { hold_id, .. } => (None, Some(hold_id)),
+        Command::GrantAllowance { user_id, .. } => (Some(user_id), None),
         Command::Refund { .. }
         | Command::ExpireDue { .. }
         | Command::Fulfil(_)
@@ -142,6 +143,29 @@ pub(crate) async fn apply(
             actor,
             ip,
         } => adjust::adjust(uow, conn, user_id, *amount, reason, actor, ip.as_deref()).await,
+        Command::GrantAllowance {
+            subscription_id,
+            user_id,
+            day,
+            amount,
+            expires_at_ms,
+        } => {
+            // Refusals first: the day's row below is a write.
+            require_user(uow, conn, user_id).await?;
+            if !crate::subscriptions::claim_day_on(conn, subscription_id, day, uow.now_ms).await? {
+                return Ok(Outcome::AllowanceAlreadyGranted);
+            }
+            let description = format!("Daily allowance for {day}");
+            let grant = grant::NewGrant {
+                amount: amount.get(),
+                source: bursar_core::GrantSource::Allowance,
+                priority: 0,
+                expires_at_ms: Some(*expires_at_ms),
+                description: Some(&description),
+                actor: None,
+            };
+            grant::grant(uow, conn, user_id, &grant).await
+        }
         Command::Fulfil(event) => super::orders::fulfil(uow, conn, event).await,
         Command::RefundOrder(refund) => {
             let receipt =

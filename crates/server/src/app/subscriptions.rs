@@ -1,0 +1,95 @@
+//! Subscriptions' days: each local day (`BURSAR_TIMEZONE`) an active subscription grants its
+//! `daily_credits` as an `allowance` grant that expires at the next local midnight, so unused
+//! allowance never accumulates and is spent before purchased credits (it expires soonest). The
+//! ledger records the day with its grant, so a day is granted once whatever runs it twice.
+
+use bursar_core::Credits;
+use bursar_core::messages;
+use bursar_store::ledger::{Command, Executed, Outcome};
+use bursar_store::subscriptions::Subscription;
+use bursar_worker::LocalCalendar;
+
+use crate::AppState;
+use crate::error::ApiResult;
+
+/// The local date `now_ms` falls on, `YYYY-MM-DD`.
+pub fn local_day(state: &AppState, now_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(now_ms)
+        .unwrap_or_default()
+        .with_timezone(&state.config.timezone)
+        .date_naive()
+        .to_string()
+}
+
+/// Grants `subscription` today's allowance unless it already has it, it has ended, or it has
+/// not begun. Answers whether credits were granted.
+pub async fn grant_today(state: &AppState, subscription: &Subscription) -> ApiResult<bool> {
+    let now = state.store.clock.now_ms();
+    let running = subscription.status == bursar_core::SubscriptionStatus::Active
+        && subscription.starts_at_ms <= now
+        && now < subscription.ends_at_ms;
+    if !running {
+        return Ok(false);
+    }
+    let calendar = LocalCalendar::at(state.config.timezone, now);
+    let command = Command::GrantAllowance {
+        subscription_id: subscription.id.clone(),
+        user_id: subscription.user_id.clone(),
+        day: local_day(state, now),
+        amount: Credits::new(subscription.daily_credits)
+            .map_err(|e| crate::error::ApiError::invalid(e.to_string()))?,
+        expires_at_ms: calendar.next_day_ms,
+    };
+    let executed = state.store.ledger.execute(command).await?;
+    Ok(matches!(
+        executed,
+        Executed::Applied {
+            outcome: Outcome::Granted(_),
+            ..
+        }
+    ))
+}
+
+/// What a day's run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DayRun {
+    pub granted: usize,
+    pub ended: usize,
+    pub reminded: usize,
+}
+
+/// The day's work: subscriptions past their end are expired (and their members told), the
+/// running ones get today's allowance, and members whose subscription ends within 3 days or 1
+/// day are reminded once each.
+pub async fn run_day(state: &AppState) -> ApiResult<DayRun> {
+    let store = &state.store;
+    let mut run = DayRun {
+        ended: store
+            .expire_subscriptions(messages::subscription_ended)
+            .await?,
+        ..DayRun::default()
+    };
+    let today = local_day(state, store.clock.now_ms());
+    let mut after = String::new();
+    loop {
+        let page = store.subscriptions_due_a_day(&today, &after, 200).await?;
+        for subscription in &page {
+            if grant_today(state, subscription).await? {
+                run.granted += 1;
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 200 => after = last.id.clone(),
+            _ => break,
+        }
+    }
+    for days in [3, 1] {
+        run.reminded += store
+            .remind_subscriptions(days, |lang, subscription| {
+                let ends = bursar_store::clock::rfc3339(subscription.ends_at_ms);
+                messages::subscription_ending(lang, &subscription.package_id, &ends, days)
+            })
+            .await?;
+    }
+    Ok(run)
+}

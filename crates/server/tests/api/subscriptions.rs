@@ -1,0 +1,302 @@
+//! Subscriptions through the API: paying for a subscription package starts one, its daily
+//! allowance arrives once per local day (America/New_York, across the change to summer time)
+//! and expires at the next local midnight, is spent before purchased credits, and stops when
+//! the subscription ends; members are reminded before the end and told after; renewal is an
+//! order that extends it.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Member, TestApp};
+use crate::orders::{package, pay};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The test clock starts now; this moves it to `target` (RFC 3339), which must be later.
+fn move_clock_to(app: &TestApp, target: &str) {
+    let target = chrono::DateTime::parse_from_rfc3339(target)
+        .expect("valid time")
+        .timestamp_millis();
+    let now = app.state.store.clock.now_ms();
+    assert!(target > now, "the clock only moves forward");
+    app.state.store.clock.advance_ms(target - now);
+}
+
+/// Runs the subscriptions' day job of the current period, as the worker would.
+async fn run_day(app: &TestApp) {
+    let now = app.state.store.clock.now_ms();
+    let job = bursar_server::jobs::subscription_day_job(&app.state.config, now);
+    app.state.store.jobs.enqueue(&job).await.expect("enqueues");
+    app.settle_jobs().await;
+}
+
+async fn allowances(app: &TestApp, member: &Member) -> Vec<Value> {
+    let history = app
+        .get("/api/v1/me/transactions?limit=200", &member.token)
+        .await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    history.json["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|t| t["kind"] == "allowance")
+        .cloned()
+        .collect()
+}
+
+async fn subscribe(app: &TestApp, member: &Member, package_id: &str) -> Value {
+    let created = app
+        .post(
+            "/api/v1/orders",
+            &member.token,
+            json!({"package_id": package_id, "provider": "sandbox"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    pay(app, &created.json).await;
+    app.settle_jobs().await;
+    created.json
+}
+
+async fn daily_allowances_arrive_once_a_local_day_and_never_pile_up(backend: Backend) {
+    let app = TestApp::spawn_with(backend, "subscription_days", |config| {
+        config.timezone = "America/New_York".parse().expect("a zone");
+    })
+    .await;
+    // Ten days that cross the change to summer time (2027-03-14 in New York), starting an hour
+    // before a local midnight.
+    move_clock_to(&app, "2027-03-10T04:00:00Z"); // 23:00 on the 9th in New York
+    let admin = app.admin().await;
+    let plan = package(
+        &app,
+        &admin,
+        json!({"name": "Daily 100", "kind": "subscription", "credits": 0, "daily_credits": 100,
+               "duration_days": 10, "price": {"amount": 3000, "currency": "CNY"}}),
+    )
+    .await;
+    let member = app.register("subscriber@example.com").await;
+    app.grant(&member.id, 1000).await; // purchased credits, which never expire
+    subscribe(&app, &member, &plan).await;
+    let subs = app.get("/api/v1/me/subscriptions", &member.token).await;
+    assert_eq!(subs.status, 200, "{}", subs.text);
+    let sub = &subs.json["data"][0];
+    assert_eq!(
+        (sub["status"].as_str(), sub["daily_credits"].as_i64()),
+        (Some("active"), Some(100))
+    );
+    // The first day's allowance arrives at payment, though the local day ends within the hour.
+    assert_eq!(allowances(&app, &member).await.len(), 1);
+    assert_eq!(app.balance(&member).await.0, 1100);
+
+    // Spending takes the allowance first: it expires soonest.
+    let spent = app
+        .post(
+            "/api/v1/credits/spend",
+            &member.token,
+            json!({"amount": 30}),
+        )
+        .await;
+    assert_eq!(spent.status, 200, "{}", spent.text);
+    let balance = app.get("/api/v1/me/balance", &member.token).await;
+    let grants = balance.json["grants"].as_array().expect("grants").clone();
+    let allowance = grants
+        .iter()
+        .find(|g| g["source"] == "allowance")
+        .expect("allowance grant");
+    assert_eq!(allowance["remaining"], 70, "{grants:?}");
+    assert_eq!(
+        allowance["expires_at"], "2027-03-10T05:00:00.000Z",
+        "the next local midnight"
+    );
+
+    // The job runs several times a day, and once a day crosses midnight; each local day is
+    // granted once, and what is left of a day's allowance expires at its midnight.
+    for _ in 0..(10 * 24 / 6) {
+        app.state.store.clock.advance_ms(6 * HOUR_MS);
+        run_day(&app).await;
+        run_day(&app).await;
+    }
+    let granted = allowances(&app, &member).await;
+    // Local days 9 March (at payment) through 19 March, when the subscription ends at 23:00.
+    assert_eq!(granted.len(), 11, "{granted:?}");
+    let balance = app.get("/api/v1/me/balance", &member.token).await;
+    // The spend took allowance, never purchased credits.
+    assert_eq!(
+        balance.json["balance"], 1000,
+        "only the purchased credits remain: {}",
+        balance.text
+    );
+    let expired: i64 = app
+        .get("/api/v1/me/transactions?limit=200", &member.token)
+        .await
+        .json["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|t| t["kind"] == "expiry")
+        .map(|t| -t["amount"].as_i64().expect("amount"))
+        .sum();
+    assert_eq!(expired, 11 * 100 - 30, "every unused allowance expired");
+    let subs = app.get("/api/v1/me/subscriptions", &member.token).await;
+    assert_eq!(subs.json["data"][0]["status"], "expired", "{}", subs.text);
+    let told = app
+        .get("/api/v1/me/notifications?limit=200", &member.token)
+        .await;
+    let kinds: Vec<&str> = told.json["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|n| n["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "subscription_ending")
+            .count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "subscription_ended").count(),
+        1,
+        "{kinds:?}"
+    );
+    app.assert_ledger_ok().await;
+}
+
+async fn renewal_extends_the_subscription_and_bad_input_changes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend, "subscription_renewal").await;
+    let admin = app.admin().await;
+    let plan = package(
+        &app,
+        &admin,
+        json!({"name": "Monthly", "kind": "subscription", "credits": 0, "daily_credits": 10,
+               "duration_days": 30, "price": {"amount": 3000, "currency": "CNY"}}),
+    )
+    .await;
+    let member = app.register("renewer@example.com").await;
+    let other = app.register("someone-else@example.com").await;
+    subscribe(&app, &member, &plan).await;
+    let first = app
+        .get("/api/v1/me/subscriptions", &member.token)
+        .await
+        .json["data"][0]
+        .clone();
+    let id = first["id"].as_str().expect("id").to_string();
+    let renewal = app
+        .post(
+            &format!("/api/v1/me/subscriptions/{id}/renew"),
+            &member.token,
+            json!({"provider": "sandbox"}),
+        )
+        .await;
+    assert_eq!(renewal.status, 201, "{}", renewal.text);
+    assert_eq!(renewal.json["package_id"], plan.as_str());
+    pay(&app, &renewal.json).await;
+    app.settle_jobs().await;
+    let now = app
+        .get("/api/v1/me/subscriptions", &member.token)
+        .await
+        .json["data"]
+        .clone();
+    assert_eq!(
+        now.as_array().map(Vec::len),
+        Some(1),
+        "extended, not a second one: {now}"
+    );
+    let ends = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v["ends_at"].as_str().expect("ends_at"))
+            .expect("time")
+            .timestamp_millis()
+    };
+    assert_eq!(
+        ends(&now[0]) - ends(&first),
+        30 * 24 * HOUR_MS,
+        "extended by its term"
+    );
+    assert_eq!(
+        allowances(&app, &member).await.len(),
+        1,
+        "still one allowance today"
+    );
+
+    let on = app
+        .patch(
+            &format!("/api/v1/me/subscriptions/{id}"),
+            &member.token,
+            json!({"auto_renew": true}),
+        )
+        .await;
+    assert_eq!(
+        (on.status, &on.json["auto_renew"]),
+        (200, &json!(true)),
+        "{}",
+        on.text
+    );
+    for (path, token, body, status) in [
+        (
+            format!("/api/v1/me/subscriptions/{id}"),
+            &other.token,
+            json!({"auto_renew": true}),
+            404,
+        ),
+        (
+            format!("/api/v1/me/subscriptions/{id}"),
+            &member.token,
+            json!({"auto_renew": "yes"}),
+            422,
+        ),
+        (
+            format!("/api/v1/me/subscriptions/{id}"),
+            &member.token,
+            json!({}),
+            422,
+        ),
+    ] {
+        let refused = app.patch(&path, token, body.clone()).await;
+        assert_eq!(refused.status, status, "{body}: {}", refused.text);
+        assert!(refused.is_problem());
+    }
+    let theirs = app
+        .post(
+            &format!("/api/v1/me/subscriptions/{id}/renew"),
+            &other.token,
+            json!({"provider": "sandbox"}),
+        )
+        .await;
+    assert_eq!(theirs.status, 404, "{}", theirs.text);
+    let unknown = app
+        .post(
+            &format!("/api/v1/me/subscriptions/{id}/renew"),
+            &member.token,
+            json!({"provider": "nope"}),
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.text);
+    let orders = app.get("/api/v1/orders", &member.token).await;
+    assert_eq!(
+        orders.json["data"].as_array().map(Vec::len),
+        Some(2),
+        "no order from refusals"
+    );
+    assert!(app.get("/api/v1/me/subscriptions", &other.token).await.json["data"] == json!([]));
+}
+
+macro_rules! both {
+    ($($name:ident),*) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+both!(
+    daily_allowances_arrive_once_a_local_day_and_never_pile_up,
+    renewal_extends_the_subscription_and_bad_input_changes_nothing
+);

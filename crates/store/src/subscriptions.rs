@@ -1,0 +1,316 @@
+//! Subscriptions: started or extended in the transaction that pays their order (the ledger's
+//! fulfilment calls `start_or_extend_on`), granted a daily allowance by the ledger's
+//! `GrantAllowance` command (once per subscription and local day), reminded before they end
+//! and expired after.
+
+use bursar_core::messages::Message;
+use bursar_core::{EventType, SubscriptionStatus};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::ids::new_id;
+use crate::jobs::NewJob;
+use crate::orders::Order;
+use crate::{Store, StoreError, notifications, webhooks};
+
+/// The job that grants one subscription today's allowance (right after it is paid for).
+pub const ALLOWANCE_JOB: &str = "subscription_allowance";
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AllowancePayload {
+    pub subscription_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub id: String,
+    pub user_id: String,
+    pub package_id: String,
+    pub status: SubscriptionStatus,
+    pub daily_credits: i64,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub auto_renew: bool,
+}
+
+const COLUMNS: &str =
+    "id, user_id, package_id, status, daily_credits, starts_at, ends_at, auto_renew";
+
+fn from_row(row: &AnyRow) -> Result<Subscription, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(Subscription {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        package_id: row.try_get("package_id")?,
+        status: SubscriptionStatus::parse(&status).unwrap_or(SubscriptionStatus::Expired),
+        daily_credits: row.try_get("daily_credits")?,
+        starts_at_ms: row.try_get("starts_at")?,
+        ends_at_ms: row.try_get("ends_at")?,
+        auto_renew: row.try_get::<i64, _>("auto_renew")? == 1,
+    })
+}
+
+/// A paid order for a subscription package starts a subscription of `duration_days ×
+/// quantity`, or extends the member's active one for that package from its end. Called in the
+/// fulfilment's transaction; answers the subscription and the job that grants today's
+/// allowance, or `None` for an order that is not a subscription's.
+pub(crate) async fn start_or_extend_on(
+    conn: &mut sqlx::AnyConnection,
+    order: &Order,
+    now_ms: i64,
+) -> Result<Option<(String, NewJob)>, StoreError> {
+    let Some(package_id) = &order.package_id else {
+        return Ok(None);
+    };
+    let package =
+        sqlx::query("SELECT kind, daily_credits, duration_days FROM packages WHERE id = $1")
+            .bind(package_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(package) = package else {
+        return Ok(None);
+    };
+    let kind: String = package.try_get("kind")?;
+    let daily: Option<i64> = package.try_get("daily_credits")?;
+    let days: Option<i64> = package.try_get("duration_days")?;
+    let (true, Some(daily), Some(days)) = (kind == "subscription", daily, days) else {
+        return Ok(None);
+    };
+    let length_ms = days.saturating_mul(order.quantity).saturating_mul(DAY_MS);
+    let active: Option<(String, i64)> = sqlx::query_as(
+        "SELECT id, ends_at FROM subscriptions
+         WHERE user_id = $1 AND package_id = $2 AND status = 'active'",
+    )
+    .bind(&order.user_id)
+    .bind(package_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (id, event) = match active {
+        Some((id, ends_at)) => {
+            sqlx::query(
+                "UPDATE subscriptions SET ends_at = $1, daily_credits = $2, updated_at = $3
+                 WHERE id = $4",
+            )
+            .bind(ends_at.max(now_ms).saturating_add(length_ms))
+            .bind(daily)
+            .bind(now_ms)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+            (id, Some(EventType::SubscriptionRenewed))
+        }
+        None => {
+            let id = new_id("sub");
+            sqlx::query(
+                "INSERT INTO subscriptions (id, user_id, package_id, status, daily_credits,
+                     starts_at, ends_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, 'active', $4, $5, $6, $5, $5)",
+            )
+            .bind(&id)
+            .bind(&order.user_id)
+            .bind(package_id)
+            .bind(daily)
+            .bind(now_ms)
+            .bind(now_ms.saturating_add(length_ms))
+            .execute(&mut *conn)
+            .await?;
+            (id, None)
+        }
+    };
+    if let Some(event) = event {
+        let data = serde_json::json!({"subscription_id": id, "user_id": order.user_id,
+                                      "package_id": package_id, "order_id": order.id});
+        webhooks::emit_and_enqueue_on(conn, event, &data, now_ms).await?;
+    }
+    let payload = AllowancePayload {
+        subscription_id: id.clone(),
+    };
+    let job = NewJob::new(ALLOWANCE_JOB, &payload, 10)
+        .unique(format!("{ALLOWANCE_JOB}:{id}:{}", order.id));
+    Ok(Some((id, job)))
+}
+
+/// Records the day's allowance of a subscription in the caller's (the ledger batch's)
+/// transaction: `true` when this is the first time, so the grant may be made.
+pub(crate) async fn claim_day_on(
+    conn: &mut sqlx::AnyConnection,
+    subscription_id: &str,
+    day: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO subscription_days (subscription_id, day, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (subscription_id, day) DO NOTHING",
+    )
+    .bind(subscription_id)
+    .bind(day)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+impl Store {
+    /// The member's subscriptions, newest first.
+    pub async fn subscriptions_of(&self, user_id: &str) -> Result<Vec<Subscription>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE user_id = $1 ORDER BY id DESC LIMIT 200"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(user_id)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1"));
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Turns renewal on or off on one of the member's subscriptions; `None`: not theirs.
+    pub async fn set_auto_renew(
+        &self,
+        user_id: &str,
+        id: &str,
+        auto_renew: bool,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE subscriptions SET auto_renew = $1, updated_at = $2
+             WHERE id = $3 AND user_id = $4",
+        )
+        .bind(i64::from(auto_renew))
+        .bind(self.clock.now_ms())
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.subscription(id).await
+    }
+
+    /// Active subscriptions that have begun, not ended, and not yet had local day `day`'s
+    /// allowance, after `after_id`, by id: what the day's run still has to grant.
+    pub async fn subscriptions_due_a_day(
+        &self,
+        day: &str,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscriptions s
+             WHERE status = 'active' AND starts_at <= $1 AND ends_at > $1 AND id > $2
+               AND NOT EXISTS (SELECT 1 FROM subscription_days d
+                               WHERE d.subscription_id = s.id AND d.day = $3)
+             ORDER BY id LIMIT $4"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(self.clock.now_ms())
+            .bind(after_id)
+            .bind(day)
+            .bind(limit)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Ends every active subscription whose end has passed: each is `expired`, its member told
+    /// and a `subscription.expired` event recorded, in one transaction per subscription.
+    /// Returns how many ended.
+    pub async fn expire_subscriptions(
+        &self,
+        told: impl Fn(bursar_core::Language) -> Message,
+    ) -> Result<usize, StoreError> {
+        let now = self.clock.now_ms();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE status = 'active' AND ends_at <= $1
+             ORDER BY id LIMIT 500"
+        ));
+        let due = sqlx::query(sql).bind(now).fetch_all(&self.db.pool).await?;
+        let mut ended = 0;
+        for subscription in due.iter().map(from_row) {
+            let subscription = subscription?;
+            let mut tx = self.db.begin_write().await?;
+            let changed = sqlx::query(
+                "UPDATE subscriptions SET status = 'expired', updated_at = $1
+                 WHERE id = $2 AND status = 'active'",
+            )
+            .bind(now)
+            .bind(&subscription.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 1 {
+                let lang = notifications::language_on(&mut tx, &subscription.user_id).await?;
+                notifications::notify_on(&mut tx, &subscription.user_id, &told(lang), now).await?;
+                let data = serde_json::json!({"subscription_id": subscription.id,
+                    "user_id": subscription.user_id, "package_id": subscription.package_id});
+                webhooks::emit_and_enqueue_on(&mut tx, EventType::SubscriptionExpired, &data, now)
+                    .await?;
+                ended += 1;
+            }
+            tx.commit().await?;
+        }
+        if ended > 0 {
+            self.jobs.wake().notify_one();
+        }
+        Ok(ended)
+    }
+
+    /// Tells the member of each active subscription ending within `days_before` days, once per
+    /// subscription, end date and reminder. Returns how many were told.
+    pub async fn remind_subscriptions(
+        &self,
+        days_before: i64,
+        told: impl Fn(bursar_core::Language, &Subscription) -> Message,
+    ) -> Result<usize, StoreError> {
+        let now = self.clock.now_ms();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscriptions
+             WHERE status = 'active' AND ends_at > $1 AND ends_at <= $2 ORDER BY id LIMIT 500"
+        ));
+        let due = sqlx::query(sql)
+            .bind(now)
+            .bind(now.saturating_add(days_before * DAY_MS))
+            .fetch_all(&self.db.pool)
+            .await?;
+        let mut reminded = 0;
+        for subscription in due.iter().map(from_row) {
+            let subscription = subscription?;
+            let mut tx = self.db.begin_write().await?;
+            let first = sqlx::query(
+                "INSERT INTO subscription_reminders (subscription_id, ends_at, days_before,
+                     created_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (subscription_id, ends_at, days_before) DO NOTHING",
+            )
+            .bind(&subscription.id)
+            .bind(subscription.ends_at_ms)
+            .bind(days_before)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if first == 1 {
+                let lang = notifications::language_on(&mut tx, &subscription.user_id).await?;
+                let message = told(lang, &subscription);
+                notifications::notify_on(&mut tx, &subscription.user_id, &message, now).await?;
+                reminded += 1;
+            }
+            tx.commit().await?;
+        }
+        if reminded > 0 {
+            self.jobs.wake().notify_one();
+        }
+        Ok(reminded)
+    }
+}
