@@ -222,6 +222,52 @@ pub fn subscription_ended(lang: Language) -> Message {
     )
 }
 
+pub fn renewal_declined(lang: Language, reason: &str, turned_off: bool) -> Message {
+    let next = if turned_off {
+        pick(
+            lang,
+            "Automatic renewal is now off; renew by hand or turn it on again.".into(),
+            "自动续订已关闭；请手动续订或重新开启。".into(),
+            "自動續訂已關閉；請手動續訂或重新開啟。".into(),
+        )
+    } else {
+        pick(
+            lang,
+            "It will be tried again later.".into(),
+            "稍后将重试。".into(),
+            "稍後將重試。".into(),
+        )
+    };
+    message(
+        NotificationKind::PaymentFailed,
+        lang,
+        pick(
+            lang,
+            "Your subscription renewal payment was declined".into(),
+            "订阅续费扣款被拒绝".into(),
+            "訂閱續費扣款遭拒".into(),
+        ),
+        pick(
+            lang,
+            format!("Your saved payment method declined the renewal ({reason}). {next}"),
+            format!("您已保存的支付方式拒绝了续费（{reason}）。{next}"),
+            format!("您已儲存的付款方式拒絕了續費（{reason}）。{next}"),
+        ),
+    )
+}
+
+pub fn renewal_without_method(lang: Language) -> Message {
+    renewal_declined(
+        lang,
+        match lang {
+            Language::En => "no saved payment method",
+            Language::ZhHans => "没有已保存的支付方式",
+            Language::ZhHant => "沒有已儲存的付款方式",
+        },
+        true,
+    )
+}
+
 /// What a stop reason means, for people.
 fn stop_reason(lang: Language, code: &str) -> String {
     let (en, hans, hant) = match code {
@@ -283,6 +329,8 @@ mod tests {
                 balance_low(*lang, 100, 150),
                 subscription_ending(*lang, "Pro", "2027-01-01", 3),
                 subscription_ended(*lang),
+                renewal_declined(*lang, "card_declined", false),
+                renewal_without_method(*lang),
             ];
             for message in &messages {
                 assert_eq!(message.language, *lang);

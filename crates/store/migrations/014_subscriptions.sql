@@ -11,6 +11,10 @@ CREATE TABLE subscriptions (
     starts_at     BIGINT NOT NULL,
     ends_at       BIGINT NOT NULL,
     auto_renew    BIGINT NOT NULL DEFAULT 0 CHECK (auto_renew IN (0, 1)),
+    -- Automatic renewal's declines in a row, the last one, and when to try again.
+    renew_failures        BIGINT NOT NULL DEFAULT 0,
+    renew_last_error      TEXT,
+    renew_next_attempt_at BIGINT,
     created_at    BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL
 );

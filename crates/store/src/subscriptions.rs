@@ -32,10 +32,12 @@ pub struct Subscription {
     pub starts_at_ms: i64,
     pub ends_at_ms: i64,
     pub auto_renew: bool,
+    pub renew_failures: i64,
+    pub renew_last_error: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, user_id, package_id, status, daily_credits, starts_at, ends_at, auto_renew";
+const COLUMNS: &str = "id, user_id, package_id, status, daily_credits, starts_at, ends_at,
+    auto_renew, renew_failures, renew_last_error";
 
 fn from_row(row: &AnyRow) -> Result<Subscription, StoreError> {
     let status: String = row.try_get("status")?;
@@ -48,6 +50,8 @@ fn from_row(row: &AnyRow) -> Result<Subscription, StoreError> {
         starts_at_ms: row.try_get("starts_at")?,
         ends_at_ms: row.try_get("ends_at")?,
         auto_renew: row.try_get::<i64, _>("auto_renew")? == 1,
+        renew_failures: row.try_get("renew_failures")?,
+        renew_last_error: row.try_get("renew_last_error")?,
     })
 }
 
@@ -89,7 +93,8 @@ pub(crate) async fn start_or_extend_on(
     let (id, event) = match active {
         Some((id, ends_at)) => {
             sqlx::query(
-                "UPDATE subscriptions SET ends_at = $1, daily_credits = $2, updated_at = $3
+                "UPDATE subscriptions SET ends_at = $1, daily_credits = $2, updated_at = $3,
+                     renew_failures = 0, renew_last_error = NULL, renew_next_attempt_at = NULL
                  WHERE id = $4",
             )
             .bind(ends_at.max(now_ms).saturating_add(length_ms))
@@ -181,8 +186,10 @@ impl Store {
         id: &str,
         auto_renew: bool,
     ) -> Result<Option<Subscription>, StoreError> {
+        // Turning renewal on again forgets earlier declines.
         let changed = sqlx::query(
-            "UPDATE subscriptions SET auto_renew = $1, updated_at = $2
+            "UPDATE subscriptions SET auto_renew = $1, updated_at = $2, renew_failures = 0,
+                 renew_last_error = NULL, renew_next_attempt_at = NULL
              WHERE id = $3 AND user_id = $4",
         )
         .bind(i64::from(auto_renew))
@@ -312,5 +319,201 @@ impl Store {
             self.jobs.wake().notify_one();
         }
         Ok(reminded)
+    }
+}
+
+/// A renewal to charge: its order and the saved method's token.
+#[derive(Debug)]
+pub struct Renewal {
+    pub order: Box<Order>,
+    pub token: String,
+}
+
+impl Store {
+    /// Subscriptions that renew themselves and end within `within_ms`, not waiting out a
+    /// decline: what the day's run renews.
+    pub async fn renewals_due(&self, within_ms: i64) -> Result<Vec<Subscription>, StoreError> {
+        let now = self.clock.now_ms();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscriptions
+             WHERE status = 'active' AND auto_renew = 1 AND ends_at > $1 AND ends_at <= $2
+               AND (renew_next_attempt_at IS NULL OR renew_next_attempt_at <= $1)
+             ORDER BY id LIMIT 200"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(now)
+            .bind(now.saturating_add(within_ms))
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The order that renews `subscription_id` off-session, in one transaction with the
+    /// subscription locked: a renewal order whose charge has no answer yet is handed back (to
+    /// be charged again with the same idempotency key), else a new one is made from the
+    /// package's price, for the member's auto top-up card or newest saved method. `None`: no
+    /// renewal is due, or the member has no saved method (renewal is then turned off and the
+    /// member told by `told`).
+    pub async fn prepare_renewal(
+        &self,
+        subscription_id: &str,
+        order_ttl_ms: i64,
+        told: impl Fn(bursar_core::Language) -> Message,
+    ) -> Result<Option<Renewal>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let lock = if self.db.dialect == crate::db::Dialect::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE id = $1 AND status = 'active'
+               AND auto_renew = 1{lock}"
+        ));
+        let Some(row) = sqlx::query(sql)
+            .bind(subscription_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let subscription = from_row(&row)?;
+        let method = sqlx::query(
+            "SELECT m.id, m.provider, m.token FROM payment_methods m
+             LEFT JOIN auto_topup_rules r ON r.payment_method_id = m.id AND r.user_id = m.user_id
+             WHERE m.user_id = $1 AND m.deleted_at IS NULL
+             ORDER BY CASE WHEN r.user_id IS NULL THEN 1 ELSE 0 END, m.id DESC LIMIT 1",
+        )
+        .bind(&subscription.user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(method) = method else {
+            sqlx::query(
+                "UPDATE subscriptions SET auto_renew = 0, renew_last_error = $1, updated_at = $2
+                 WHERE id = $3",
+            )
+            .bind("no saved payment method")
+            .bind(now)
+            .bind(subscription_id)
+            .execute(&mut *tx)
+            .await?;
+            let lang = notifications::language_on(&mut tx, &subscription.user_id).await?;
+            notifications::notify_on(&mut tx, &subscription.user_id, &told(lang), now).await?;
+            tx.commit().await?;
+            self.jobs.wake().notify_one();
+            return Ok(None);
+        };
+        let method_id: String = method.try_get("id")?;
+        let token: String = method.try_get("token")?;
+        let unanswered = crate::orders::order_on(
+            &mut tx,
+            "user_id = $1 AND package_id = $2 AND status = 'pending' AND payment_status = 'pending'
+             AND payment_method_id IS NOT NULL ORDER BY id LIMIT 1",
+            &[&subscription.user_id, &subscription.package_id],
+        )
+        .await?;
+        if let Some(order) = unanswered {
+            tx.commit().await?;
+            return Ok(Some(Renewal {
+                order: Box::new(order),
+                token,
+            }));
+        }
+        let package = sqlx::query(
+            "SELECT name, credits, bonus_credits, price_amount, price_currency FROM packages
+             WHERE id = $1",
+        )
+        .bind(&subscription.package_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let price: i64 = package.try_get("price_amount")?;
+        let order = crate::orders::NewOrder {
+            id: new_id("ord"),
+            user_id: subscription.user_id.clone(),
+            kind: bursar_core::OrderKind::Package,
+            package_id: Some(subscription.package_id.clone()),
+            package_name: package.try_get("name")?,
+            quantity: 1,
+            currency: package.try_get("price_currency")?,
+            unit_price: price,
+            discount: 0,
+            fee: 0,
+            total: price,
+            credits: package.try_get("credits")?,
+            bonus_credits: package.try_get("bonus_credits")?,
+            first_purchase_bonus_percent: None,
+            coupon: None,
+            provider: method.try_get("provider")?,
+            payment_method_id: Some(method_id),
+            payment_id: new_id("pay"),
+            expires_at_ms: now + order_ttl_ms,
+        };
+        crate::orders::insert_order_on(&mut tx, &order, now).await?;
+        let order = crate::orders::order_on(&mut tx, "id = $1", &[&order.id])
+            .await?
+            .ok_or_else(|| StoreError::Config("the new order vanished".into()))?;
+        tx.commit().await?;
+        Ok(Some(Renewal {
+            order: Box::new(order),
+            token,
+        }))
+    }
+
+    /// A renewal's charge was declined: the order fails, the decline is counted and the next
+    /// try spaced out (minutes, then hours); the third in a row turns renewal off. The member
+    /// is told each time (`told` gets the language and whether renewal is now off). Once per
+    /// order, however often it is reported.
+    pub async fn record_renewal_decline(
+        &self,
+        subscription_id: &str,
+        order: &Order,
+        reason: &str,
+        told: impl Fn(bursar_core::Language, bool) -> Message,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let closed = crate::orders::close_pending_on(
+            &mut tx,
+            &order.id,
+            bursar_core::OrderStatus::Failed,
+            Some(reason),
+            now,
+        )
+        .await?;
+        if !closed {
+            tx.commit().await?;
+            return Ok(());
+        }
+        let failures: i64 = sqlx::query_scalar(
+            "UPDATE subscriptions SET renew_failures = renew_failures + 1, renew_last_error = $1,
+                 updated_at = $2
+             WHERE id = $3 RETURNING renew_failures",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(subscription_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (status, wait_ms) = bursar_core::topup::after_decline(failures);
+        let off = status == bursar_core::AutoTopupStatus::Off;
+        sqlx::query(
+            "UPDATE subscriptions SET renew_next_attempt_at = $1,
+                 auto_renew = CASE WHEN $2 = 1 THEN 0 ELSE auto_renew END
+             WHERE id = $3",
+        )
+        .bind(wait_ms.map(|wait| now + wait))
+        .bind(i64::from(off))
+        .bind(subscription_id)
+        .execute(&mut *tx)
+        .await?;
+        let lang = notifications::language_on(&mut tx, &order.user_id).await?;
+        notifications::notify_on(&mut tx, &order.user_id, &told(lang, off), now).await?;
+        let mut data = webhooks::order_data(order, "failed");
+        data["reason"] = reason.into();
+        webhooks::emit_and_enqueue_on(&mut tx, EventType::OrderFailed, &data, now).await?;
+        tx.commit().await?;
+        self.jobs.wake().notify_one();
+        Ok(())
     }
 }

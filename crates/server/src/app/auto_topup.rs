@@ -5,12 +5,11 @@
 
 use bursar_core::topup::{self, TopupQuote};
 use bursar_core::{MAX_CREDITS, Money};
-use bursar_payments::{Amount, ChargeRequest, ProviderError};
 use bursar_store::auto_topup::{Rule, RuleChange, TopupSettings, TopupStep};
-use bursar_store::ledger::{PaymentEvent, PaymentOutcome};
 use bursar_worker::LocalCalendar;
 
 use crate::AppState;
+use crate::app::off_session::{self, Charged};
 use crate::error::{ApiError, ApiResult};
 
 /// A rule as the member asks for it.
@@ -158,52 +157,14 @@ pub async fn run(state: &AppState, user_id: &str) -> ApiResult<RunOutcome> {
         TopupStep::Stopped { reason, .. } => return Ok(RunOutcome::Stopped(reason.as_str())),
         TopupStep::Charge { order, token } => (order, token),
     };
-    let provider = state.payments.get(&order.provider).ok_or_else(|| {
-        ApiError::invalid(format!("provider {} is not configured", order.provider))
-    })?;
-    let charge = ChargeRequest {
-        payment_id: order.payment_id.clone(),
-        order_id: order.id.clone(),
-        customer_ref: None,
-        payment_method: token,
-        amount: Amount {
-            amount: order.total,
-            currency: order.currency.clone(),
-        },
-        idempotency_key: order.id.clone(),
-    };
-    match provider.charge_saved_method(&charge).await {
-        Ok(charged) => {
-            let event = PaymentEvent {
-                provider: order.provider.clone(),
-                event_id: format!("charge_{}", order.id),
-                event_type: "auto_topup.charged".into(),
-                outcome: PaymentOutcome::Succeeded,
-                payment_id: Some(order.payment_id.clone()),
-                provider_ref: Some(charged.provider_ref),
-                amount: Some(Money {
-                    amount: order.total,
-                    currency: order.currency.clone(),
-                }),
-                confirmed_by: None,
-            };
-            state.store.ledger.fulfil(event).await?;
-            Ok(RunOutcome::ToppedUp { order_id: order.id })
-        }
-        Err(ProviderError::Declined(reason)) => {
+    match off_session::charge(state, &order, token).await? {
+        Charged::Paid => Ok(RunOutcome::ToppedUp { order_id: order.id }),
+        Charged::Declined(reason) => {
             state.store.record_topup_decline(&order, &reason).await?;
             Ok(RunOutcome::Declined {
                 order_id: order.id,
                 reason,
             })
-        }
-        Err(ProviderError::Unavailable(detail)) => {
-            tracing::warn!(order = %order.id, %detail, "the top-up charge could not be made; retrying");
-            Err(ApiError::new(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "provider_error",
-                "the payment provider could not be reached",
-            ))
         }
     }
 }

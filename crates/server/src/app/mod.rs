@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod auto_topup;
 pub mod checkout;
 pub mod fulfilment;
+pub mod off_session;
 pub mod payment_methods;
 pub mod refunds;
 pub mod subscriptions;

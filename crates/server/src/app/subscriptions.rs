@@ -10,6 +10,7 @@ use bursar_store::subscriptions::Subscription;
 use bursar_worker::LocalCalendar;
 
 use crate::AppState;
+use crate::app::off_session::{self, Charged};
 use crate::error::ApiResult;
 
 /// The local date `now_ms` falls on, `YYYY-MM-DD`.
@@ -50,17 +51,46 @@ pub async fn grant_today(state: &AppState, subscription: &Subscription) -> ApiRe
     ))
 }
 
+/// Subscriptions that renew themselves are charged this long before they end.
+const RENEW_BEFORE_MS: i64 = 24 * 3_600_000;
+
+/// Renews one subscription through the member's saved method: its order charged off-session
+/// (the fulfilment extends the subscription), or a decline counted (minutes, then hours, then
+/// renewal off). `None`: nothing was charged.
+pub async fn renew(state: &AppState, subscription_id: &str) -> ApiResult<Option<Charged>> {
+    let ttl_ms = state.config.order_ttl_s.max(60) * 1000;
+    let Some(renewal) = state
+        .store
+        .prepare_renewal(subscription_id, ttl_ms, messages::renewal_without_method)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let charged = off_session::charge(state, &renewal.order, renewal.token).await?;
+    if let Charged::Declined(reason) = &charged {
+        state
+            .store
+            .record_renewal_decline(subscription_id, &renewal.order, reason, |lang, off| {
+                messages::renewal_declined(lang, reason, off)
+            })
+            .await?;
+    }
+    Ok(Some(charged))
+}
+
 /// What a day's run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DayRun {
     pub granted: usize,
     pub ended: usize,
     pub reminded: usize,
+    pub renewed: usize,
+    pub declined: usize,
 }
 
 /// The day's work: subscriptions past their end are expired (and their members told), the
-/// running ones get today's allowance, and members whose subscription ends within 3 days or 1
-/// day are reminded once each.
+/// running ones get today's allowance, those that renew themselves and end within a day are
+/// charged, and members whose subscription ends within 3 days or 1 day are reminded once each.
 pub async fn run_day(state: &AppState) -> ApiResult<DayRun> {
     let store = &state.store;
     let mut run = DayRun {
@@ -81,6 +111,13 @@ pub async fn run_day(state: &AppState) -> ApiResult<DayRun> {
         match page.last() {
             Some(last) if page.len() == 200 => after = last.id.clone(),
             _ => break,
+        }
+    }
+    for subscription in store.renewals_due(RENEW_BEFORE_MS).await? {
+        match renew(state, &subscription.id).await? {
+            Some(Charged::Paid) => run.renewed += 1,
+            Some(Charged::Declined(_)) => run.declined += 1,
+            None => {}
         }
     }
     for days in [3, 1] {

@@ -29,7 +29,11 @@ pub struct SubscriptionView {
     pub daily_credits: i64,
     pub starts_at: String,
     pub ends_at: String,
+    /// Renewed through the member's saved method (their auto top-up card, else the newest)
+    /// within a day of the end; 3 declines in a row turn it off.
     pub auto_renew: bool,
+    /// Why the last automatic renewal failed, until one succeeds.
+    pub renew_last_error: Option<String>,
 }
 
 impl From<Subscription> for SubscriptionView {
@@ -42,6 +46,7 @@ impl From<Subscription> for SubscriptionView {
             starts_at: rfc3339(s.starts_at_ms),
             ends_at: rfc3339(s.ends_at_ms),
             auto_renew: s.auto_renew,
+            renew_last_error: s.renew_last_error,
         }
     }
 }

@@ -74,9 +74,27 @@ impl TestApp {
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
         let url = bursar_store::testing::fresh_database_url(backend, name).await;
-        let mut config = Config::for_tests(&url);
+        Self::spawn_on(&url, Clock::default(), adjust).await
+    }
+
+    /// A second Bursar instance on this one's database and clock, as several instances behind
+    /// a load balancer share one PostgreSQL database.
+    pub async fn another_instance(&self) -> Self {
+        let config = (*self.state.config).clone();
+        let url = config.database_url.clone();
+        Self::spawn_on(&url, self.state.store.clock.clone(), move |c| {
+            *c = Config {
+                addr: c.addr,
+                ..config
+            }
+        })
+        .await
+    }
+
+    async fn spawn_on(url: &str, clock: Clock, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_tests(url);
         adjust(&mut config);
-        let state = bursar_server::prepare(config.clone(), Clock::default())
+        let state = bursar_server::prepare(config.clone(), clock)
             .await
             .expect("server prepares");
         let running = bursar_server::start(state.clone(), config.addr)

@@ -10,6 +10,7 @@ mod concurrency;
 mod credits;
 mod idempotency;
 mod input;
+mod instances;
 mod jobs;
 mod notifications;
 mod ops;

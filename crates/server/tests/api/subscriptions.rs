@@ -281,6 +281,111 @@ async fn renewal_extends_the_subscription_and_bad_input_changes_nothing(backend:
     assert!(app.get("/api/v1/me/subscriptions", &other.token).await.json["data"] == json!([]));
 }
 
+async fn automatic_renewal_charges_the_saved_card_and_stops_after_three_declines(backend: Backend) {
+    let app = TestApp::spawn(backend, "subscription_auto_renew").await;
+    let admin = app.admin().await;
+    let plan = package(
+        &app,
+        &admin,
+        json!({"name": "Two days", "kind": "subscription", "credits": 0, "daily_credits": 10,
+               "duration_days": 2, "price": {"amount": 500, "currency": "CNY"}}),
+    )
+    .await;
+    let mut subscribers = Vec::new();
+    for (email, card) in [
+        ("renews@example.com", "4242424242424242"),
+        ("declines@example.com", "4000000000000002"),
+    ] {
+        let member = app.register(email).await;
+        let saved = app
+            .post(
+                "/api/v1/me/payment-methods",
+                &member.token,
+                json!({"provider": "sandbox", "card_number": card}),
+            )
+            .await;
+        assert_eq!(saved.status, 201, "{}", saved.text);
+        subscribe(&app, &member, &plan).await;
+        let id = app
+            .get("/api/v1/me/subscriptions", &member.token)
+            .await
+            .json["data"][0]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let on = app
+            .patch(
+                &format!("/api/v1/me/subscriptions/{id}"),
+                &member.token,
+                json!({"auto_renew": true}),
+            )
+            .await;
+        assert_eq!(on.status, 200, "{}", on.text);
+        subscribers.push(member);
+    }
+    // A day before the end the card is charged; a decline is tried again after 15 minutes,
+    // then 4 hours, and the third turns renewal off.
+    app.state.store.clock.advance_ms(25 * HOUR_MS);
+    run_day(&app).await;
+    run_day(&app).await;
+    app.state.store.clock.advance_ms(16 * 60_000);
+    run_day(&app).await;
+    app.state.store.clock.advance_ms(5 * HOUR_MS);
+    run_day(&app).await;
+    run_day(&app).await;
+
+    let renewed = app
+        .get("/api/v1/me/subscriptions", &subscribers[0].token)
+        .await;
+    let sub = &renewed.json["data"][0];
+    let ends = chrono::DateTime::parse_from_rfc3339(sub["ends_at"].as_str().expect("ends_at"))
+        .expect("time")
+        .timestamp_millis();
+    let starts =
+        chrono::DateTime::parse_from_rfc3339(sub["starts_at"].as_str().expect("starts_at"))
+            .expect("time")
+            .timestamp_millis();
+    assert_eq!(
+        ends - starts,
+        4 * 24 * HOUR_MS,
+        "renewed once for its term: {sub}"
+    );
+    let orders = app.get("/api/v1/orders", &subscribers[0].token).await;
+    let paid = orders.json["data"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .filter(|o| o["status"] == "paid")
+        .count();
+    assert_eq!(paid, 2, "{}", orders.text);
+
+    let declined = app
+        .get("/api/v1/me/subscriptions", &subscribers[1].token)
+        .await;
+    let sub = &declined.json["data"][0];
+    assert_eq!(sub["auto_renew"], false, "{sub}");
+    assert_eq!(sub["renew_last_error"], "card_declined");
+    let orders = app.get("/api/v1/orders", &subscribers[1].token).await;
+    let failed = orders.json["data"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .filter(|o| o["status"] == "failed")
+        .count();
+    assert_eq!(failed, 3, "three declines, then none: {}", orders.text);
+    let told = app
+        .get("/api/v1/me/notifications?limit=200", &subscribers[1].token)
+        .await;
+    let declines = told.json["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|n| n["kind"] == "payment_failed")
+        .count();
+    assert_eq!(declines, 3, "{}", told.text);
+    app.assert_ledger_ok().await;
+}
+
 macro_rules! both {
     ($($name:ident),*) => {$(
         mod $name {
@@ -297,6 +402,7 @@ macro_rules! both {
 }
 
 both!(
+    automatic_renewal_charges_the_saved_card_and_stops_after_three_declines,
     daily_allowances_arrive_once_a_local_day_and_never_pile_up,
     renewal_extends_the_subscription_and_bad_input_changes_nothing
 );

@@ -1,0 +1,65 @@
+//! Charging a saved payment method without its owner present (auto top-up, subscription
+//! renewal): the order's id is the provider's idempotency key, so a retry after a crash or an
+//! outage charges once, and a success is applied by the same exactly-once fulfilment as a
+//! provider's webhook.
+
+use bursar_core::Money;
+use bursar_payments::{Amount, ChargeRequest, ProviderError};
+use bursar_store::ledger::{PaymentEvent, PaymentOutcome};
+use bursar_store::orders::Order;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// What the charge came to. A provider that cannot be reached is an `Err`, to be retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Charged {
+    /// Paid and fulfilled (or already fulfilled by the provider's webhook).
+    Paid,
+    Declined(String),
+}
+
+pub async fn charge(state: &AppState, order: &Order, token: String) -> ApiResult<Charged> {
+    let provider = state.payments.get(&order.provider).ok_or_else(|| {
+        ApiError::invalid(format!("provider {} is not configured", order.provider))
+    })?;
+    let request = ChargeRequest {
+        payment_id: order.payment_id.clone(),
+        order_id: order.id.clone(),
+        customer_ref: None,
+        payment_method: token,
+        amount: Amount {
+            amount: order.total,
+            currency: order.currency.clone(),
+        },
+        idempotency_key: order.id.clone(),
+    };
+    match provider.charge_saved_method(&request).await {
+        Ok(charged) => {
+            let event = PaymentEvent {
+                provider: order.provider.clone(),
+                event_id: format!("charge_{}", order.id),
+                event_type: "off_session.charged".into(),
+                outcome: PaymentOutcome::Succeeded,
+                payment_id: Some(order.payment_id.clone()),
+                provider_ref: Some(charged.provider_ref),
+                amount: Some(Money {
+                    amount: order.total,
+                    currency: order.currency.clone(),
+                }),
+                confirmed_by: None,
+            };
+            state.store.ledger.fulfil(event).await?;
+            Ok(Charged::Paid)
+        }
+        Err(ProviderError::Declined(reason)) => Ok(Charged::Declined(reason)),
+        Err(ProviderError::Unavailable(detail)) => {
+            tracing::warn!(order = %order.id, %detail, "an off-session charge could not be made; retrying");
+            Err(ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "provider_error",
+                "the payment provider could not be reached",
+            ))
+        }
+    }
+}
