@@ -148,16 +148,24 @@ impl Store {
         Ok(row.and_then(|(role, status)| Some((Role::parse(&role)?, UserStatus::parse(&status)?))))
     }
 
-    /// Applies `changes`; returns the updated user, or `None` if there is no such user.
+    /// Applies `changes` (ending every session when the password changes, in the same
+    /// transaction); returns the updated user, or `None` if there is no such user.
     pub async fn update_user(
         &self,
         id: &str,
         changes: &UserChanges,
     ) -> Result<Option<User>, StoreError> {
-        let mut conn = self.db.pool.acquire().await?;
-        if !update_user_on(&mut conn, id, changes, self.clock.now_ms()).await? {
+        let now = self.clock.now_ms();
+        let mut tx = self.db.begin_write().await?;
+        if !update_user_on(&mut tx, id, changes, now).await? {
             return Ok(None);
         }
+        // A new password ends every session in the same transaction, so no refresh token
+        // outlives the password it was issued under.
+        if changes.password_hash.is_some() {
+            sessions::revoke_all_on(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
         self.user(id).await
     }
 

@@ -70,9 +70,6 @@ pub async fn patch_me(
         changes.password_hash = Some(password::hash(new_password).await?);
     }
     state.store.update_user(&user_id, &changes).await?;
-    if changes.password_hash.is_some() {
-        state.store.revoke_all_refresh_tokens(&user_id).await?;
-    }
     Ok(Json(current_user(&state, &caller).await?))
 }
 

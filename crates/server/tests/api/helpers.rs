@@ -27,6 +27,24 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// Runs each listed test function (`async fn name(backend: Backend)`) on SQLite and on
+/// PostgreSQL, for tests that start their servers themselves (with settings of their own).
+#[macro_export]
+macro_rules! for_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,

@@ -223,22 +223,7 @@ async fn bad_profile_settings_are_refused_and_change_nothing(backend: Backend) {
     assert_eq!(removed.json["phone"], Value::Null, "{}", removed.text);
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(crate::helpers::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(crate::helpers::Backend::Postgres).await
-            }
-        }
-    )*};
-}
-
-both!(
+crate::for_both_backends!(
     an_email_in_the_members_language_reaches_the_smtp_server,
     an_sms_reaches_the_gateway_after_it_failed_once,
     bad_profile_settings_are_refused_and_change_nothing

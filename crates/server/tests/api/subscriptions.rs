@@ -386,22 +386,7 @@ async fn automatic_renewal_charges_the_saved_card_and_stops_after_three_declines
     app.assert_ledger_ok().await;
 }
 
-macro_rules! both {
-    ($($name:ident),*) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(crate::helpers::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(crate::helpers::Backend::Postgres).await
-            }
-        }
-    )*};
-}
-
-both!(
+crate::for_both_backends!(
     automatic_renewal_charges_the_saved_card_and_stops_after_three_declines,
     daily_allowances_arrive_once_a_local_day_and_never_pile_up,
     renewal_extends_the_subscription_and_bad_input_changes_nothing
