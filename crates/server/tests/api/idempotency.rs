@@ -8,7 +8,99 @@ on_both_backends!(
     the_same_key_with_a_different_body_is_refused,
     concurrent_requests_with_one_key_apply_once,
     keys_are_per_caller_and_bounded_in_length,
+    every_keyed_route_replays_byte_for_byte,
 );
+
+/// Capture, void, a spend's refund and an adjustment: the
+/// same key and body a second time answer the first response's bytes and move nothing more.
+async fn every_keyed_route_replays_byte_for_byte(app: TestApp) {
+    let admin = app.admin().await;
+    let key = app.api_key().await;
+    let member = app.register("replays@example.com").await;
+    app.grant(&member.id, 100).await;
+    let twice = |path: String, token: String, body: serde_json::Value, k: &'static str| {
+        let first = app.send(
+            "POST",
+            &path,
+            Some(&token),
+            Some(&body),
+            &[("idempotency-key", k)],
+        );
+        let second = app.send(
+            "POST",
+            &path,
+            Some(&token),
+            Some(&body),
+            &[("idempotency-key", k)],
+        );
+        async move {
+            let first = first.await;
+            let second = second.await;
+            assert!(first.status < 300, "{path}: {}", first.text);
+            assert_eq!(
+                (second.status, &second.text),
+                (first.status, &first.text),
+                "{path}"
+            );
+            first.json
+        }
+    };
+    let held = app
+        .post(
+            "/api/v1/credits/holds",
+            &key,
+            json!({"user_id": member.id, "amount": 10}),
+        )
+        .await;
+    let hold = held.json["id"].as_str().expect("hold").to_string();
+    twice(
+        format!("/api/v1/credits/holds/{hold}/capture"),
+        key.clone(),
+        json!({"amount": 4}),
+        "capture-1",
+    )
+    .await;
+    let held = app
+        .post(
+            "/api/v1/credits/holds",
+            &key,
+            json!({"user_id": member.id, "amount": 10}),
+        )
+        .await;
+    let hold = held.json["id"].as_str().expect("hold").to_string();
+    twice(
+        format!("/api/v1/credits/holds/{hold}/void"),
+        key.clone(),
+        json!({}),
+        "void-1",
+    )
+    .await;
+    let spent = app
+        .post(
+            "/api/v1/credits/spend",
+            &key,
+            json!({"user_id": member.id, "amount": 20}),
+        )
+        .await;
+    let spend = spent.json["transaction_id"].clone();
+    twice(
+        "/api/v1/credits/refund".into(),
+        key.clone(),
+        json!({"transaction_id": spend, "amount": 5}),
+        "refund-1",
+    )
+    .await;
+    twice(
+        format!("/api/v1/admin/users/{}/adjustments", member.id),
+        admin.token.clone(),
+        json!({"amount": 7, "reason": "replayed correction"}),
+        "adjust-1",
+    )
+    .await;
+    // 100 − 4 captured − 20 spent + 5 refunded + 7 adjusted, each once.
+    assert_eq!(app.balance(&member).await.0, 88);
+    app.assert_ledger_ok().await;
+}
 
 async fn a_replay_returns_the_first_response_byte_for_byte_and_moves_nothing(app: TestApp) {
     let member = app.register("replay@example.com").await;
