@@ -543,19 +543,6 @@ impl Store {
         self.jobs.wake().notify_one();
         Ok(())
     }
-
-    /// Whether a live method of the user's is what an enabled rule charges.
-    pub async fn method_in_use(&self, user_id: &str, method_id: &str) -> Result<bool, StoreError> {
-        let used: Option<String> = sqlx::query_scalar(
-            "SELECT user_id FROM auto_topup_rules
-             WHERE user_id = $1 AND payment_method_id = $2 AND status <> 'off'",
-        )
-        .bind(user_id)
-        .bind(method_id)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        Ok(used.is_some())
-    }
 }
 
 async fn payment_provider_of(

@@ -28,6 +28,15 @@ pub struct NewPaymentMethod<'a> {
     pub token: &'a str,
 }
 
+/// What became of a removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// An auto top-up rule that is on charges it.
+    InUse,
+    NotFound,
+}
+
 /// A user keeps at most this many live methods.
 pub const METHODS_PER_USER_MAX: i64 = 20;
 
@@ -129,17 +138,32 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// Removes one of the user's live methods; `false` when there is none by that id.
-    pub async fn remove_payment_method(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+    /// Removes one of the user's live methods, unless an auto top-up rule that is on charges
+    /// it: the check and the removal are one statement, so a rule enabled at the same moment
+    /// cannot be left pointing at a removed method.
+    pub async fn remove_payment_method(
+        &self,
+        user_id: &str,
+        id: &str,
+    ) -> Result<Removal, StoreError> {
         let removed = sqlx::query(
             "UPDATE payment_methods SET deleted_at = $3
-             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM auto_topup_rules r
+                               WHERE r.payment_method_id = $1 AND r.status <> 'off')",
         )
         .bind(id)
         .bind(user_id)
         .bind(self.clock.now_ms())
         .execute(&self.db.pool)
         .await?;
-        Ok(removed.rows_affected() == 1)
+        if removed.rows_affected() == 1 {
+            return Ok(Removal::Removed);
+        }
+        Ok(if self.payment_method(user_id, id).await?.is_some() {
+            Removal::InUse
+        } else {
+            Removal::NotFound
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! Saved payment methods: a member saves a card once and auto top-up charges it without them.
 //! Only what the provider gives back is kept (brand, last four digits, its token).
 
-use bursar_store::payment_methods::{NewPaymentMethod, PaymentMethod};
+use bursar_store::payment_methods::{NewPaymentMethod, PaymentMethod, Removal};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -45,18 +45,16 @@ pub async fn save_card(
 
 /// Removes one of the user's methods, unless an auto top-up rule that is on charges it.
 pub async fn remove(state: &AppState, user_id: &str, method_id: &str) -> ApiResult<()> {
-    if state.store.method_in_use(user_id, method_id).await? {
-        return Err(ApiError::conflict(
-            "auto top-up charges this payment method: turn auto top-up off or choose another \
-             method first",
-        ));
-    }
-    if !state
+    match state
         .store
         .remove_payment_method(user_id, method_id)
         .await?
     {
-        return Err(ApiError::not_found("payment method"));
+        Removal::Removed => Ok(()),
+        Removal::InUse => Err(ApiError::conflict(
+            "auto top-up charges this payment method: turn auto top-up off or choose another \
+             method first",
+        )),
+        Removal::NotFound => Err(ApiError::not_found("payment method")),
     }
-    Ok(())
 }

@@ -488,9 +488,23 @@ async fn a_client_that_never_reads_its_response_loses_its_connection() {
     };
     let document = status_of("/openapi.json").await.1.len();
     const PIPELINED: usize = 300;
-    let mut hog = std::net::TcpStream::connect(&addr).expect("connects");
     let requests = "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(PIPELINED);
-    hog.write_all(requests.as_bytes()).expect("writes");
+    // The hog must hold the only slot: the connection of the request above may still be
+    // closing when it connects (then the hog is refused), so it tries until its first answer
+    // is a 200 (those few bytes read change nothing: it never reads the rest).
+    let mut hog = None;
+    for _ in 0..50 {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connects");
+        stream.write_all(requests.as_bytes()).expect("writes");
+        let mut head = [0_u8; 12];
+        stream.read_exact(&mut head).expect("an answer starts");
+        if &head == b"HTTP/1.1 200" {
+            hog = Some(stream);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut hog = hog.expect("the hog got the slot");
     let started = Instant::now();
     // While it holds the only slot, others are refused at once.
     let (busy, text) = status_of("/health").await;
