@@ -163,7 +163,8 @@ pub fn plan_topup(
         fee: 0,
         total: i64::MAX,
     });
-    if credits > s.max_credits || quote.total == i64::MAX {
+    // A total no amount field can hold is stopped, never charged short.
+    if credits > s.max_credits || quote.total > crate::MAX_CREDITS {
         return TopupPlan::Stopped(TopupStop::MaxCredits, quote);
     }
     if s.topups_today >= s.max_topups_per_day {

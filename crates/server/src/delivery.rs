@@ -140,7 +140,8 @@ impl SmsGateway {
         let response = request
             .send()
             .await
-            .map_err(|e| format!("the SMS gateway could not be reached: {e}"))?;
+            // Without its URL, which may carry a key: the error is shown to the member.
+            .map_err(|e| format!("the SMS gateway could not be reached: {}", e.without_url()))?;
         if !response.status().is_success() {
             return Err(format!("the SMS gateway answered {}", response.status()));
         }

@@ -159,18 +159,14 @@ async fn rule_on(
 }
 
 /// Puts the threshold the ledger writer checks on the user's account (`None`: no active rule).
-/// On PostgreSQL the ledger's epoch advances with it, so a writer's cached copy of the account
-/// is read again.
+/// On PostgreSQL the caller has advanced the ledger's epoch in this transaction (first, in the
+/// writer's lock order), so a writer's cached copy of the account is read again.
 async fn set_threshold_on(
     conn: &mut AnyConnection,
-    dialect: Dialect,
     asset: &str,
     user_id: &str,
     threshold: Option<i64>,
 ) -> Result<(), StoreError> {
-    if dialect == Dialect::Postgres {
-        epoch::advance(&mut *conn, asset).await?;
-    }
     sqlx::query(
         "UPDATE accounts SET topup_threshold = $1
          WHERE owner_kind = 'user' AND owner_id = $2 AND asset = $3",
@@ -220,6 +216,10 @@ impl Store {
     ) -> Result<Option<Rule>, StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
+        // The ledger writer takes the epoch before any rule row; so does this.
+        if self.db.dialect == Dialect::Postgres {
+            epoch::advance(&mut tx, &self.asset).await?;
+        }
         let method: Option<String> = sqlx::query_scalar(
             "SELECT id FROM payment_methods WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
         )
@@ -267,7 +267,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let threshold = change.enabled.then_some(change.threshold);
-        set_threshold_on(&mut tx, self.db.dialect, &self.asset, user_id, threshold).await?;
+        set_threshold_on(&mut tx, &self.asset, user_id, threshold).await?;
         if change.enabled {
             let job = topup_job(user_id, &format!("saved:{}", new_id("chg")));
             crate::jobs::enqueue_in(&mut tx, &job, now).await?;
@@ -315,7 +315,12 @@ impl Store {
             return Ok(TopupStep::Nothing);
         };
         let waiting = rule.next_attempt_at_ms.is_some_and(|at| at > now);
-        if rule.status == AutoTopupStatus::Off || waiting {
+        let suspended: Option<String> =
+            sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND status = 'suspended'")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if rule.status == AutoTopupStatus::Off || waiting || suspended.is_some() {
             return Ok(TopupStep::Nothing);
         }
         let method = sqlx::query(
@@ -337,9 +342,19 @@ impl Store {
         )
         .await?;
         if let Some(order) = unanswered {
-            return Ok(TopupStep::Charge {
-                order: Box::new(order),
-                token,
+            // Charged again with the method it was first charged with, under the same key.
+            let first_token: Option<String> = sqlx::query_scalar(
+                "SELECT token FROM payment_methods WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(order.payment_method_id.as_deref())
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Ok(match first_token {
+                Some(token) => TopupStep::Charge {
+                    order: Box::new(order),
+                    token,
+                },
+                None => TopupStep::Nothing,
             });
         }
         let balance: Option<i64> = sqlx::query_scalar(
@@ -485,6 +500,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
+        // The ledger writer takes the epoch before any rule row; so does this.
+        if self.db.dialect == Dialect::Postgres {
+            epoch::advance(&mut tx, &self.asset).await?;
+        }
         let closed =
             close_pending_on(&mut tx, &order.id, OrderStatus::Failed, Some(reason), now).await?;
         let Some(rule) = rule_on(&mut tx, Some(self.db.dialect), &order.user_id).await? else {
@@ -526,8 +545,7 @@ impl Store {
                 crate::jobs::enqueue_in(&mut tx, &job, now).await?;
             }
             None => {
-                set_threshold_on(&mut tx, self.db.dialect, &self.asset, &order.user_id, None)
-                    .await?;
+                set_threshold_on(&mut tx, &self.asset, &order.user_id, None).await?;
                 told.push(messages::topup_disabled(lang, reason));
             }
         }

@@ -90,21 +90,28 @@ pub(crate) async fn start_or_extend_on(
     .bind(package_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let (id, event) = match active {
-        Some((id, ends_at)) => {
-            sqlx::query(
-                "UPDATE subscriptions SET ends_at = $1, daily_credits = $2, updated_at = $3,
-                     renew_failures = 0, renew_last_error = NULL, renew_next_attempt_at = NULL
-                 WHERE id = $4",
-            )
-            .bind(ends_at.max(now_ms).saturating_add(length_ms))
-            .bind(daily)
-            .bind(now_ms)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
-            (id, Some(EventType::SubscriptionRenewed))
+    // Extended only while still active: one expired meanwhile is replaced by a new one, so a
+    // paid renewal never lands on an ended subscription.
+    let mut extended = None;
+    if let Some((id, ends_at)) = active {
+        let changed = sqlx::query(
+            "UPDATE subscriptions SET ends_at = $1, daily_credits = $2, updated_at = $3,
+                 renew_failures = 0, renew_last_error = NULL, renew_next_attempt_at = NULL
+             WHERE id = $4 AND status = 'active'",
+        )
+        .bind(ends_at.max(now_ms).saturating_add(length_ms))
+        .bind(daily)
+        .bind(now_ms)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            extended = Some(id);
         }
+    }
+    let (id, event) = match extended {
+        Some(id) => (id, Some(EventType::SubscriptionRenewed)),
         None => {
             let id = new_id("sub");
             sqlx::query(
@@ -249,7 +256,7 @@ impl Store {
             let mut tx = self.db.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE subscriptions SET status = 'expired', updated_at = $1
-                 WHERE id = $2 AND status = 'active'",
+                 WHERE id = $2 AND status = 'active' AND ends_at <= $1",
             )
             .bind(now)
             .bind(&subscription.id)
@@ -357,6 +364,7 @@ impl Store {
     pub async fn prepare_renewal(
         &self,
         subscription_id: &str,
+        within_ms: i64,
         order_ttl_ms: i64,
         told: impl Fn(bursar_core::Language) -> Message,
     ) -> Result<Option<Renewal>, StoreError> {
@@ -367,12 +375,19 @@ impl Store {
         } else {
             ""
         };
+        // Still due, checked with the row locked: a run that overlaps another, or comes after
+        // a renewal by hand or within a decline's wait, finds nothing to do.
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM subscriptions WHERE id = $1 AND status = 'active'
-               AND auto_renew = 1{lock}"
+            "SELECT {COLUMNS} FROM subscriptions
+             WHERE id = $1 AND status = 'active' AND auto_renew = 1
+               AND ends_at > $2 AND ends_at <= $3
+               AND (renew_next_attempt_at IS NULL OR renew_next_attempt_at <= $2)
+               AND user_id IN (SELECT id FROM users WHERE status = 'active'){lock}"
         ));
         let Some(row) = sqlx::query(sql)
             .bind(subscription_id)
+            .bind(now)
+            .bind(now.saturating_add(within_ms))
             .fetch_optional(&mut *tx)
             .await?
         else {
@@ -414,19 +429,43 @@ impl Store {
         )
         .await?;
         if let Some(order) = unanswered {
+            // Charged again with the method it was first charged with, under the same key.
+            let token: Option<String> = sqlx::query_scalar(
+                "SELECT token FROM payment_methods WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(order.payment_method_id.as_deref())
+            .fetch_optional(&mut *tx)
+            .await?;
             tx.commit().await?;
-            return Ok(Some(Renewal {
+            return Ok(token.map(|token| Renewal {
                 order: Box::new(order),
                 token,
             }));
         }
         let package = sqlx::query(
             "SELECT name, credits, bonus_credits, price_amount, price_currency FROM packages
-             WHERE id = $1",
+             WHERE id = $1 AND kind = 'subscription' AND active = 1 AND deleted_at IS NULL",
         )
         .bind(&subscription.package_id)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(package) = package else {
+            // No longer sold: renewal stops, and the member is told.
+            sqlx::query(
+                "UPDATE subscriptions SET auto_renew = 0, renew_last_error = $1, updated_at = $2
+                 WHERE id = $3",
+            )
+            .bind("the package is no longer sold")
+            .bind(now)
+            .bind(subscription_id)
+            .execute(&mut *tx)
+            .await?;
+            let lang = notifications::language_on(&mut tx, &subscription.user_id).await?;
+            notifications::notify_on(&mut tx, &subscription.user_id, &told(lang), now).await?;
+            tx.commit().await?;
+            self.jobs.wake().notify_one();
+            return Ok(None);
+        };
         let price: i64 = package.try_get("price_amount")?;
         let order = crate::orders::NewOrder {
             id: new_id("ord"),

@@ -397,7 +397,8 @@ impl Store {
     }
 
     /// Records one attempt: `delivered`, or still `pending` until `next_attempt_at`, or
-    /// `failed` after the last attempt.
+    /// `failed` after the last attempt. A delivered one stays delivered: a slower attempt of an
+    /// earlier round (an admin's retry runs beside it) cannot undo it.
     pub async fn record_attempt(
         &self,
         id: &str,
@@ -409,7 +410,7 @@ impl Store {
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,
                  last_status_code = $2, last_error = $3, next_attempt_at = $4, updated_at = $5
-             WHERE id = $6",
+             WHERE id = $6 AND status <> 'delivered'",
         )
         .bind(status.as_str())
         .bind(status_code)

@@ -146,7 +146,7 @@ pub async fn run(state: &AppState, user_id: &str) -> ApiResult<RunOutcome> {
         fee_fixed: bounds.fee_fixed,
         max_credits: bounds.max_credits,
         max_per_day: bounds.max_per_day,
-        order_ttl_ms: state.config.order_ttl_s.max(60) * 1000,
+        order_ttl_ms: off_session::ORDER_TTL_MS,
         day_start_ms: calendar.day_start_ms,
         next_day_ms: calendar.next_day_ms,
         month_start_ms: calendar.month_start_ms,

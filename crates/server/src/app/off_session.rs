@@ -11,6 +11,12 @@ use bursar_store::orders::Order;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
+/// How long an off-session order waits for its charge's answer before it expires: longer than
+/// the jobs' retries of a provider outage (about half an hour), so a charge that went through
+/// but whose answer was lost is charged again under the same key (and so not twice), never
+/// replaced by a new order.
+pub const ORDER_TTL_MS: i64 = 24 * 3_600_000;
+
 /// What the charge came to. A provider that cannot be reached is an `Err`, to be retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Charged {

@@ -58,10 +58,14 @@ const RENEW_BEFORE_MS: i64 = 24 * 3_600_000;
 /// (the fulfilment extends the subscription), or a decline counted (minutes, then hours, then
 /// renewal off). `None`: nothing was charged.
 pub async fn renew(state: &AppState, subscription_id: &str) -> ApiResult<Option<Charged>> {
-    let ttl_ms = state.config.order_ttl_s.max(60) * 1000;
     let Some(renewal) = state
         .store
-        .prepare_renewal(subscription_id, ttl_ms, messages::renewal_without_method)
+        .prepare_renewal(
+            subscription_id,
+            RENEW_BEFORE_MS,
+            off_session::ORDER_TTL_MS,
+            messages::renewal_without_method,
+        )
         .await?
     else {
         return Ok(None);
@@ -86,6 +90,8 @@ pub struct DayRun {
     pub reminded: usize,
     pub renewed: usize,
     pub declined: usize,
+    /// Subscriptions whose grant or renewal failed this run (logged; tried again next run).
+    pub failed: usize,
 }
 
 /// The day's work: subscriptions past their end are expired (and their members told), the
@@ -104,8 +110,14 @@ pub async fn run_day(state: &AppState) -> ApiResult<DayRun> {
     loop {
         let page = store.subscriptions_due_a_day(&today, &after, 200).await?;
         for subscription in &page {
-            if grant_today(state, subscription).await? {
-                run.granted += 1;
+            // One subscription's failure (a grant past the balance bound) never holds up the rest.
+            match grant_today(state, subscription).await {
+                Ok(true) => run.granted += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    run.failed += 1;
+                    tracing::warn!(subscription = %subscription.id, error = %error.problem().detail, "allowance not granted");
+                }
             }
         }
         match page.last() {
@@ -114,10 +126,15 @@ pub async fn run_day(state: &AppState) -> ApiResult<DayRun> {
         }
     }
     for subscription in store.renewals_due(RENEW_BEFORE_MS).await? {
-        match renew(state, &subscription.id).await? {
-            Some(Charged::Paid) => run.renewed += 1,
-            Some(Charged::Declined(_)) => run.declined += 1,
-            None => {}
+        match renew(state, &subscription.id).await {
+            Ok(Some(Charged::Paid)) => run.renewed += 1,
+            Ok(Some(Charged::Declined(_))) => run.declined += 1,
+            Ok(None) => {}
+            // A provider outage: the same order is charged again with the same key next run.
+            Err(error) => {
+                run.failed += 1;
+                tracing::warn!(subscription = %subscription.id, error = %error.problem().detail, "renewal not charged");
+            }
         }
     }
     for days in [3, 1] {

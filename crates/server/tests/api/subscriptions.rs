@@ -115,6 +115,11 @@ async fn daily_allowances_arrive_once_a_local_day_and_never_pile_up(backend: Bac
         run_day(&app).await;
         run_day(&app).await;
     }
+    // Past the last local midnight, with overdue grants settled (as the expiry job does).
+    app.state.store.clock.advance_ms(60_000);
+    bursar_server::jobs::sweep_expired(&app.state)
+        .await
+        .expect("overdue grants expire");
     let granted = allowances(&app, &member).await;
     // Local days 9 March (at payment) through 19 March, when the subscription ends at 23:00.
     assert_eq!(granted.len(), 11, "{granted:?}");
@@ -327,8 +332,13 @@ async fn automatic_renewal_charges_the_saved_card_and_stops_after_three_declines
     // then 4 hours, and the third turns renewal off.
     app.state.store.clock.advance_ms(25 * HOUR_MS);
     run_day(&app).await;
-    run_day(&app).await;
-    app.state.store.clock.advance_ms(16 * 60_000);
+    // A second run at the same moment (another instance, an overlapping period) charges nothing.
+    bursar_server::app::subscriptions::run_day(&app.state)
+        .await
+        .expect("the day runs again");
+    app.settle_jobs().await;
+    // (The day job's period in tests is an hour: the next run is in the next one.)
+    app.state.store.clock.advance_ms(61 * 60_000);
     run_day(&app).await;
     app.state.store.clock.advance_ms(5 * HOUR_MS);
     run_day(&app).await;
