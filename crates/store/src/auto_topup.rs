@@ -98,7 +98,6 @@ pub struct TopupSettings {
 }
 
 /// What a top-up job is to do.
-#[derive(Debug)]
 pub enum TopupStep {
     /// No rule, a rule that is off or waiting, or a balance that needs nothing.
     Nothing,
@@ -106,6 +105,24 @@ pub enum TopupStep {
     Stopped { order_id: String, reason: TopupStop },
     /// Charge this order to the saved method (`token` at `provider`).
     Charge { order: Box<Order>, token: String },
+}
+
+/// The step without the method's token, so a logged step leaks nothing.
+impl std::fmt::Debug for TopupStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TopupStep::Nothing => f.write_str("Nothing"),
+            TopupStep::Stopped { order_id, reason } => f
+                .debug_struct("Stopped")
+                .field("order_id", order_id)
+                .field("reason", reason)
+                .finish(),
+            TopupStep::Charge { order, .. } => f
+                .debug_struct("Charge")
+                .field("order_id", &order.id)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 const RULE_COLUMNS: &str = "user_id, status, threshold, target, payment_method_id,

@@ -8,7 +8,7 @@ use crate::clock::rfc3339;
 use crate::ids::new_id;
 use crate::{Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PaymentMethod {
     pub id: String,
     pub user_id: String,
@@ -18,6 +18,19 @@ pub struct PaymentMethod {
     /// The provider's reference for charging it; never shown to anyone.
     pub token: String,
     pub created_at: String,
+}
+
+/// Everything but the provider's token, so a logged method leaks nothing.
+impl std::fmt::Debug for PaymentMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaymentMethod")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("provider", &self.provider)
+            .field("brand", &self.brand)
+            .field("last4", &self.last4)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a provider answered when the method was saved.
@@ -165,5 +178,26 @@ impl Store {
         } else {
             Removal::NotFound
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_out_the_token() {
+        let method = PaymentMethod {
+            id: "pm_1".into(),
+            user_id: "usr_1".into(),
+            provider: "stripe".into(),
+            brand: "visa".into(),
+            last4: "4242".into(),
+            token: "pm_secret_token".into(),
+            created_at: "2026-12-05T00:00:00.000Z".into(),
+        };
+        let shown = format!("{method:?}");
+        assert!(!shown.contains("pm_secret_token"), "{shown}");
+        assert!(shown.contains("4242"));
     }
 }

@@ -330,10 +330,18 @@ impl Store {
 }
 
 /// A renewal to charge: its order and the saved method's token.
-#[derive(Debug)]
 pub struct Renewal {
     pub order: Box<Order>,
     pub token: String,
+}
+
+/// The renewal without the method's token, so a logged renewal leaks nothing.
+impl std::fmt::Debug for Renewal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renewal")
+            .field("order_id", &self.order.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {

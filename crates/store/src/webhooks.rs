@@ -40,7 +40,7 @@ pub struct Event {
     pub created_at_ms: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     pub id: String,
     pub url: String,
@@ -50,6 +50,19 @@ pub struct Endpoint {
     pub enabled: bool,
     pub created_at_ms: i64,
     pub deleted: bool,
+}
+
+/// Everything but the signing secret, so a logged endpoint leaks nothing.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("enabled", &self.enabled)
+            .field("deleted", &self.deleted)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An endpoint as an admin sets it up; `None` leaves a field as it is (on update).
@@ -467,4 +480,26 @@ pub(crate) fn order_data(order: &crate::orders::Order, status: &str) -> serde_js
         "total": {"amount": order.total, "currency": order.currency},
         "credits": order.credits,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_out_the_secret() {
+        let endpoint = Endpoint {
+            id: "whe_1".into(),
+            url: "https://example.com/hook".into(),
+            description: None,
+            events: vec![EventType::OrderPaid],
+            secret: "whsec_do_not_log".into(),
+            enabled: true,
+            created_at_ms: 0,
+            deleted: false,
+        };
+        let shown = format!("{endpoint:?}");
+        assert!(!shown.contains("whsec_do_not_log"), "{shown}");
+        assert!(shown.contains("example.com"));
+    }
 }
