@@ -20,6 +20,7 @@ use crate::jobs::NewJob;
 use crate::ledger::epoch;
 use crate::notifications;
 use crate::orders::{NewOrder, Order, close_pending_on, insert_order_on, order_on};
+use crate::payment_methods::live_token_on;
 use crate::webhooks;
 use crate::{Store, StoreError};
 
@@ -40,11 +41,6 @@ pub fn topup_job(user_id: &str, occasion: &str) -> NewJob {
         user_id: user_id.to_string(),
     };
     NewJob::new(JOB, &payload, JOB_ATTEMPTS_MAX).unique(format!("{JOB}:{user_id}:{occasion}"))
-}
-
-/// The job a debit enqueues when it takes the balance below the threshold.
-pub(crate) fn crossing_job(user_id: &str, transaction_id: &str) -> NewJob {
-    topup_job(user_id, transaction_id)
 }
 
 #[derive(Debug, Clone)]
@@ -160,11 +156,7 @@ async fn rule_on(
     dialect: Option<Dialect>,
     user_id: &str,
 ) -> Result<Option<Rule>, StoreError> {
-    let lock = if dialect == Some(Dialect::Postgres) {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = dialect.map_or("", Dialect::row_lock);
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {RULE_COLUMNS} FROM auto_topup_rules WHERE user_id = $1{lock}"
     ));
@@ -341,7 +333,8 @@ impl Store {
             return Ok(TopupStep::Nothing);
         }
         let method = sqlx::query(
-            "SELECT token FROM payment_methods WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+            "SELECT token, provider FROM payment_methods
+             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
         )
         .bind(&rule.payment_method_id)
         .bind(user_id)
@@ -351,6 +344,7 @@ impl Store {
             return Ok(TopupStep::Nothing);
         };
         let token: String = method.try_get("token")?;
+        let provider: String = method.try_get("provider")?;
         let unanswered = order_on(
             &mut tx,
             "user_id = $1 AND kind = 'auto_topup' AND status = 'pending' AND payment_status = 'pending'
@@ -360,12 +354,7 @@ impl Store {
         .await?;
         if let Some(order) = unanswered {
             // Charged again with the method it was first charged with, under the same key.
-            let first_token: Option<String> = sqlx::query_scalar(
-                "SELECT token FROM payment_methods WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .bind(order.payment_method_id.as_deref())
-            .fetch_optional(&mut *tx)
-            .await?;
+            let first_token = live_token_on(&mut tx, order.payment_method_id.as_deref()).await?;
             return Ok(match first_token {
                 Some(token) => TopupStep::Charge {
                     order: Box::new(order),
@@ -440,7 +429,7 @@ impl Store {
             bonus_credits: 0,
             first_purchase_bonus_percent: None,
             coupon: None,
-            provider: payment_provider_of(&mut tx, &rule.payment_method_id).await?,
+            provider,
             payment_method_id: Some(rule.payment_method_id.clone()),
             payment_id: new_id("pay"),
             expires_at_ms: now + settings.order_ttl_ms,
@@ -578,18 +567,6 @@ impl Store {
         self.jobs.wake().notify_one();
         Ok(())
     }
-}
-
-async fn payment_provider_of(
-    conn: &mut AnyConnection,
-    method_id: &str,
-) -> Result<String, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT provider FROM payment_methods WHERE id = $1")
-            .bind(method_id)
-            .fetch_one(&mut *conn)
-            .await?,
-    )
 }
 
 /// A top-up order was paid (in the ledger's fulfilment transaction): the rule's failures are

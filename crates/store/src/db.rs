@@ -17,6 +17,18 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// What a `SELECT` inside a write transaction ends with to lock the rows it reads until the
+    /// transaction ends: `FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write
+    /// transaction already excludes every other writer.
+    pub fn row_lock(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
 /// How durable a SQLite commit is. `Full` fsyncs at every commit; `Normal` in WAL mode can lose
 /// the last commits on power loss (never on a process crash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

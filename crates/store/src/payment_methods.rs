@@ -67,6 +67,22 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<PaymentMethod, StoreError> {
     })
 }
 
+/// The provider's token of a method that has not been removed, inside the caller's
+/// transaction: what an off-session order is charged with again when it is retried.
+pub(crate) async fn live_token_on(
+    conn: &mut sqlx::AnyConnection,
+    method_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar(
+            "SELECT token FROM payment_methods WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(method_id)
+        .fetch_optional(&mut *conn)
+        .await?,
+    )
+}
+
 impl Store {
     /// Saves a method for `user_id`; `None` when the user already has `METHODS_PER_USER_MAX`.
     pub async fn save_payment_method(

@@ -378,11 +378,7 @@ impl Store {
     ) -> Result<Option<Renewal>, StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
-        let lock = if self.db.dialect == crate::db::Dialect::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        };
+        let lock = self.db.dialect.row_lock();
         // Still due, checked with the row locked: a run that overlaps another, or comes after
         // a renewal by hand or within a decline's wait, finds nothing to do.
         let sql = sqlx::AssertSqlSafe(format!(
@@ -438,12 +434,9 @@ impl Store {
         .await?;
         if let Some(order) = unanswered {
             // Charged again with the method it was first charged with, under the same key.
-            let token: Option<String> = sqlx::query_scalar(
-                "SELECT token FROM payment_methods WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .bind(order.payment_method_id.as_deref())
-            .fetch_optional(&mut *tx)
-            .await?;
+            let token =
+                crate::payment_methods::live_token_on(&mut tx, order.payment_method_id.as_deref())
+                    .await?;
             tx.commit().await?;
             return Ok(token.map(|token| Renewal {
                 order: Box::new(order),

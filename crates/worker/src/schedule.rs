@@ -50,8 +50,7 @@ impl Schedule {
                 (bursar_store::clock::rfc3339(start), start)
             }
             Cadence::DailyAtMidnight(zone) => {
-                let utc = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-                let day = utc.with_timezone(&zone).date_naive();
+                let day = local_date(zone, now_ms);
                 (day.to_string(), local_midnight_ms(zone, day))
             }
         }
@@ -74,6 +73,8 @@ impl Schedule {
 /// count within.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalCalendar {
+    /// The local date itself.
+    pub day: chrono::NaiveDate,
     pub day_start_ms: i64,
     pub next_day_ms: i64,
     pub month_start_ms: i64,
@@ -82,20 +83,28 @@ pub struct LocalCalendar {
 
 impl LocalCalendar {
     pub fn at(zone: Tz, now_ms: i64) -> Self {
-        let utc = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-        let today = utc.with_timezone(&zone).date_naive();
+        let today = local_date(zone, now_ms);
         let month = today.with_day(1).unwrap_or(today);
         let next = |day: chrono::NaiveDate, days: Days| day.checked_add_days(days).unwrap_or(day);
         let next_month = month
             .checked_add_months(chrono::Months::new(1))
             .unwrap_or(month);
         Self {
+            day: today,
             day_start_ms: local_midnight_ms(zone, today),
             next_day_ms: local_midnight_ms(zone, next(today, Days::new(1))),
             month_start_ms: local_midnight_ms(zone, month),
             next_month_ms: local_midnight_ms(zone, next_month),
         }
     }
+}
+
+/// The date `now_ms` falls on in `zone`.
+fn local_date(zone: Tz, now_ms: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(now_ms)
+        .unwrap_or_default()
+        .with_timezone(&zone)
+        .date_naive()
 }
 
 /// The first instant of `day` in `zone`. Where midnight is skipped by a daylight-saving change,

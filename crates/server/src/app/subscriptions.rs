@@ -13,15 +13,6 @@ use crate::AppState;
 use crate::app::off_session::{self, Charged};
 use crate::error::ApiResult;
 
-/// The local date `now_ms` falls on, `YYYY-MM-DD`.
-pub fn local_day(state: &AppState, now_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(now_ms)
-        .unwrap_or_default()
-        .with_timezone(&state.config.timezone)
-        .date_naive()
-        .to_string()
-}
-
 /// Grants `subscription` today's allowance unless it already has it, it has ended, or it has
 /// not begun. Answers whether credits were granted.
 pub async fn grant_today(state: &AppState, subscription: &Subscription) -> ApiResult<bool> {
@@ -36,7 +27,7 @@ pub async fn grant_today(state: &AppState, subscription: &Subscription) -> ApiRe
     let command = Command::GrantAllowance {
         subscription_id: subscription.id.clone(),
         user_id: subscription.user_id.clone(),
-        day: local_day(state, now),
+        day: calendar.day.to_string(),
         amount: Credits::new(subscription.daily_credits)
             .map_err(|e| crate::error::ApiError::invalid(e.to_string()))?,
         expires_at_ms: calendar.next_day_ms,
@@ -105,7 +96,9 @@ pub async fn run_day(state: &AppState) -> ApiResult<DayRun> {
             .await?,
         ..DayRun::default()
     };
-    let today = local_day(state, store.clock.now_ms());
+    let today = LocalCalendar::at(state.config.timezone, store.clock.now_ms())
+        .day
+        .to_string();
     let mut after = String::new();
     loop {
         let page = store.subscriptions_due_a_day(&today, &after, 200).await?;

@@ -12,8 +12,6 @@ use bursar_worker::{Job, JobError, JobFuture, Policy};
 
 use crate::AppState;
 
-pub const SIGNATURE_HEADER: &str = "Bursar-Signature";
-
 pub struct DeliverWebhook;
 
 impl Job<AppState> for DeliverWebhook {
@@ -76,7 +74,8 @@ async fn deliver(state: &AppState, job: &ClaimedJob, delivery_id: &str) -> Resul
         .webhook_client
         .post(&endpoint.url)
         .header("content-type", "application/json")
-        .header(SIGNATURE_HEADER, signature)
+        // The sandbox webhook's header and scheme: one verifier serves receivers of both.
+        .header(bursar_payments::sandbox::SIGNATURE_HEADER, signature)
         .body(body)
         .send()
         .await;

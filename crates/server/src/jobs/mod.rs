@@ -23,14 +23,13 @@ use tokio_util::task::TaskTracker;
 use crate::AppState;
 use crate::config::Config;
 
-pub use deliver_webhook::SIGNATURE_HEADER as WEBHOOK_SIGNATURE_HEADER;
 pub use expire_holds_and_grants::sweep_expired;
 pub use expire_orders::expire_orders;
 pub use provider_refund::{ProviderRefund, send_refund};
 
 /// Every kind this server runs, and when the scheduled ones run.
 pub fn registry(config: &Config) -> Registry<AppState> {
-    let sweep = Duration::from_secs(config.expiry_sweep_interval_s.max(1));
+    let sweep = expiry_sweep(config);
     Registry::default()
         .with(ProviderRefund)
         .with(expire_holds_and_grants::ExpireHoldsAndGrants)
@@ -44,33 +43,40 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(subscriptions::SubscriptionAllowance)
         .with(subscriptions::SubscriptionDay)
         .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
-        .scheduled(Schedule::every(
-            auto_topup_sweep::KIND,
-            Duration::from_secs(config.topup.sweep_s),
-        ))
+        .scheduled(topup_sweep_schedule(config))
         .scheduled(Schedule::every(expire_orders::KIND, sweep))
         .scheduled(Schedule::daily_at_midnight(
             housekeeping::KIND,
             config.timezone,
         ))
-        .scheduled(Schedule::every(subscriptions::DAY_KIND, sweep))
+        .scheduled(subscription_day_schedule(config))
+}
+
+fn expiry_sweep(config: &Config) -> Duration {
+    Duration::from_secs(config.expiry_sweep_interval_s.max(1))
+}
+
+fn topup_sweep_schedule(config: &Config) -> Schedule {
+    Schedule::every(
+        auto_topup_sweep::KIND,
+        Duration::from_secs(config.topup.sweep_s),
+    )
+}
+
+fn subscription_day_schedule(config: &Config) -> Schedule {
+    Schedule::every(subscriptions::DAY_KIND, expiry_sweep(config))
 }
 
 /// The auto top-up sweep's job for the period `now_ms` falls in, as the worker enqueues it
 /// (tests enqueue it themselves after moving the clock).
 pub fn topup_sweep_job(config: &Config, now_ms: i64) -> bursar_store::jobs::NewJob {
-    Schedule::every(
-        auto_topup_sweep::KIND,
-        Duration::from_secs(config.topup.sweep_s),
-    )
-    .job_for(now_ms)
+    topup_sweep_schedule(config).job_for(now_ms)
 }
 
 /// The subscriptions' day job for the period `now_ms` falls in, as the worker enqueues it
 /// (tests enqueue it themselves after moving the clock).
 pub fn subscription_day_job(config: &Config, now_ms: i64) -> bursar_store::jobs::NewJob {
-    let sweep = Duration::from_secs(config.expiry_sweep_interval_s.max(1));
-    Schedule::every(subscriptions::DAY_KIND, sweep).job_for(now_ms)
+    subscription_day_schedule(config).job_for(now_ms)
 }
 
 /// Starts this instance's worker (unless jobs are off here) on `tracker`.

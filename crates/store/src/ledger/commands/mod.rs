@@ -32,7 +32,8 @@ pub(super) async fn debit_used_credits(
     if let Some((before, Some(threshold))) = before {
         let after = uow.account(user_id).map_or(before, |a| a.balance);
         if topup::crossed_below(before, after, threshold) {
-            let job = crate::auto_topup::crossing_job(user_id, &transaction_id);
+            // Once per crossing: the debit's transaction names the occasion.
+            let job = crate::auto_topup::topup_job(user_id, &transaction_id);
             uow.enqueue(conn, &job).await?;
             // Told once per crossing, not once per debit below the threshold.
             let lang = crate::notifications::language_on(conn, user_id).await?;
