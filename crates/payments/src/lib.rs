@@ -8,7 +8,7 @@ pub mod signature;
 pub mod stripe;
 
 pub use provider::{
-    Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment, EventKind,
-    PaymentProvider, PaymentRequest, ProviderError, RefundRequest, RefundResult, WebhookError,
-    WebhookEvent,
+    Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment,
+    CustomerRequest, EventKind, PaymentProvider, PaymentRequest, ProviderError, RefundRequest,
+    RefundResult, SavedMethod, SetupRequest, SetupState, StartedSetup, WebhookError, WebhookEvent,
 };

@@ -69,6 +69,9 @@ pub enum EventKind {
     },
     /// A well-signed event of a type Bursar does not act on; acknowledged and recorded.
     Ignored,
+    /// A person finished saving a payment method (a Stripe SetupIntent succeeded); the setup is
+    /// `provider_ref`, to be read back from the provider before the method is saved.
+    MethodSetUp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +142,75 @@ pub struct ChargeResult {
     pub provider_ref: String,
 }
 
+/// A customer record at the provider, made the first time a user saves a method there.
+#[derive(Debug, Clone)]
+pub struct CustomerRequest {
+    pub user_id: String,
+    pub email: Option<String>,
+    /// Derived from the user, so two first saves at once make one customer.
+    pub idempotency_key: String,
+}
+
+/// A setup the person completes with the provider (entering the card, authenticating), after
+/// which the method can be charged without them.
+#[derive(Debug, Clone)]
+pub struct SetupRequest {
+    pub customer_ref: String,
+    pub user_id: String,
+    pub idempotency_key: String,
+}
+
+/// What the client needs to complete a setup with the provider's own script.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StartedSetup {
+    pub provider_ref: String,
+    pub client_secret: String,
+}
+
+// Written by hand so that the client secret never reaches a log through `{:?}`.
+impl std::fmt::Debug for StartedSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedSetup")
+            .field("provider_ref", &self.provider_ref)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A setup as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupState {
+    pub provider_ref: String,
+    /// The provider's status word (`succeeded`, `requires_payment_method`, …).
+    pub status: String,
+    pub customer_ref: Option<String>,
+    /// The method it saved, once it has succeeded.
+    pub method: Option<SavedMethod>,
+}
+
+impl SetupState {
+    pub fn succeeded(&self) -> bool {
+        self.status == "succeeded"
+    }
+}
+
+/// A method the provider holds for a customer: what Bursar may keep of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SavedMethod {
+    /// The provider's id for charging it (`pm_…`).
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+}
+
+impl std::fmt::Debug for SavedMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedMethod")
+            .field("brand", &self.brand)
+            .field("last4", &self.last4)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How the webhook endpoint answers a provider once an event is handled (each provider
 /// expects its own acknowledgement).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,4 +257,39 @@ pub trait PaymentProvider: Send + Sync {
         &'a self,
         request: &'a RefundRequest,
     ) -> BoxFuture<'a, Result<RefundResult, ProviderError>>;
+
+    /// Whether methods are saved through [`Self::start_setup`] (the person completes a setup
+    /// with the provider) rather than handed to Bursar directly.
+    fn saves_methods_by_setup(&self) -> bool {
+        false
+    }
+
+    /// Creates the provider's customer record for a user; returns its reference.
+    fn create_customer<'a>(
+        &'a self,
+        _request: &'a CustomerRequest,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move { Err(setups_unsupported(self.name())) })
+    }
+
+    fn start_setup<'a>(
+        &'a self,
+        _request: &'a SetupRequest,
+    ) -> BoxFuture<'a, Result<StartedSetup, ProviderError>> {
+        Box::pin(async move { Err(setups_unsupported(self.name())) })
+    }
+
+    /// Reads a setup back from the provider: the one source trusted for what it saved.
+    fn fetch_setup<'a>(
+        &'a self,
+        _provider_ref: &'a str,
+    ) -> BoxFuture<'a, Result<SetupState, ProviderError>> {
+        Box::pin(async move { Err(setups_unsupported(self.name())) })
+    }
+}
+
+fn setups_unsupported(provider: &str) -> ProviderError {
+    ProviderError::Declined(format!(
+        "{provider} does not save payment methods through a setup"
+    ))
 }

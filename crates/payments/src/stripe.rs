@@ -16,8 +16,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::provider::{
-    Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment, EventKind, PaymentProvider,
-    PaymentRequest, ProviderError, RefundRequest, RefundResult, WebhookError, WebhookEvent,
+    Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment, CustomerRequest, EventKind,
+    PaymentProvider, PaymentRequest, ProviderError, RefundRequest, RefundResult, SavedMethod,
+    SetupRequest, SetupState, StartedSetup, WebhookError, WebhookEvent,
 };
 use crate::signature::{TOLERANCE_S_DEFAULT, verify_v1};
 
@@ -32,6 +33,7 @@ pub const EVENT_INTENT_SUCCEEDED: &str = "payment_intent.succeeded";
 pub const EVENT_INTENT_FAILED: &str = "payment_intent.payment_failed";
 pub const EVENT_CHARGE_REFUNDED: &str = "charge.refunded";
 pub const EVENT_CHECKOUT_EXPIRED: &str = "checkout.session.expired";
+pub const EVENT_SETUP_SUCCEEDED: &str = "setup_intent.succeeded";
 
 /// How to reach one Stripe account.
 #[derive(Clone)]
@@ -128,15 +130,7 @@ impl Stripe {
         if !provider_ref.starts_with("cs_") {
             return Ok(provider_ref.to_string());
         }
-        // The id goes into the URL path, so it must not be able to change the path.
-        if !provider_ref
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(ProviderError::Declined(format!(
-                "not a Checkout Session id: {provider_ref}"
-            )));
-        }
+        path_safe(provider_ref, "Checkout Session")?;
         let session: SessionPaymentIntent =
             send(self.get(&format!("/v1/checkout/sessions/{provider_ref}"))).await?;
         session
@@ -197,6 +191,7 @@ impl PaymentProvider for Stripe {
             EVENT_INTENT_FAILED => intent_failed(event.object()?),
             EVENT_CHARGE_REFUNDED => charge_refunded(event.object()?)?,
             EVENT_CHECKOUT_EXPIRED => checkout_expired(event.object()?),
+            EVENT_SETUP_SUCCEEDED => setup_succeeded(event.object()?),
             _ => Details::ignored(),
         };
         Ok(WebhookEvent {
@@ -230,6 +225,59 @@ impl PaymentProvider for Stripe {
             let intent: IntentStatus =
                 send(self.post("/v1/payment_intents", &form, &request.idempotency_key)).await?;
             intent.into_charge_result()
+        })
+    }
+
+    fn saves_methods_by_setup(&self) -> bool {
+        true
+    }
+
+    fn create_customer<'a>(
+        &'a self,
+        request: &'a CustomerRequest,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            let form = Form::default().field("metadata[bursar_user_id]", &request.user_id);
+            let form = match &request.email {
+                Some(email) => form.field("email", email),
+                None => form,
+            };
+            let customer: Created =
+                send(self.post("/v1/customers", &form, &request.idempotency_key)).await?;
+            Ok(customer.id)
+        })
+    }
+
+    /// A SetupIntent for off-session card charges; the client confirms it with Stripe.js and
+    /// its client secret.
+    fn start_setup<'a>(
+        &'a self,
+        request: &'a SetupRequest,
+    ) -> BoxFuture<'a, Result<StartedSetup, ProviderError>> {
+        Box::pin(async move {
+            let form = Form::default()
+                .field("customer", &request.customer_ref)
+                .field("usage", "off_session")
+                .field("payment_method_types[0]", "card")
+                .field("metadata[bursar_user_id]", &request.user_id);
+            let intent: CreatedSetup =
+                send(self.post("/v1/setup_intents", &form, &request.idempotency_key)).await?;
+            Ok(StartedSetup {
+                provider_ref: intent.id,
+                client_secret: intent.client_secret,
+            })
+        })
+    }
+
+    fn fetch_setup<'a>(
+        &'a self,
+        provider_ref: &'a str,
+    ) -> BoxFuture<'a, Result<SetupState, ProviderError>> {
+        Box::pin(async move {
+            path_safe(provider_ref, "SetupIntent")?;
+            let path = format!("/v1/setup_intents/{provider_ref}?expand[]=payment_method");
+            let intent: FetchedSetup = send(self.get(&path)).await?;
+            Ok(intent.into_state())
         })
     }
 
@@ -387,16 +435,29 @@ struct ErrorBody {
 struct ApiError {
     message: Option<String>,
     code: Option<String>,
+    decline_code: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
 }
 
+/// The decline of an off-session charge whose card wants its holder to authenticate: only
+/// the member can clear it (by paying once with the card present), so it is named as such.
+pub const AUTHENTICATION_REQUIRED: &str = "authentication_required";
+
 impl ApiError {
     fn describe(self) -> String {
-        self.message
+        let needs_holder = [&self.code, &self.decline_code]
+            .iter()
+            .any(|code| code.as_deref() == Some(AUTHENTICATION_REQUIRED));
+        let message = self
+            .message
             .or(self.code)
             .or(self.kind)
-            .unwrap_or_else(|| "declined".into())
+            .unwrap_or_else(|| "declined".into());
+        if needs_holder && !message.starts_with(AUTHENTICATION_REQUIRED) {
+            return format!("{AUTHENTICATION_REQUIRED}: {message}");
+        }
+        message
     }
 }
 
@@ -409,6 +470,56 @@ struct CreatedSession {
 #[derive(Deserialize)]
 struct Created {
     id: String,
+}
+
+#[derive(Deserialize)]
+struct CreatedSetup {
+    id: String,
+    client_secret: String,
+}
+
+/// A SetupIntent read back with its payment method expanded.
+#[derive(Deserialize)]
+struct FetchedSetup {
+    id: String,
+    status: String,
+    customer: Option<Value>,
+    payment_method: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ExpandedMethod {
+    id: String,
+    card: Option<CardDetails>,
+}
+
+#[derive(Deserialize)]
+struct CardDetails {
+    brand: String,
+    last4: String,
+}
+
+impl FetchedSetup {
+    /// Only a card method is kept: Bursar charges cards off-session, and shows brand and last4.
+    fn into_state(self) -> SetupState {
+        let method = self
+            .payment_method
+            .and_then(|value| ExpandedMethod::deserialize(value).ok())
+            .and_then(|method| {
+                let card = method.card?;
+                Some(SavedMethod {
+                    token: method.id,
+                    brand: card.brand,
+                    last4: card.last4,
+                })
+            });
+        SetupState {
+            provider_ref: self.id,
+            status: self.status,
+            customer_ref: self.customer.as_ref().and_then(id_of),
+            method,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -441,6 +552,14 @@ impl IntentStatus {
             self.status
         )))
     }
+}
+
+/// Refuses an id that could change the URL path it is put into.
+fn path_safe(id: &str, what: &str) -> Result<(), ProviderError> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(ProviderError::Declined(format!("not a {what} id: {id}")));
+    }
+    Ok(())
 }
 
 /// An id field that may be a bare id or, when expanded, the object itself.
@@ -611,6 +730,17 @@ fn checkout_expired(session: EventObject) -> Details {
             .metadata("order_id")
             .or_else(|| session.client_reference_id.clone()),
         provider_ref: session.id,
+        amount: None,
+    }
+}
+
+/// A saved method: the SetupIntent is read back from Stripe before anything is kept.
+fn setup_succeeded(intent: EventObject) -> Details {
+    Details {
+        kind: EventKind::MethodSetUp,
+        payment_id: None,
+        order_id: None,
+        provider_ref: intent.id,
         amount: None,
     }
 }

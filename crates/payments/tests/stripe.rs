@@ -11,8 +11,8 @@ use axum::response::IntoResponse;
 use bursar_payments::signature::header_v1;
 use bursar_payments::stripe::{Stripe, StripeConfig};
 use bursar_payments::{
-    Amount, ChargeRequest, EventKind, PaymentProvider, PaymentRequest, ProviderError,
-    RefundRequest, WebhookError, WebhookEvent,
+    Amount, ChargeRequest, CustomerRequest, EventKind, PaymentProvider, PaymentRequest,
+    ProviderError, RefundRequest, SavedMethod, SetupRequest, WebhookError, WebhookEvent,
 };
 use serde_json::{Value, json};
 
@@ -474,6 +474,109 @@ async fn charge_saved_method_declines_when_the_customer_must_act() {
     }
 }
 
+#[tokio::test]
+async fn an_off_session_charge_that_needs_authentication_is_declined_with_that_reason() {
+    let body = json!({"error": {"type": "card_error", "code": "authentication_required",
+        "decline_code": "authentication_required",
+        "message": "Your card was declined. This transaction requires authentication."}});
+    let stub = Stub::start(&[("POST /v1/payment_intents", 402, body)]).await;
+    let error = stub
+        .stripe()
+        .charge_saved_method(&charge_request())
+        .await
+        .expect_err("declined");
+    assert_eq!(
+        error,
+        ProviderError::Declined(
+            "authentication_required: Your card was declined. This transaction requires \
+             authentication."
+                .into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_customer_is_created_with_the_users_id_and_a_key_derived_from_it() {
+    let customer = json!({"id": "cus_new", "object": "customer"});
+    let stub = Stub::start(&[("POST /v1/customers", 200, customer)]).await;
+    let request = CustomerRequest {
+        user_id: "usr_1".into(),
+        email: Some("member@example.com".into()),
+        idempotency_key: "customer_usr_1".into(),
+    };
+    let made = stub.stripe().create_customer(&request).await.expect("made");
+    assert_eq!(made, "cus_new");
+    let sent = &stub.requests()[0];
+    assert_eq!(sent.idempotency_key.as_deref(), Some("customer_usr_1"));
+    assert_eq!(sent.field("email"), Some("member@example.com"));
+    assert_eq!(sent.field("metadata[bursar_user_id]"), Some("usr_1"));
+}
+
+#[tokio::test]
+async fn a_setup_is_an_off_session_card_setup_intent_on_the_customer() {
+    let intent = json!({"id": "seti_1", "object": "setup_intent",
+        "client_secret": "seti_1_secret_abc", "status": "requires_payment_method"});
+    let stub = Stub::start(&[("POST /v1/setup_intents", 200, intent)]).await;
+    let request = SetupRequest {
+        customer_ref: "cus_9".into(),
+        user_id: "usr_1".into(),
+        idempotency_key: "setup_1".into(),
+    };
+    let started = stub.stripe().start_setup(&request).await.expect("started");
+    assert_eq!(started.provider_ref, "seti_1");
+    assert_eq!(started.client_secret, "seti_1_secret_abc");
+    assert!(!format!("{started:?}").contains("secret_abc"));
+    let sent = &stub.requests()[0];
+    assert_eq!(sent.idempotency_key.as_deref(), Some("setup_1"));
+    for (key, value) in [
+        ("customer", "cus_9"),
+        ("usage", "off_session"),
+        ("payment_method_types[0]", "card"),
+        ("metadata[bursar_user_id]", "usr_1"),
+    ] {
+        assert_eq!(sent.field(key), Some(value), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn a_setup_is_read_back_with_its_card() {
+    let intent = json!({"id": "seti_1", "object": "setup_intent", "status": "succeeded",
+        "customer": "cus_9", "payment_method": {"id": "pm_card_1", "object": "payment_method",
+            "type": "card", "card": {"brand": "visa", "last4": "4242", "exp_month": 12}}});
+    let stub = Stub::start(&[("GET /v1/setup_intents/seti_1", 200, intent)]).await;
+    let setup = stub.stripe().fetch_setup("seti_1").await.expect("read");
+    assert!(setup.succeeded());
+    assert_eq!(setup.customer_ref.as_deref(), Some("cus_9"));
+    assert_eq!(
+        setup.method,
+        Some(SavedMethod {
+            token: "pm_card_1".into(),
+            brand: "visa".into(),
+            last4: "4242".into(),
+        })
+    );
+    let sent = &stub.requests()[0];
+    assert_eq!(sent.method, Method::GET);
+    assert_eq!(sent.field("expand[]"), Some("payment_method"));
+}
+
+#[tokio::test]
+async fn an_unfinished_setup_has_no_method_and_a_path_changing_id_is_never_sent() {
+    let intent = json!({"id": "seti_2", "object": "setup_intent",
+        "status": "requires_payment_method", "customer": {"id": "cus_9"}, "payment_method": null});
+    let stub = Stub::start(&[("GET /v1/setup_intents/seti_2", 200, intent)]).await;
+    let stripe = stub.stripe();
+    let setup = stripe.fetch_setup("seti_2").await.expect("read");
+    assert!(!setup.succeeded());
+    assert_eq!(setup.customer_ref.as_deref(), Some("cus_9"));
+    assert_eq!(setup.method, None);
+    for id in ["../customers/cus_9", "seti_2?expand[]=customer", ""] {
+        let error = stripe.fetch_setup(id).await.expect_err("refused");
+        assert!(matches!(error, ProviderError::Declined(_)), "{error:?}");
+    }
+    assert_eq!(stub.requests().len(), 1);
+}
+
 // ---- Webhooks ------------------------------------------------------------------------------
 
 fn event(kind: &str, object: Value) -> Vec<u8> {
@@ -536,6 +639,21 @@ fn checkout_session_completed_unpaid_is_ignored_and_order_falls_back_to_referenc
     assert_eq!(parsed.kind, EventKind::Ignored);
     assert_eq!(parsed.order_id.as_deref(), Some("ord_3"));
     assert_eq!(parsed.amount, None);
+}
+
+#[test]
+fn setup_intent_succeeded_names_the_setup_to_read_back() {
+    let body = event(
+        "setup_intent.succeeded",
+        json!({"id": "seti_1", "object": "setup_intent", "status": "succeeded",
+            "customer": "cus_9", "payment_method": "pm_card_1",
+            "metadata": {"bursar_user_id": "usr_1"}}),
+    );
+    let parsed = parse_signed(&body).expect("parses");
+    assert_eq!(parsed.kind, EventKind::MethodSetUp);
+    assert_eq!(parsed.provider_ref.as_deref(), Some("seti_1"));
+    assert_eq!(parsed.payment_id, None);
+    assert_eq!(parsed.order_id, None);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::ids::new_id;
 use crate::jobs::NewJob;
 use crate::ledger::epoch;
 use crate::notifications;
-use crate::orders::{NewOrder, Order, close_pending_on, insert_order_on, order_on};
+use crate::orders::{NewOrder, Order, close_pending_on, insert_order_on, order_on, take_charge_on};
 use crate::payment_methods::live_token_on;
 use crate::webhooks;
 use crate::{Store, StoreError};
@@ -353,8 +353,13 @@ impl Store {
         )
         .await?;
         if let Some(order) = unanswered {
-            // Charged again with the method it was first charged with, under the same key.
+            // Charged again with the method it was first charged with, under the same key;
+            // unless another run is charging it right now.
+            if !take_charge_on(&mut tx, &order.id, now).await? {
+                return Ok(TopupStep::Nothing);
+            }
             let first_token = live_token_on(&mut tx, order.payment_method_id.as_deref()).await?;
+            tx.commit().await?;
             return Ok(match first_token {
                 Some(token) => TopupStep::Charge {
                     order: Box::new(order),

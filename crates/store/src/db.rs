@@ -249,6 +249,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 15,
+        name: "provider customers",
+        sql: include_str!("../migrations/015_provider_customers.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

@@ -139,6 +139,16 @@ pub struct OrderFilter {
 }
 
 impl Store {
+    /// Gives up this run's charge of an off-session order whose provider could not be
+    /// reached, so the job's retry may charge it again at once.
+    pub async fn release_charge(&self, order_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE orders SET charging_until = NULL WHERE id = $1")
+            .bind(order_id)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Creates a pending order, taking one use of its coupon in the same transaction. The
     /// `Idempotency-Key`, if any, is claimed in that transaction too. `Err` from the inner
     /// result: why the coupon cannot be used.
@@ -496,9 +506,9 @@ pub(crate) async fn insert_order_on(
         "INSERT INTO orders (id, user_id, kind, package_id, package_name, quantity, currency,
              unit_price, discount, fee, total, credits, bonus_credits, first_purchase_bonus_percent,
              coupon_id, coupon_code, provider, payment_method_id, status, payment_id, created_at,
-             expires_at, updated_at)
+             expires_at, updated_at, charging_until)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-             'pending', $19, $20, $21, $20)",
+             'pending', $19, $20, $21, $20, $22)",
     )
     .bind(&order.id)
     .bind(&order.user_id)
@@ -521,7 +531,40 @@ pub(crate) async fn insert_order_on(
     .bind(&order.payment_id)
     .bind(now_ms)
     .bind(order.expires_at_ms)
+    // An off-session order is made to be charged at once, by the run that made it.
+    .bind(
+        order
+            .payment_method_id
+            .as_ref()
+            .map(|_| now_ms.saturating_add(CHARGE_LEASE_MS)),
+    )
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// How long a run that charges an off-session order holds its charge before another run may
+/// charge it again: well over the provider's request timeout, so a second request under the
+/// same idempotency key never meets the first still in flight (Stripe answers that with a
+/// conflict), yet a run that died is taken over within minutes.
+pub const CHARGE_LEASE_MS: i64 = 120_000;
+
+/// Takes the charge of a pending off-session order for this run, inside the caller's
+/// transaction; false while another run holds it (it is charging the order right now).
+pub(crate) async fn take_charge_on(
+    conn: &mut sqlx::AnyConnection,
+    order_id: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let taken = sqlx::query(
+        "UPDATE orders SET charging_until = $2
+         WHERE id = $1 AND status = 'pending'
+           AND (charging_until IS NULL OR charging_until <= $3)",
+    )
+    .bind(order_id)
+    .bind(now_ms.saturating_add(CHARGE_LEASE_MS))
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(taken.rows_affected() == 1)
 }

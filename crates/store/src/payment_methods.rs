@@ -39,6 +39,19 @@ pub struct NewPaymentMethod<'a> {
     pub brand: &'a str,
     pub last4: &'a str,
     pub token: &'a str,
+    /// The provider's setup it was saved through, when there was one.
+    pub setup_ref: Option<&'a str>,
+}
+
+/// What became of a save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saving {
+    /// Saved now, or earlier through the same setup.
+    Saved(PaymentMethod),
+    /// Saved earlier through the same setup, and removed by the user since.
+    Removed,
+    /// The user already has [`METHODS_PER_USER_MAX`].
+    LimitReached,
 }
 
 /// What became of a removal.
@@ -84,20 +97,39 @@ pub(crate) async fn live_token_on(
 }
 
 impl Store {
-    /// Saves a method for `user_id`; `None` when the user already has `METHODS_PER_USER_MAX`.
+    /// Saves a method for `user_id`. One saved through a setup is saved once: a second save of
+    /// the same setup answers the first.
     pub async fn save_payment_method(
         &self,
         user_id: &str,
         method: NewPaymentMethod<'_>,
-    ) -> Result<Option<PaymentMethod>, StoreError> {
+    ) -> Result<Saving, StoreError> {
         let mut tx = self.db.begin_write().await?;
-        // Saves by one user take turns, so two at once cannot both pass the limit (SQLite's
-        // write transaction already serialises them).
+        // Saves by one user take turns, so two at once cannot both pass the limit or both save
+        // one setup (SQLite's write transaction already serialises them).
         if self.db.dialect == crate::db::Dialect::Postgres {
             sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(setup_ref) = method.setup_ref {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS}, deleted_at FROM payment_methods
+                 WHERE provider = $1 AND setup_ref = $2"
+            ));
+            let earlier = sqlx::query(sql)
+                .bind(method.provider)
+                .bind(setup_ref)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = earlier {
+                let deleted_at: Option<i64> = row.try_get("deleted_at")?;
+                return Ok(match deleted_at {
+                    Some(_) => Saving::Removed,
+                    None => Saving::Saved(from_row(&row)?),
+                });
+            }
         }
         let live: i64 = sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM payment_methods
@@ -107,13 +139,14 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         if live >= METHODS_PER_USER_MAX {
-            return Ok(None);
+            return Ok(Saving::LimitReached);
         }
         let id = new_id("pm");
         let now = self.clock.now_ms();
         sqlx::query(
-            "INSERT INTO payment_methods (id, user_id, provider, brand, last4, token, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO payment_methods
+                 (id, user_id, provider, brand, last4, token, created_at, setup_ref)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(user_id)
@@ -122,10 +155,11 @@ impl Store {
         .bind(method.last4)
         .bind(method.token)
         .bind(now)
+        .bind(method.setup_ref)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Some(PaymentMethod {
+        Ok(Saving::Saved(PaymentMethod {
             id,
             user_id: user_id.to_string(),
             provider: method.provider.to_string(),
@@ -134,6 +168,64 @@ impl Store {
             token: method.token.to_string(),
             created_at: rfc3339(now),
         }))
+    }
+
+    /// The user's customer record at `provider`, once made.
+    pub async fn provider_customer(
+        &self,
+        user_id: &str,
+        provider: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT customer_ref FROM provider_customers WHERE user_id = $1 AND provider = $2",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .fetch_optional(&self.db.pool)
+        .await?)
+    }
+
+    /// Keeps the customer record the provider made for the user, unless one was kept first
+    /// (two first saves at once); answers the one kept.
+    pub async fn keep_provider_customer(
+        &self,
+        user_id: &str,
+        provider: &str,
+        customer_ref: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO provider_customers (user_id, provider, customer_ref, created_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, provider) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .bind(customer_ref)
+        .bind(self.clock.now_ms())
+        .execute(&self.db.pool)
+        .await?;
+        Ok(sqlx::query_scalar(
+            "SELECT customer_ref FROM provider_customers WHERE user_id = $1 AND provider = $2",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .fetch_one(&self.db.pool)
+        .await?)
+    }
+
+    /// Whose customer record `customer_ref` is at `provider`.
+    pub async fn user_of_customer(
+        &self,
+        provider: &str,
+        customer_ref: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT user_id FROM provider_customers WHERE provider = $1 AND customer_ref = $2",
+        )
+        .bind(provider)
+        .bind(customer_ref)
+        .fetch_optional(&self.db.pool)
+        .await?)
     }
 
     /// The user's live methods, newest first.

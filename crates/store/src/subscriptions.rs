@@ -433,7 +433,11 @@ impl Store {
         )
         .await?;
         if let Some(order) = unanswered {
-            // Charged again with the method it was first charged with, under the same key.
+            // Charged again with the method it was first charged with, under the same key;
+            // unless another run is charging it right now.
+            if !crate::orders::take_charge_on(&mut tx, &order.id, now).await? {
+                return Ok(None);
+            }
             let token =
                 crate::payment_methods::live_token_on(&mut tx, order.payment_method_id.as_deref())
                     .await?;

@@ -9,6 +9,7 @@ use bursar_store::ledger::{ConfirmedBy, PaymentEvent, PaymentOutcome};
 use bursar_store::orders::Order;
 
 use crate::AppState;
+use crate::app::payment_methods;
 use crate::error::{ApiError, ApiResult};
 
 /// Handles one webhook delivery: `Err(invalid_signature)` before anything is trusted, else the
@@ -40,6 +41,9 @@ pub async fn receive_webhook(
             "the event holds a NUL character, which no id or reason may contain",
         ));
     }
+    if event.kind == EventKind::MethodSetUp {
+        return method_set_up(state, provider.as_ref(), &event).await;
+    }
     let fulfilment = store
         .ledger
         .fulfil(payment_event(provider_name, event))
@@ -64,6 +68,32 @@ pub async fn receive_webhook(
         // that took the job first.
         let key = bursar_store::orders::provider_refund_key(refund_id);
         crate::jobs::run_now(state, &key, std::time::Duration::ZERO).await;
+    }
+    Ok(provider.acknowledgement())
+}
+
+/// A member completed a setup with the provider: the method it saved is kept (once, however
+/// often this arrives, and whether or not the member's client saved it first). A setup on a
+/// customer record Bursar did not make (another system sharing the provider account) is
+/// acknowledged and left alone; a provider that cannot be reached makes the provider deliver
+/// the event again.
+async fn method_set_up(
+    state: &AppState,
+    provider: &dyn bursar_payments::PaymentProvider,
+    event: &WebhookEvent,
+) -> ApiResult<Acknowledgement> {
+    let setup_ref = event
+        .provider_ref
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("the setup event names no setup"))?;
+    match payment_methods::finish_setup(state, provider, setup_ref, None).await {
+        Ok(method) => {
+            tracing::info!(method = %method.id, user = %method.user_id, "payment method saved by the provider's webhook");
+        }
+        Err(error) if error.status.is_server_error() => return Err(error),
+        Err(error) => {
+            tracing::info!(setup = setup_ref, detail = %error.detail, "a setup event saved nothing");
+        }
     }
     Ok(provider.acknowledgement())
 }
@@ -121,7 +151,8 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
             EventKind::Refunded { amount } => PaymentOutcome::Refunded {
                 total_refunded: amount.amount,
             },
-            EventKind::Ignored => PaymentOutcome::Ignored,
+            // Saved methods are not the ledger's business; `receive_webhook` handles them first.
+            EventKind::Ignored | EventKind::MethodSetUp => PaymentOutcome::Ignored,
         },
         event_id: event.event_id,
         event_type: event.event_type,

@@ -29,10 +29,15 @@ pub async fn charge(state: &AppState, order: &Order, token: String) -> ApiResult
     let provider = state.payments.get(&order.provider).ok_or_else(|| {
         ApiError::invalid(format!("provider {} is not configured", order.provider))
     })?;
+    // A provider's saved method belongs to the customer record it was saved on.
+    let customer_ref = state
+        .store
+        .provider_customer(&order.user_id, &order.provider)
+        .await?;
     let request = ChargeRequest {
         payment_id: order.payment_id.clone(),
         order_id: order.id.clone(),
-        customer_ref: None,
+        customer_ref,
         payment_method: token,
         amount: Amount {
             amount: order.total,
@@ -61,6 +66,7 @@ pub async fn charge(state: &AppState, order: &Order, token: String) -> ApiResult
         Err(ProviderError::Declined(reason)) => Ok(Charged::Declined(reason)),
         Err(ProviderError::Unavailable(detail)) => {
             tracing::warn!(order = %order.id, %detail, "an off-session charge could not be made; retrying");
+            state.store.release_charge(&order.id).await?;
             Err(ApiError::new(
                 axum::http::StatusCode::BAD_GATEWAY,
                 "provider_error",

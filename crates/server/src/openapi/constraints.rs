@@ -9,7 +9,7 @@ use bursar_core::{
 };
 use serde_json::{Value, json};
 
-use crate::app::{accounts, api_keys, checkout};
+use crate::app::{accounts, api_keys, checkout, payment_methods};
 use crate::auth::password::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 use crate::routes::{admin, admin_orders, catalog, coupons, credits, webhook_endpoints};
 use crate::views::IDEMPOTENCY_KEY_CHARS_MAX;
@@ -235,7 +235,11 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             "max_topups_per_day",
             json!({"minimum": 1, "maximum": 1000}),
         ),
-        ("PaymentMethodRequest", "provider", one_of(["sandbox"])),
+        (
+            "PaymentMethodRequest",
+            "provider",
+            one_of(["sandbox", "stripe"]),
+        ),
         ("EndpointRequest", "url", webhook_url()),
         ("EndpointRequest", "events", event_types()),
         (
@@ -264,6 +268,11 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             "PaymentMethodRequest",
             "card_number",
             json!({"maxLength": 64}),
+        ),
+        (
+            "PaymentMethodRequest",
+            "setup_intent_id",
+            json!({"maxLength": payment_methods::SETUP_REF_CHARS_MAX}),
         ),
     ]
 }

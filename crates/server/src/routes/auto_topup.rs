@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use bursar_core::Money;
 use bursar_store::auto_topup::Rule;
 use bursar_store::clock::rfc3339;
@@ -12,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::app::auto_topup::{self, RuleRequest};
-use crate::app::payment_methods;
+use crate::app::payment_methods::{self, MethodToSave, Saved};
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, NoBody};
@@ -98,10 +99,25 @@ pub struct AutoTopupPreview {
 #[serde(deny_unknown_fields)]
 pub struct PaymentMethodRequest {
     /// `sandbox`: a test card (4242 4242 4242 4242 always succeeds, 4000 0000 0000 0002 is
-    /// always declined).
+    /// always declined). `stripe`: a card saved through a SetupIntent — without
+    /// `setup_intent_id` the answer is a SetupIntent to confirm with Stripe.js; with it, the
+    /// completed SetupIntent's card is saved.
     pub provider: String,
-    /// The card number; only the brand and last four digits are kept.
+    /// A sandbox test card's number; only the brand and last four digits are kept.
     pub card_number: Option<String>,
+    /// A Stripe SetupIntent (`seti_…`) the member has completed.
+    pub setup_intent_id: Option<String>,
+}
+
+/// A SetupIntent the member completes with Stripe.js (`stripe.confirmCardSetup`). The card is
+/// saved when it succeeds: by Stripe's `setup_intent.succeeded` webhook, or at once by posting
+/// its `setup_intent_id` back.
+#[derive(Serialize, ToSchema)]
+pub struct PaymentMethodSetup {
+    pub provider: String,
+    pub setup_intent_id: String,
+    /// For Stripe.js only; not kept by Bursar.
+    pub client_secret: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -228,26 +244,46 @@ pub async fn list_methods(
 /// Save a payment method for charges made without the member present (auto top-up).
 #[utoipa::path(post, path = "/api/v1/me/payment-methods", tag = "auto top-up",
     request_body = PaymentMethodRequest,
-    responses((status = 201, body = PaymentMethodView), (status = 401, body = Problem),
+    responses((status = 201, description = "saved", body = PaymentMethodView),
+        (status = 202, description = "a Stripe SetupIntent for the member to complete", body = PaymentMethodSetup),
+        (status = 401, body = Problem),
         (status = 403, body = Problem),
-        (status = 409, description = "too many saved methods", body = Problem),
-        (status = 422, description = "not a test card, or a provider without saved methods", body = Problem)),
+        (status = 404, description = "no such SetupIntent of this member's", body = Problem),
+        (status = 409, description = "too many saved methods, a SetupIntent not completed yet, or one whose card was removed since", body = Problem),
+        (status = 422, description = "not a test card, or a provider without saved methods here", body = Problem),
+        (status = 502, description = "the provider could not be reached or refused", body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_method(
     State(state): State<AppState>,
     caller: Caller,
     body: Body<PaymentMethodRequest>,
-) -> ApiResult<(StatusCode, Json<PaymentMethodView>)> {
+) -> ApiResult<Response> {
     let user_id = caller.require_user()?;
     let request = body.value;
-    let saved = payment_methods::save_card(
+    let saved = payment_methods::save(
         &state,
         user_id,
-        &request.provider,
-        request.card_number.as_deref(),
+        MethodToSave {
+            provider: &request.provider,
+            card_number: request.card_number.as_deref(),
+            setup_ref: request.setup_intent_id.as_deref(),
+        },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(saved.into())))
+    Ok(match saved {
+        Saved::Method(method) => {
+            (StatusCode::CREATED, Json(PaymentMethodView::from(method))).into_response()
+        }
+        Saved::SetupStarted(setup) => (
+            StatusCode::ACCEPTED,
+            Json(PaymentMethodSetup {
+                provider: request.provider,
+                setup_intent_id: setup.provider_ref,
+                client_secret: setup.client_secret,
+            }),
+        )
+            .into_response(),
+    })
 }
 
 /// Remove a saved method. One an enabled auto top-up rule charges is refused (409) until the

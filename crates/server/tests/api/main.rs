@@ -16,5 +16,6 @@ mod notifications;
 mod ops;
 mod orders;
 mod stripe;
+mod stripe_methods;
 mod subscriptions;
 mod webhooks_out;
