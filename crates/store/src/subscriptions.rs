@@ -81,7 +81,7 @@ pub(crate) async fn start_or_extend_on(
     let (true, Some(daily), Some(days)) = (kind == "subscription", daily, days) else {
         return Ok(None);
     };
-    let length_ms = days.saturating_mul(order.quantity).saturating_mul(DAY_MS);
+    let length_ms = term_ms(days, order.quantity);
     let active: Option<(String, i64)> = sqlx::query_as(
         "SELECT id, ends_at FROM subscriptions
          WHERE user_id = $1 AND package_id = $2 AND status = 'active'",
@@ -141,6 +141,58 @@ pub(crate) async fn start_or_extend_on(
     let job = NewJob::new(ALLOWANCE_JOB, &payload, 10)
         .unique(format!("{ALLOWANCE_JOB}:{id}:{}", order.id));
     Ok(Some((id, job)))
+}
+
+/// `quantity` terms of `days` days.
+fn term_ms(days: i64, quantity: i64) -> i64 {
+    days.saturating_mul(quantity).saturating_mul(DAY_MS)
+}
+
+/// The time a subscription order bought, for a subscription package; none for any other.
+async fn term_of_on(
+    conn: &mut sqlx::AnyConnection,
+    order: &Order,
+) -> Result<Option<(String, i64)>, StoreError> {
+    let Some(package_id) = &order.package_id else {
+        return Ok(None);
+    };
+    let days: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT duration_days FROM packages WHERE id = $1 AND kind = 'subscription'",
+    )
+    .bind(package_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(days
+        .flatten()
+        .map(|days| (package_id.clone(), term_ms(days, order.quantity))))
+}
+
+/// A subscription order refunded in full takes back the time it bought, in the refund's
+/// transaction: the member's active subscription for the package ends that much earlier, and
+/// is cancelled when that is now or before (no allowance is granted for it after).
+pub(crate) async fn take_back_on(
+    conn: &mut sqlx::AnyConnection,
+    order: &Order,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let Some((package_id, length_ms)) = term_of_on(conn, order).await? else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE subscriptions SET
+             status = CASE WHEN ends_at - $1 <= $2 THEN 'cancelled' ELSE status END,
+             auto_renew = CASE WHEN ends_at - $1 <= $2 THEN 0 ELSE auto_renew END,
+             ends_at = CASE WHEN ends_at - $1 <= $2 THEN $2 ELSE ends_at - $1 END,
+             updated_at = $2
+         WHERE user_id = $3 AND package_id = $4 AND status = 'active'",
+    )
+    .bind(length_ms)
+    .bind(now_ms)
+    .bind(&order.user_id)
+    .bind(&package_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Records the day's allowance of a subscription in the caller's (the ledger batch's)

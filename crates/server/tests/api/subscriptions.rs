@@ -396,7 +396,70 @@ async fn automatic_renewal_charges_the_saved_card_and_stops_after_three_declines
     app.assert_ledger_ok().await;
 }
 
+async fn a_full_refund_takes_back_the_time_it_bought(backend: Backend) {
+    let app = TestApp::spawn(backend, "subscription_refund").await;
+    let admin = app.admin().await;
+    let plan = package(
+        &app,
+        &admin,
+        json!({"name": "Monthly", "kind": "subscription", "credits": 0, "daily_credits": 10,
+               "duration_days": 30, "price": {"amount": 3000, "currency": "CNY"}}),
+    )
+    .await;
+    let member = app.register("refunded@example.com").await;
+    let first = subscribe(&app, &member, &plan).await;
+    let second = subscribe(&app, &member, &plan).await;
+    let subscription = || async {
+        app.get("/api/v1/me/subscriptions", &member.token)
+            .await
+            .json["data"][0]
+            .clone()
+    };
+    let ends = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v["ends_at"].as_str().expect("ends_at"))
+            .expect("time")
+            .timestamp_millis()
+    };
+    let extended = subscription().await;
+    let refund = |order: Value, body: Value| {
+        let (app, token) = (&app, admin.token.clone());
+        async move {
+            let id = order["id"].as_str().expect("id").to_string();
+            app.post(&format!("/api/v1/admin/orders/{id}/refund"), &token, body)
+                .await
+        }
+    };
+
+    // A partial refund leaves the term alone.
+    let part = refund(second.clone(), json!({"amount": 1000})).await;
+    assert_eq!(part.status, 200, "{}", part.text);
+    assert_eq!(ends(&subscription().await), ends(&extended));
+    // The rest of it: the 30 days it bought are taken back.
+    let rest = refund(second, json!({})).await;
+    assert_eq!(rest.status, 200, "{}", rest.text);
+    let shortened = subscription().await;
+    assert_eq!(shortened["status"], "active");
+    assert_eq!(ends(&extended) - ends(&shortened), 30 * 24 * HOUR_MS);
+
+    // The first order refunded too: nothing is left of the term, so it ends now.
+    let all = refund(first, json!({})).await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    let ended = subscription().await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    assert_eq!(ended["auto_renew"], false);
+    let granted = allowances(&app, &member).await.len();
+    app.state.store.clock.advance_ms(25 * HOUR_MS);
+    run_day(&app).await;
+    assert_eq!(
+        allowances(&app, &member).await.len(),
+        granted,
+        "no allowance after it ended"
+    );
+    app.assert_ledger_ok().await;
+}
+
 crate::for_both_backends!(
+    a_full_refund_takes_back_the_time_it_bought,
     automatic_renewal_charges_the_saved_card_and_stops_after_three_declines,
     daily_allowances_arrive_once_a_local_day_and_never_pile_up,
     renewal_extends_the_subscription_and_bad_input_changes_nothing

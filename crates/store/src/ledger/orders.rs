@@ -543,6 +543,9 @@ pub(crate) async fn refund_order(
     .bind(uow.now_ms)
     .execute(&mut *conn)
     .await?;
+    if fully {
+        crate::subscriptions::take_back_on(conn, &order, uow.now_ms).await?;
+    }
     let mut data = webhooks::order_data(&order, new_status.as_str());
     data["refund"] = serde_json::json!({"id": refund.refund_id, "amount": amount,
                                         "credits_clawed_back": clawback});
