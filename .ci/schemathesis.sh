@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Schemathesis (from PyPI) against a Bursar this script starts on SQLite: every check, as a
-# member and then as an admin, a bounded number of examples per operation, a fixed seed so a
+# member, as an admin and as a merchant, a bounded number of examples per operation, a fixed seed so a
 # failure reproduces. Any failure fails CI. Allowances for rules the document cannot state are
 # in .ci/schemathesis.toml, each with its reason.
 set -euo pipefail
@@ -34,9 +34,10 @@ token() { # path, JSON body
 }
 MEMBER="$(token /api/v1/auth/register '{"email": "member@example.com", "password": "schemathesis member"}')"
 ADMIN="$(token /api/v1/auth/login '{"email": "admin@example.com", "password": "schemathesis admin"}')"
+MERCHANT="$(token /api/v1/auth/register '{"email": "merchant@example.com", "password": "schemathesis merchant", "role": "merchant"}')"
 
 status=0
-for who in MEMBER ADMIN; do
+for who in MEMBER ADMIN MERCHANT; do
   echo "schemathesis as ${who,,}"
   # Webhook endpoints are left out: the fuzzer would invent URLs anywhere, and deliveries
   # would then go to them.

@@ -6,6 +6,9 @@ pub enum LedgerError {
     InsufficientCredits { available: i64, requested: i64 },
     #[error("{0}")]
     Conflict(String),
+    /// A product has fewer left than a redemption asks for.
+    #[error("out of stock: {available} left, {requested} requested")]
+    OutOfStock { available: i64, requested: i64 },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]

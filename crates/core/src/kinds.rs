@@ -293,6 +293,16 @@ string_enum!(
 );
 
 string_enum!(
+    /// Where a marketplace redemption is: `pending` until its merchant fulfils it (or it is
+    /// cancelled, its points refunded and its stock restored).
+    RedemptionStatus {
+        Pending => "pending",
+        Fulfilled => "fulfilled",
+        Cancelled => "cancelled",
+    }
+);
+
+string_enum!(
     /// What an outgoing webhook reports.
     EventType {
         OrderPaid => "order.paid",

@@ -20,8 +20,8 @@ pub use error::LedgerError;
 pub use kinds::{
     AutoTopupStatus, DeliveryStatus, EventType, FulfilmentOutcome, GrantSource, HoldStatus,
     JobState, Language, NotificationChannel, NotificationKind, NotificationStatus, OrderKind,
-    OrderStatus, PackageKind, PaymentStatus, RefundKind, RefundStatus, Role, SubscriptionStatus,
-    SystemAccount, TransferKind, UserStatus,
+    OrderStatus, PackageKind, PaymentStatus, RedemptionStatus, RefundKind, RefundStatus, Role,
+    SubscriptionStatus, SystemAccount, TransferKind, UserStatus,
 };
 pub use money::{Money, MoneyError};
 pub use pricing::Discount;

@@ -102,6 +102,9 @@ impl From<LedgerError> for ApiError {
                 error.to_string(),
             ),
             LedgerError::Conflict(detail) => Self::conflict(detail),
+            LedgerError::OutOfStock { .. } => {
+                Self::new(StatusCode::CONFLICT, "out_of_stock", error.to_string())
+            }
             LedgerError::NotFound(what) => Self::not_found(what),
             LedgerError::Invalid(detail) => Self::invalid(detail),
             LedgerError::IdempotencyMismatch => Self::new(

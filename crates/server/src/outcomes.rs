@@ -10,7 +10,7 @@ use bursar_store::clock::rfc3339;
 use bursar_store::ledger::orders::OrderRefundReceipt;
 use bursar_store::ledger::{
     AdjustmentReceipt, CaptureReceipt, Executed, Fulfilment, GrantReceipt, HoldReceipt, Idempotent,
-    Outcome, RefundReceipt, Rendered, SpendReceipt, VoidReceipt,
+    Outcome, RedemptionReceipt, RefundReceipt, Rendered, SpendReceipt, VoidReceipt,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -77,6 +77,73 @@ pub fn render(outcome: &Outcome) -> Rendered {
         Outcome::OrderRefunded(receipt) => json(StatusCode::OK, &OrderRefundView::from(receipt)),
         Outcome::AllowanceAlreadyGranted => {
             json(StatusCode::OK, &serde_json::json!({ "granted": false }))
+        }
+        Outcome::Redeemed(receipt) => json(StatusCode::CREATED, &RedemptionView::from(receipt)),
+        Outcome::RedemptionCancelled(receipt) => {
+            json(StatusCode::OK, &RedemptionView::from(receipt))
+        }
+    }
+}
+
+/// A marketplace redemption: as its redemption or cancellation left it (with the member's
+/// `balance_after` and the points' `transaction_id`), or as listed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Redemption)]
+pub struct RedemptionView {
+    pub id: String,
+    pub product_id: String,
+    /// The product's name when it was redeemed.
+    pub product_name: String,
+    pub merchant_id: String,
+    pub user_id: String,
+    pub quantity: i64,
+    /// The points price per item when it was redeemed.
+    pub unit_price: i64,
+    pub points_cost: i64,
+    /// `pending`, `fulfilled` or `cancelled`.
+    pub status: String,
+    /// The points' move to the merchant (or, for a cancellation's answer, back to the member).
+    pub transaction_id: String,
+    /// The member's balance after it; in the answers of a redemption and a cancellation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_after: Option<i64>,
+    pub created_at: String,
+}
+
+impl From<&RedemptionReceipt> for RedemptionView {
+    fn from(r: &RedemptionReceipt) -> Self {
+        Self {
+            id: r.id.clone(),
+            product_id: r.product_id.clone(),
+            product_name: r.product_name.clone(),
+            merchant_id: r.merchant_id.clone(),
+            user_id: r.user_id.clone(),
+            quantity: r.quantity,
+            unit_price: r.unit_price,
+            points_cost: r.points_cost,
+            status: r.status.as_str().to_string(),
+            transaction_id: r.transaction_id.clone(),
+            balance_after: Some(r.balance_after),
+            created_at: rfc3339(r.created_at_ms),
+        }
+    }
+}
+
+impl From<bursar_store::marketplace::Redemption> for RedemptionView {
+    fn from(r: bursar_store::marketplace::Redemption) -> Self {
+        Self {
+            id: r.id,
+            product_id: r.product_id,
+            product_name: r.product_name,
+            merchant_id: r.merchant_id,
+            user_id: r.user_id,
+            quantity: r.quantity,
+            unit_price: r.unit_price,
+            points_cost: r.points_cost,
+            status: r.status.as_str().to_string(),
+            transaction_id: r.transaction_id,
+            balance_after: None,
+            created_at: r.created_at,
         }
     }
 }

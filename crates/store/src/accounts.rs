@@ -46,6 +46,29 @@ pub async fn create_user_account(
     Ok(())
 }
 
+/// Creates a merchant's points account for `asset` inside the caller's transaction (no-op if
+/// present): credited by every redemption of the merchant's products, debited by every
+/// cancellation, never overdrawn.
+pub async fn create_merchant_account(
+    conn: &mut AnyConnection,
+    merchant_id: &str,
+    asset: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO accounts (id, asset, owner_kind, owner_id, balance, held, overdraft_limit, created_at)
+         VALUES ($1, $2, 'merchant', $3, 0, 0, 0, $4)
+         ON CONFLICT (owner_kind, owner_id, asset) DO NOTHING",
+    )
+    .bind(new_id("acc"))
+    .bind(asset)
+    .bind(merchant_id)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Sets a user's overdraft limit. Refused (409) when the balance is already below the new limit.
 /// On PostgreSQL the change advances the ledger epoch, so that no writer keeps using the old
 /// limit from its cache (SQLite's writer sees any other connection's commit).

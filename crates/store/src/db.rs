@@ -256,6 +256,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 18,
+        name: "marketplace",
+        sql: include_str!("../migrations/018_marketplace.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 pub mod ledger;
+pub mod marketplace;
 pub mod notifications;
 pub mod orders;
 pub mod packages;

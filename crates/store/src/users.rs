@@ -92,6 +92,9 @@ impl Store {
             }
         }
         accounts::create_user_account(&mut tx, &id, &self.asset, now).await?;
+        if role == Role::Merchant {
+            accounts::create_merchant_account(&mut tx, &id, &self.asset, now).await?;
+        }
         tx.commit().await?;
         Ok(User {
             id,

@@ -129,6 +129,42 @@ const CHECKS: &[(&str, &str)] = &[
             OR c.redeemed <> (SELECT COUNT(*) FROM orders o
                               WHERE o.coupon_id = c.id AND o.status IN ('paid', 'refunded'))",
     ),
+    (
+        "merchant balance differs from its redemptions",
+        "SELECT a.id || ': balance ' || CAST(a.balance AS TEXT) || ', redemptions say ' || CAST(
+             COALESCE((SELECT SUM(r.points_cost) FROM redemptions r
+                       WHERE r.merchant_id = a.owner_id AND r.status <> 'cancelled'), 0) AS TEXT)
+         FROM accounts a
+         WHERE a.owner_kind = 'merchant'
+           AND a.balance <> COALESCE((SELECT SUM(r.points_cost) FROM redemptions r
+                                      WHERE r.merchant_id = a.owner_id AND r.status <> 'cancelled'), 0)",
+    ),
+    (
+        "product's stock and redemptions differ from the stock added",
+        "SELECT p.id || ': stock ' || CAST(p.stock AS TEXT) || ', added ' || CAST(p.stock_added AS TEXT)
+         FROM products p
+         WHERE p.stock + COALESCE((SELECT SUM(r.quantity) FROM redemptions r
+                                   WHERE r.product_id = p.id AND r.status <> 'cancelled'), 0)
+               <> p.stock_added",
+    ),
+    (
+        "redemption not paid, or not refunded, exactly as recorded",
+        "SELECT r.id FROM redemptions r
+         WHERE NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = r.transfer_id
+                             AND t.kind = 'redemption' AND t.amount = r.points_cost)
+            OR (r.status = 'cancelled'
+                AND NOT EXISTS (SELECT 1 FROM transfers t WHERE t.id = r.refund_transfer_id
+                                  AND t.kind = 'redemption_refund' AND t.amount = r.points_cost
+                                  AND t.refund_of = r.transfer_id))",
+    ),
+    (
+        "redemption transfer without its redemption",
+        "SELECT t.id FROM transfers t
+         WHERE (t.kind = 'redemption'
+                AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.transfer_id = t.id))
+            OR (t.kind = 'redemption_refund'
+                AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.refund_transfer_id = t.id))",
+    ),
 ];
 
 /// SQLite's history index, built in runs (`ledger/history.rs`): every transfer up to the mark

@@ -5,13 +5,16 @@
 use bursar_core::{
     AutoTopupStatus, DeliveryStatus, EventType, GrantSource, HoldStatus, JobState, Language,
     MAX_CREDITS, NotificationChannel, NotificationKind, NotificationStatus, OrderKind, OrderStatus,
-    PackageKind, PaymentStatus, Role, SubscriptionStatus, TransferKind, UserStatus,
+    PackageKind, PaymentStatus, RedemptionStatus, Role, SubscriptionStatus, TransferKind,
+    UserStatus,
 };
 use serde_json::{Value, json};
 
 use crate::app::{accounts, api_keys, checkout, payment_methods};
 use crate::auth::password::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
-use crate::routes::{admin, admin_orders, catalog, coupons, credits, webhook_endpoints};
+use crate::routes::{
+    admin, admin_orders, catalog, coupons, credits, marketplace, webhook_endpoints,
+};
 use crate::views::IDEMPOTENCY_KEY_CHARS_MAX;
 
 fn credits() -> Value {
@@ -231,6 +234,24 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("AutoTopupRequest", "target", credits()),
         (
+            "ProductRequest",
+            "name",
+            text(1, marketplace::NAME_CHARS_MAX),
+        ),
+        (
+            "ProductRequest",
+            "description",
+            text(0, marketplace::DESCRIPTION_CHARS_MAX),
+        ),
+        ("ProductRequest", "points_price", credits()),
+        ("ProductRequest", "stock", at_least_zero()),
+        ("ProductRequest", "limit_per_member", credits()),
+        (
+            "RedemptionRequest",
+            "quantity",
+            json!({"minimum": 1, "maximum": bursar_store::marketplace::QUANTITY_MAX}),
+        ),
+        (
             "AutoTopupRequest",
             "max_topups_per_day",
             json!({"minimum": 1, "maximum": 1000}),
@@ -306,6 +327,11 @@ fn response_rules() -> Vec<(&'static str, &'static str, Value)> {
             all(UserStatus::ALL, UserStatus::as_str),
         ),
         ("UserView", "language", all(Language::ALL, Language::as_str)),
+        (
+            "Redemption",
+            "status",
+            all(RedemptionStatus::ALL, RedemptionStatus::as_str),
+        ),
         (
             "SubscriptionView",
             "status",

@@ -9,6 +9,7 @@ pub mod auto_topup;
 pub mod catalog;
 pub mod coupons;
 pub mod credits;
+pub mod marketplace;
 pub mod me;
 pub mod notifications;
 pub mod ops;
@@ -86,6 +87,21 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             coupons::update_coupon,
             coupons::delete_coupon
         ))
+        .routes(routes!(
+            marketplace::list_own_products,
+            marketplace::create_product
+        ))
+        .routes(routes!(
+            marketplace::update_product,
+            marketplace::delist_product
+        ))
+        .routes(routes!(marketplace::list_merchant_redemptions))
+        .routes(routes!(marketplace::fulfil_redemption))
+        .routes(routes!(marketplace::merchant_balance))
+        .routes(routes!(marketplace::products_on_offer))
+        .routes(routes!(marketplace::redeem))
+        .routes(routes!(marketplace::my_redemptions))
+        .routes(routes!(marketplace::cancel_redemption))
         .routes(routes!(catalog::list_packages))
         .routes(routes!(
             catalog::admin_list_packages,

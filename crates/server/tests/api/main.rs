@@ -12,6 +12,7 @@ mod idempotency;
 mod input;
 mod instances;
 mod jobs;
+mod marketplace;
 mod notifications;
 mod ops;
 mod orders;

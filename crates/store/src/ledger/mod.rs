@@ -104,8 +104,39 @@ pub enum Command {
     },
     /// Applies a verified payment provider event to its order, exactly once.
     Fulfil(PaymentEvent),
+    /// Redeems a marketplace product for a member: its stock is taken and the points move
+    /// from the member (through the normal spend rules) to the merchant's account.
+    Redeem {
+        user_id: String,
+        product_id: String,
+        quantity: i64,
+        actor: String,
+    },
+    /// Cancels a pending redemption, once: the points go back to the member from the
+    /// merchant's account and the stock is restored.
+    CancelRedemption {
+        redemption_id: String,
+        by: Canceller,
+    },
     /// Refunds (part of) a paid order and claws back its credits.
     RefundOrder(orders::OrderRefund),
+}
+
+/// Who cancels a redemption: its member, the merchant whose product it is, or an admin. Anyone
+/// else finds no such redemption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Canceller {
+    Member(String),
+    Merchant(String),
+    Admin(String),
+}
+
+impl Canceller {
+    pub fn id(&self) -> &str {
+        match self {
+            Canceller::Member(id) | Canceller::Merchant(id) | Canceller::Admin(id) => id,
+        }
+    }
 }
 
 /// A provider's webhook, verified and parsed, in the ledger's terms.
@@ -148,5 +179,5 @@ pub enum PaymentOutcome {
 
 pub use outcome::{
     AdjustmentReceipt, CaptureReceipt, Executed, Fulfilment, GrantReceipt, HoldReceipt, Idempotent,
-    Outcome, PaidBy, RefundReceipt, Render, Rendered, SpendReceipt, VoidReceipt,
+    Outcome, PaidBy, RedemptionReceipt, RefundReceipt, Render, Rendered, SpendReceipt, VoidReceipt,
 };

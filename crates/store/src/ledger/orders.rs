@@ -12,7 +12,7 @@ use bursar_core::{
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::state::{GrantSpec, TransferMeta, UnitOfWork};
+use super::state::{GrantSpec, Side, TransferMeta, UnitOfWork};
 use super::{Fulfilment, Outcome, PaymentEvent, PaymentOutcome};
 use crate::StoreError;
 use crate::audit::AuditRecord;
@@ -303,7 +303,7 @@ async fn pay(
         let spec = GrantSpec {
             amount,
             source: source.as_str(),
-            from: source.funding_account(),
+            from: Side::System(source.funding_account()),
             priority: 0,
             expires_at: None,
         };
@@ -493,7 +493,7 @@ pub(crate) async fn refund_order(
         uow.debit_preferring(
             &order.user_id,
             clawback,
-            SystemAccount::Issuance,
+            Side::System(SystemAccount::Issuance),
             &meta,
             |g| is_orders(&g.transfer_id),
         )

@@ -30,6 +30,8 @@ pub enum Outcome {
     OrderRefunded(super::orders::OrderRefundReceipt),
     /// `GrantAllowance` for a day already granted: nothing changed.
     AllowanceAlreadyGranted,
+    Redeemed(RedemptionReceipt),
+    RedemptionCancelled(RedemptionReceipt),
 }
 
 /// A caller's presentation of an outcome: a status code of its choosing and a body.
@@ -144,6 +146,24 @@ pub struct AdjustmentReceipt {
     pub amount: i64,
     pub reason: String,
     pub balance_after: i64,
+}
+
+/// A redemption as its command left it. `transaction_id` is the points' move (the redemption's,
+/// or its cancellation's refund); `balance_after` the member's balance after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedemptionReceipt {
+    pub id: String,
+    pub user_id: String,
+    pub product_id: String,
+    pub product_name: String,
+    pub merchant_id: String,
+    pub quantity: i64,
+    pub unit_price: i64,
+    pub points_cost: i64,
+    pub status: bursar_core::RedemptionStatus,
+    pub transaction_id: String,
+    pub balance_after: i64,
+    pub created_at_ms: i64,
 }
 
 /// What a payment event did to its order.

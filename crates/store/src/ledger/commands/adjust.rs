@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use super::{balance, ensure_spendable, require_user};
 use crate::StoreError;
 use crate::audit::AuditRecord;
-use crate::ledger::state::{GrantSpec, TransferMeta, UnitOfWork};
+use crate::ledger::state::{GrantSpec, Side, TransferMeta, UnitOfWork};
 use crate::ledger::{AdjustmentReceipt, Outcome};
 
 pub(super) async fn adjust(
@@ -29,7 +29,7 @@ pub(super) async fn adjust(
         let spec = GrantSpec {
             amount,
             source: source.as_str(),
-            from: SystemAccount::Issuance,
+            from: Side::System(SystemAccount::Issuance),
             priority: 0,
             expires_at: None,
         };

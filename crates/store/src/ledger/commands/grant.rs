@@ -5,7 +5,7 @@ use sqlx::AnyConnection;
 
 use super::{balance, require_user};
 use crate::StoreError;
-use crate::ledger::state::{GrantSpec, TransferMeta, UnitOfWork};
+use crate::ledger::state::{GrantSpec, Side, TransferMeta, UnitOfWork};
 use crate::ledger::{GrantReceipt, Outcome};
 
 pub(super) struct NewGrant<'a> {
@@ -32,7 +32,7 @@ pub(super) async fn grant(
     let spec = GrantSpec {
         amount: grant.amount,
         source: grant.source.as_str(),
-        from: grant.source.funding_account(),
+        from: Side::System(grant.source.funding_account()),
         priority: grant.priority,
         expires_at: grant.expires_at_ms,
     };

@@ -6,13 +6,14 @@ mod adjust;
 mod expire;
 mod grant;
 mod holds;
+mod redeem;
 mod refund;
 mod spend;
 
 use bursar_core::{LedgerError, SystemAccount, TransferKind, topup};
 use sqlx::AnyConnection;
 
-use super::state::{TransferMeta, UnitOfWork};
+use super::state::{Side, TransferMeta, UnitOfWork};
 use super::{Command, Outcome, PaidBy};
 use crate::StoreError;
 
@@ -27,8 +28,23 @@ pub(super) async fn debit_used_credits(
     amount: i64,
     meta: &TransferMeta<'_>,
 ) -> Result<(String, Vec<PaidBy>), StoreError> {
+    let revenue = Side::System(SystemAccount::Revenue);
+    debit_watching_threshold(uow, conn, user_id, amount, revenue, meta).await
+}
+
+/// Debits `amount` from the user to `to` (revenue, or a merchant for a redemption), burning
+/// grants in order, and reacts to a crossing of the auto top-up threshold as
+/// `debit_used_credits` says.
+pub(super) async fn debit_watching_threshold(
+    uow: &mut UnitOfWork,
+    conn: &mut AnyConnection,
+    user_id: &str,
+    amount: i64,
+    to: Side<'_>,
+    meta: &TransferMeta<'_>,
+) -> Result<(String, Vec<PaidBy>), StoreError> {
     let before = uow.account(user_id).map(|a| (a.balance, a.topup_threshold));
-    let (transaction_id, paid_by) = uow.debit(user_id, amount, SystemAccount::Revenue, meta);
+    let (transaction_id, paid_by) = uow.debit_preferring(user_id, amount, to, meta, |_| false);
     if let Some((before, Some(threshold))) = before {
         let after = uow.account(user_id).map_or(before, |a| a.balance);
         if topup::crossed_below(before, after, threshold) {
@@ -63,11 +79,14 @@ pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {
         | Command::Hold { user_id, .. }
         | Command::Adjust { user_id, .. } => (Some(user_id), None),
         Command::Capture { hold_id, .. } | Command::Void { hold_id, .. } => (None, Some(hold_id)),
-        Command::GrantAllowance { user_id, .. } => (Some(user_id), None),
+        Command::GrantAllowance { user_id, .. } | Command::Redeem { user_id, .. } => {
+            (Some(user_id), None)
+        }
         Command::Refund { .. }
         | Command::ExpireDue { .. }
         | Command::Fulfil(_)
-        | Command::RefundOrder(_) => (None, None),
+        | Command::RefundOrder(_)
+        | Command::CancelRedemption { .. } => (None, None),
     }
 }
 
@@ -168,6 +187,15 @@ pub(crate) async fn apply(
             grant::grant(uow, conn, user_id, &grant).await
         }
         Command::Fulfil(event) => super::orders::fulfil(uow, conn, event).await,
+        Command::Redeem {
+            user_id,
+            product_id,
+            quantity,
+            actor,
+        } => redeem::redeem(uow, conn, user_id, product_id, *quantity, actor).await,
+        Command::CancelRedemption { redemption_id, by } => {
+            redeem::cancel(uow, conn, redemption_id, by).await
+        }
         Command::RefundOrder(refund) => {
             let receipt =
                 super::orders::refund_order(uow, conn, refund, bursar_core::RefundStatus::Pending)

@@ -5,8 +5,34 @@ use sqlx::AnyConnection;
 
 use super::{balance, require_user};
 use crate::StoreError;
-use crate::ledger::state::{GrantSpec, TransferMeta, UnitOfWork};
+use crate::ledger::state::{GrantSpec, Side, TransferMeta, UnitOfWork};
 use crate::ledger::{Outcome, RefundReceipt};
+
+/// When credits given back for a debit expire: when the latest of the grants that paid for it
+/// would have (never, if any of them never expires or the debit ran into overdraft), so giving
+/// them back cannot extend promotional credits.
+pub(super) async fn refund_expiry(
+    conn: &mut AnyConnection,
+    transfer_id: &str,
+    debited: i64,
+) -> Result<Option<i64>, StoreError> {
+    let (covered_by_grants, never_expiring, latest_expiry): (i64, i64, Option<i64>) =
+        sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(tg.amount), 0) AS BIGINT),
+                CAST(COUNT(*) AS BIGINT) - CAST(COUNT(g.expires_at) AS BIGINT),
+                MAX(g.expires_at)
+         FROM transfer_grants tg JOIN grants g ON g.id = tg.grant_id
+         WHERE tg.transfer_id = $1",
+        )
+        .bind(transfer_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(if covered_by_grants < debited || never_expiring > 0 {
+        None
+    } else {
+        latest_expiry
+    })
+}
 
 /// Returns credits of a spend to the user as a new `refund` grant. The refund grant expires when
 /// the latest of the grants that paid for the spend would have (never, if any of them never
@@ -51,22 +77,7 @@ pub(super) async fn refund(
         ))
         .into());
     }
-    let (covered_by_grants, never_expiring, latest_expiry): (i64, i64, Option<i64>) =
-        sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(tg.amount), 0) AS BIGINT),
-                CAST(COUNT(*) AS BIGINT) - CAST(COUNT(g.expires_at) AS BIGINT),
-                MAX(g.expires_at)
-         FROM transfer_grants tg JOIN grants g ON g.id = tg.grant_id
-         WHERE tg.transfer_id = $1",
-        )
-        .bind(transfer_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let expires_at = if covered_by_grants < spent || never_expiring > 0 {
-        None
-    } else {
-        latest_expiry
-    };
+    let expires_at = refund_expiry(conn, transfer_id, spent).await?;
     let meta = TransferMeta {
         refund_of: Some(transfer_id),
         actor: Some(actor),
@@ -76,7 +87,7 @@ pub(super) async fn refund(
     let spec = GrantSpec {
         amount,
         source: source.as_str(),
-        from: SystemAccount::Revenue,
+        from: Side::System(SystemAccount::Revenue),
         priority: 0,
         expires_at,
     };

@@ -90,6 +90,7 @@ impl UnitOfWork {
         match side {
             Side::System(which) => self.system.get(which).map_or(0, |s| s.balance),
             Side::User(user) => self.accounts.get(*user).map_or(0, |a| a.balance),
+            Side::Merchant(merchant) => self.merchants.get(*merchant).map_or(0, |m| m.balance),
         }
     }
 
@@ -113,6 +114,15 @@ impl UnitOfWork {
                 account.balance += delta;
                 (account.id.clone(), account.balance)
             }
+            Side::Merchant(merchant) => {
+                let state = self
+                    .merchants
+                    .get_mut(merchant)
+                    .expect("the caller loaded this merchant");
+                state.balance += delta;
+                state.changed = true;
+                (state.id.clone(), state.balance)
+            }
         };
         // Balances stay within ±MAX_CREDITS, so one move of at most MAX_CREDITS cannot
         // overflow an i64 before this sees it.
@@ -122,6 +132,7 @@ impl UnitOfWork {
             self.out_of_range = Some(match side {
                 Side::User(user) => format!("user {user}"),
                 Side::System(which) => format!("the {which} account"),
+                Side::Merchant(merchant) => format!("merchant {merchant}"),
             });
         }
         (id, after)
@@ -136,7 +147,7 @@ impl UnitOfWork {
         to: SystemAccount,
         meta: &TransferMeta<'_>,
     ) -> (String, Vec<PaidBy>) {
-        self.debit_preferring(user_id, amount, to, meta, |_| false)
+        self.debit_preferring(user_id, amount, Side::System(to), meta, |_| false)
     }
 
     /// Like `debit`, but burns the grants `first` picks before any other (a refunded order's
@@ -145,7 +156,7 @@ impl UnitOfWork {
         &mut self,
         user_id: &str,
         amount: i64,
-        to: SystemAccount,
+        to: Side<'_>,
         meta: &TransferMeta<'_>,
         first: impl Fn(&Grant) -> bool,
     ) -> (String, Vec<PaidBy>) {
@@ -167,7 +178,7 @@ impl UnitOfWork {
             .unwrap_or_default();
         let (mut taken, rest) = plan_burn(&preferred, amount);
         taken.extend(plan_burn(&others, rest).0);
-        let transfer_id = self.post(Side::User(user_id), Side::System(to), amount, meta);
+        let transfer_id = self.post(Side::User(user_id), to, amount, meta);
         let mut paid_by = Vec::with_capacity(taken.len());
         if let Some(account) = self.accounts.get_mut(user_id) {
             for (grant_id, take) in taken {
@@ -202,7 +213,7 @@ impl UnitOfWork {
             expires_at,
         } = spec;
         let before = self.accounts.get(user_id).map_or(0, |a| a.balance);
-        let transfer_id = self.post(Side::System(from), Side::User(user_id), amount, meta);
+        let transfer_id = self.post(from, Side::User(user_id), amount, meta);
         let grant_id = new_id("grt");
         let now = self.now_ms;
         if let Some(account) = self.account_mut(user_id) {

@@ -156,6 +156,12 @@ impl UnitOfWork {
             .filter(|(_, s)| s.changed)
             .map(|(which, s)| (&self.system_ids[which], s.balance))
             .collect();
+        system.extend(
+            self.merchants
+                .values()
+                .filter(|m| m.changed)
+                .map(|m| (&m.id, m.balance)),
+        );
         system.sort();
         balances.extend(
             system

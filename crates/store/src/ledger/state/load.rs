@@ -26,6 +26,37 @@ impl UnitOfWork {
         Ok(())
     }
 
+    /// Loads a merchant's points account, creating it for a merchant made before it existed
+    /// (the account is made with the merchant, or here). Only `role = merchant` users have one.
+    pub async fn load_merchant(
+        &mut self,
+        conn: &mut AnyConnection,
+        merchant_id: &str,
+    ) -> Result<(), StoreError> {
+        if self.merchants.contains_key(merchant_id) {
+            return Ok(());
+        }
+        accounts::create_merchant_account(&mut *conn, merchant_id, &self.asset, self.now_ms)
+            .await?;
+        let row = sqlx::query(
+            "SELECT id, balance FROM accounts
+             WHERE owner_kind = 'merchant' AND owner_id = $1 AND asset = $2",
+        )
+        .bind(merchant_id)
+        .bind(&self.asset)
+        .fetch_one(&mut *conn)
+        .await?;
+        self.merchants.insert(
+            merchant_id.to_string(),
+            MerchantState {
+                id: row.try_get("id")?,
+                balance: row.try_get("balance")?,
+                changed: false,
+            },
+        );
+        Ok(())
+    }
+
     async fn load_user_chunk(
         &mut self,
         conn: &mut AnyConnection,

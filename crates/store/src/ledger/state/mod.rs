@@ -106,6 +106,8 @@ pub(crate) struct Hold {
 pub(crate) enum Side<'a> {
     User(&'a str),
     System(SystemAccount),
+    /// A merchant's points account, by the merchant's user id (loaded with `load_merchant`).
+    Merchant(&'a str),
 }
 
 /// What a transfer records besides its accounts and amount. Build with `TransferMeta::kind`
@@ -169,6 +171,15 @@ struct SystemState {
     changed: bool,
 }
 
+/// A merchant's points account. Read afresh by every batch that moves points to or from it
+/// (it is never cached between batches): only redemptions and their cancellations touch it.
+#[derive(Clone)]
+struct MerchantState {
+    id: String,
+    balance: i64,
+    changed: bool,
+}
+
 pub(crate) use cache::Cached;
 
 pub(crate) struct UnitOfWork {
@@ -179,6 +190,8 @@ pub(crate) struct UnitOfWork {
     pub now_ms: i64,
     system_ids: HashMap<SystemAccount, String>,
     system: HashMap<SystemAccount, SystemState>,
+    /// Loaded merchant accounts by the merchant's user id.
+    merchants: HashMap<String, MerchantState>,
     /// Loaded user accounts by user id.
     accounts: HashMap<String, Account>,
     /// Users known to have no account and no user row.
@@ -302,6 +315,7 @@ impl UnitOfWork {
             now_ms,
             system_ids,
             system,
+            merchants: HashMap::new(),
             accounts: HashMap::new(),
             missing_users: HashSet::new(),
             holds: HashMap::new(),
@@ -434,7 +448,7 @@ impl UnitOfWork {
 pub(crate) struct GrantSpec<'a> {
     pub amount: i64,
     pub source: &'a str,
-    pub from: SystemAccount,
+    pub from: Side<'a>,
     pub priority: i64,
     pub expires_at: Option<i64>,
 }
