@@ -303,6 +303,19 @@ string_enum!(
 );
 
 string_enum!(
+    /// A way to sign in: a password, an account at Google, Apple or Facebook, or one-time
+    /// codes sent to an email address or a phone.
+    IdentityProvider {
+        Password => "password",
+        Google => "google",
+        Apple => "apple",
+        Facebook => "facebook",
+        EmailCode => "email_code",
+        SmsCode => "sms_code",
+    }
+);
+
+string_enum!(
     /// What an outgoing webhook reports.
     EventType {
         OrderPaid => "order.paid",

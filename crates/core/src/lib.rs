@@ -19,9 +19,9 @@ pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{
     AutoTopupStatus, DeliveryStatus, EventType, FulfilmentOutcome, GrantSource, HoldStatus,
-    JobState, Language, NotificationChannel, NotificationKind, NotificationStatus, OrderKind,
-    OrderStatus, PackageKind, PaymentStatus, RedemptionStatus, RefundKind, RefundStatus, Role,
-    SubscriptionStatus, SystemAccount, TransferKind, UserStatus,
+    IdentityProvider, JobState, Language, NotificationChannel, NotificationKind,
+    NotificationStatus, OrderKind, OrderStatus, PackageKind, PaymentStatus, RedemptionStatus,
+    RefundKind, RefundStatus, Role, SubscriptionStatus, SystemAccount, TransferKind, UserStatus,
 };
 pub use money::{Money, MoneyError};
 pub use pricing::Discount;

@@ -34,6 +34,10 @@ pub struct Config {
     /// `None`: generate one on first start and keep it in the database.
     pub sandbox_webhook_secret: Option<String>,
     pub stripe: Option<StripeSettings>,
+    /// Sign in with Google, with Apple (OpenID Connect ID tokens), with Facebook.
+    pub google: Option<OidcSettings>,
+    pub apple: Option<OidcSettings>,
+    pub facebook: Option<FacebookSettings>,
     /// Printed on receipts.
     pub seller: Seller,
     /// Run background jobs on this instance (off: it only serves requests, and other instances
@@ -152,6 +156,67 @@ impl std::fmt::Debug for StripeSettings {
     }
 }
 
+/// An OpenID Connect provider whose ID tokens sign people in.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    /// The audiences accepted: the app's client ids (web, iOS, Android…).
+    pub client_ids: Vec<String>,
+    pub jwks_url: String,
+    /// The `iss` values accepted.
+    pub issuers: Vec<String>,
+    /// The least time between two fetches of the keys caused by tokens naming unknown keys.
+    pub min_refetch: std::time::Duration,
+}
+
+impl OidcSettings {
+    pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
+    pub const GOOGLE_ISSUERS: &str = "https://accounts.google.com,accounts.google.com";
+    pub const APPLE_JWKS_URL: &str = "https://appleid.apple.com/auth/keys";
+    pub const APPLE_ISSUERS: &str = "https://appleid.apple.com";
+    /// A flood of tokens with invented key ids makes at most one fetch a minute.
+    pub const MIN_REFETCH: std::time::Duration = std::time::Duration::from_secs(60);
+}
+
+#[derive(Clone)]
+pub struct FacebookSettings {
+    pub app_id: String,
+    pub app_secret: String,
+    pub graph_url: String,
+}
+
+impl std::fmt::Debug for FacebookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FacebookSettings")
+            .field("app_id", &self.app_id)
+            .field("graph_url", &self.graph_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `BURSAR_<NAME>_CLIENT_IDS` turns the provider on; its JWKS URL and issuers default to the
+/// provider's own.
+fn oidc_settings(
+    src: &Sources<'_>,
+    names: [&'static str; 3],
+    defaults: (&str, &str),
+) -> Option<OidcSettings> {
+    let [client_ids, jwks_url, issuers] = names;
+    let client_ids = list(&src.var(client_ids)?);
+    (!client_ids.is_empty()).then(|| OidcSettings {
+        client_ids,
+        jwks_url: src.var(jwks_url).unwrap_or_else(|| defaults.0.into()),
+        issuers: list(&src.var(issuers).unwrap_or_else(|| defaults.1.into())),
+        min_refetch: OidcSettings::MIN_REFETCH,
+    })
+}
+
 /// Who sells, as receipts show it.
 #[derive(Debug, Clone, Default)]
 pub struct Seller {
@@ -246,6 +311,45 @@ impl Config {
                         .var("BURSAR_STRIPE_API_BASE")
                         .unwrap_or_else(|| "https://api.stripe.com".into()),
                 }),
+            google: oidc_settings(
+                &src,
+                [
+                    "BURSAR_GOOGLE_CLIENT_IDS",
+                    "BURSAR_GOOGLE_JWKS_URL",
+                    "BURSAR_GOOGLE_ISSUER",
+                ],
+                (OidcSettings::GOOGLE_JWKS_URL, OidcSettings::GOOGLE_ISSUERS),
+            ),
+            apple: oidc_settings(
+                &src,
+                [
+                    "BURSAR_APPLE_CLIENT_IDS",
+                    "BURSAR_APPLE_JWKS_URL",
+                    "BURSAR_APPLE_ISSUER",
+                ],
+                (OidcSettings::APPLE_JWKS_URL, OidcSettings::APPLE_ISSUERS),
+            ),
+            facebook: match (
+                src.var("BURSAR_FACEBOOK_APP_ID"),
+                src.var("BURSAR_FACEBOOK_APP_SECRET"),
+            ) {
+                (Some(app_id), Some(app_secret)) => Some(FacebookSettings {
+                    app_id,
+                    app_secret,
+                    graph_url: src
+                        .var("BURSAR_FACEBOOK_GRAPH_URL")
+                        .unwrap_or_else(|| "https://graph.facebook.com".into()),
+                }),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError {
+                        name: "BURSAR_FACEBOOK_APP_SECRET",
+                        problem: "BURSAR_FACEBOOK_APP_ID and BURSAR_FACEBOOK_APP_SECRET \
+                                  go together: set both, or neither"
+                            .into(),
+                    });
+                }
+            },
             seller: Seller {
                 name: src
                     .var("BURSAR_SELLER_NAME")
@@ -300,6 +404,9 @@ impl Config {
             public_url: "http://127.0.0.1".into(),
             sandbox_webhook_secret: Some("whsec_test_sandbox".into()),
             stripe: None,
+            google: None,
+            apple: None,
+            facebook: None,
             seller: Seller {
                 name: "Bursar Test Shop".into(),
                 address: Some("1 Test Street".into()),

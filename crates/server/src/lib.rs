@@ -58,6 +58,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub tokens: Arc<TokenKeys>,
     pub limiter: Arc<AuthLimiter>,
+    /// Google, Apple and Facebook sign-in, as configured.
+    pub sign_in: Arc<auth::sign_in::SignInProviders>,
     pub decoy_hash: Arc<String>,
     pub access: Arc<auth::cache::AccessCache>,
     pub payments: Arc<payments::Payments>,
@@ -106,6 +108,7 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
         payments,
         tokens: Arc::new(TokenKeys::new(&secret, config.access_token_ttl_s)),
         limiter: Arc::new(AuthLimiter::new(config.auth_attempts_per_minute)),
+        sign_in: Arc::new(auth::sign_in::SignInProviders::from_config(&config)?),
         decoy_hash: Arc::new(auth::password::decoy_hash().await?),
         access: Arc::default(),
         config: Arc::new(config),

@@ -263,6 +263,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 19,
+        name: "identities",
+        sql: include_str!("../migrations/019_identities.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod coupons;
 pub mod db;
 pub mod idempotency;
+pub mod identities;
 pub mod ids;
 pub mod jobs;
 pub mod ledger;

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 
 use crate::audit::{self, AuditRecord};
 use crate::db::again_if_lost;
+use crate::identities::Provider;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError, accounts, ids::new_id, sessions};
 
@@ -66,48 +67,16 @@ impl Store {
         display_name: Option<&str>,
         role: Role,
     ) -> Result<User, StoreError> {
-        let now = self.clock.now_ms();
-        let id = new_id("usr");
         let mut tx = self.db.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, email, password_hash, display_name, role, status, level_hundredths, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'active', 0, $6, $6)",
-        )
-        .bind(&id)
-        .bind(email)
-        .bind(password_hash)
-        .bind(display_name)
-        .bind(role.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(
-                    LedgerError::Conflict("this email is already registered".into()).into(),
-                );
-            }
-            other => {
-                other?;
-            }
-        }
-        accounts::create_user_account(&mut tx, &id, &self.asset, now).await?;
-        if role == Role::Merchant {
-            accounts::create_merchant_account(&mut tx, &id, &self.asset, now).await?;
-        }
-        tx.commit().await?;
-        Ok(User {
-            id,
-            email: email.to_string(),
-            password_hash: password_hash.to_string(),
-            display_name: display_name.map(str::to_string),
+        let new = NewUser {
+            email,
+            password_hash,
+            display_name,
             role,
-            status: UserStatus::Active,
-            level_hundredths: 0,
-            language: Language::En,
-            phone: None,
-            created_at_ms: now,
-        })
+        };
+        let user = create_user_on(&mut tx, &self.asset, &new, self.clock.now_ms()).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     pub async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -257,6 +226,81 @@ impl Store {
     }
 }
 
+/// One user, read inside the caller's transaction.
+pub(crate) async fn user_on(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> Result<Option<User>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"));
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+}
+
+/// A user to create.
+pub(crate) struct NewUser<'a> {
+    pub email: &'a str,
+    /// An Argon2 hash, or `identities::NO_PASSWORD` for a user who signs in another way.
+    pub password_hash: &'a str,
+    pub display_name: Option<&'a str>,
+    pub role: Role,
+}
+
+/// Creates a user with their account (and a merchant's points account, and the password
+/// identity when there is a password) inside the caller's transaction. A taken email is a 409.
+pub(crate) async fn create_user_on(
+    conn: &mut sqlx::AnyConnection,
+    asset: &str,
+    new: &NewUser<'_>,
+    now: i64,
+) -> Result<User, StoreError> {
+    let id = new_id("usr");
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, email, password_hash, display_name, role, status, level_hundredths, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'active', 0, $6, $6)",
+    )
+    .bind(&id)
+    .bind(new.email)
+    .bind(new.password_hash)
+    .bind(new.display_name)
+    .bind(new.role.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(LedgerError::Conflict("this email is already registered".into()).into());
+        }
+        other => {
+            other?;
+        }
+    }
+    accounts::create_user_account(&mut *conn, &id, asset, now).await?;
+    if new.password_hash != crate::identities::NO_PASSWORD {
+        crate::identities::link_on(conn, &id, Provider::Password, &id, Some(new.email), now)
+            .await?;
+    }
+    if new.role == Role::Merchant {
+        accounts::create_merchant_account(&mut *conn, &id, asset, now).await?;
+    }
+    Ok(User {
+        id,
+        email: new.email.to_string(),
+        password_hash: new.password_hash.to_string(),
+        display_name: new.display_name.map(str::to_string),
+        role: new.role,
+        status: UserStatus::Active,
+        level_hundredths: 0,
+        language: Language::En,
+        phone: None,
+        created_at_ms: now,
+    })
+}
+
 /// Applies `changes` to user `id` on `conn`; false when there is no such user.
 async fn update_user_on(
     conn: &mut sqlx::AnyConnection,
@@ -288,5 +332,13 @@ async fn update_user_on(
     .execute(&mut *conn)
     .await?
     .rows_affected();
+    // A password set is a way to sign in (a user who came through Google may add one).
+    if changed > 0 && changes.password_hash.is_some() {
+        let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        crate::identities::link_on(conn, id, Provider::Password, id, Some(&email), now).await?;
+    }
     Ok(changed > 0)
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use bursar_core::{Role, UserStatus};
@@ -127,6 +127,24 @@ impl FromRequestParts<AppState> for Caller {
             }
             None => Err(ApiError::unauthorized("the account no longer exists")),
         }
+    }
+}
+
+/// `Option<Caller>`: none without an `Authorization` header; with one, it must be valid (a
+/// route that signs people in links the method to a caller who is signed in already).
+impl OptionalFromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(None);
+        }
+        <Caller as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
     }
 }
 

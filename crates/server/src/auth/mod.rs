@@ -2,8 +2,11 @@
 
 pub mod cache;
 pub mod caller;
+pub mod facebook;
+pub mod oidc;
 pub mod password;
 pub mod rate_limit;
+pub mod sign_in;
 pub mod tokens;
 
 pub use caller::{Caller, ClientAddr};

@@ -37,6 +37,16 @@ impl AuthLimiter {
         Ok(())
     }
 
+    /// Counts one attempt from `address` alone (a sign-in with a provider's token, which
+    /// names no email before it is verified).
+    pub fn check_address(&self, address: &str) -> Result<(), ApiError> {
+        if let Err(not_until) = self.by_address.check_key(&address.to_string()) {
+            let wait = not_until.wait_time_from(self.clock.now());
+            return Err(ApiError::rate_limited(wait.as_secs() + 1));
+        }
+        Ok(())
+    }
+
     /// Forgets keys whose limits have fully recovered, so memory stays bounded.
     pub fn forget_idle(&self) {
         self.by_address.retain_recent();

@@ -3,17 +3,17 @@
 //! fuzzer) knows what is accepted, and the two cannot disagree.
 
 use bursar_core::{
-    AutoTopupStatus, DeliveryStatus, EventType, GrantSource, HoldStatus, JobState, Language,
-    MAX_CREDITS, NotificationChannel, NotificationKind, NotificationStatus, OrderKind, OrderStatus,
-    PackageKind, PaymentStatus, RedemptionStatus, Role, SubscriptionStatus, TransferKind,
-    UserStatus,
+    AutoTopupStatus, DeliveryStatus, EventType, GrantSource, HoldStatus, IdentityProvider,
+    JobState, Language, MAX_CREDITS, NotificationChannel, NotificationKind, NotificationStatus,
+    OrderKind, OrderStatus, PackageKind, PaymentStatus, RedemptionStatus, Role, SubscriptionStatus,
+    TransferKind, UserStatus,
 };
 use serde_json::{Value, json};
 
 use crate::app::{accounts, api_keys, checkout, payment_methods};
 use crate::auth::password::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 use crate::routes::{
-    admin, admin_orders, catalog, coupons, credits, marketplace, webhook_endpoints,
+    admin, admin_orders, catalog, coupons, credits, marketplace, sign_in, webhook_endpoints,
 };
 use crate::views::IDEMPOTENCY_KEY_CHARS_MAX;
 
@@ -233,6 +233,13 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             json!({"minimum": -MAX_CREDITS, "maximum": MAX_CREDITS}),
         ),
         ("AutoTopupRequest", "target", credits()),
+        ("OidcRequest", "id_token", text(1, sign_in::TOKEN_CHARS_MAX)),
+        ("OidcRequest", "nonce", text(0, sign_in::NONCE_CHARS_MAX)),
+        (
+            "FacebookRequest",
+            "access_token",
+            text(1, sign_in::TOKEN_CHARS_MAX),
+        ),
         (
             "ProductRequest",
             "name",
@@ -327,6 +334,11 @@ fn response_rules() -> Vec<(&'static str, &'static str, Value)> {
             all(UserStatus::ALL, UserStatus::as_str),
         ),
         ("UserView", "language", all(Language::ALL, Language::as_str)),
+        (
+            "IdentityView",
+            "provider",
+            all(IdentityProvider::ALL, IdentityProvider::as_str),
+        ),
         (
             "Redemption",
             "status",

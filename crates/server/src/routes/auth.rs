@@ -50,7 +50,11 @@ pub struct Session {
     pub expires_in: i64,
 }
 
-async fn session_for(state: &AppState, user: &User, family: Option<&str>) -> ApiResult<Session> {
+pub(crate) async fn session_for(
+    state: &AppState,
+    user: &User,
+    family: Option<&str>,
+) -> ApiResult<Session> {
     let now_s = state.store.clock.now_ms() / 1000;
     let access_token = state.tokens.issue(&user.id, user.role.as_str(), now_s)?;
     let refresh_token = state

@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod pay;
+pub mod sign_in;
 pub mod subscriptions;
 pub mod webhook_endpoints;
 pub mod webhooks;
@@ -33,6 +34,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
+        .routes(routes!(sign_in::methods))
+        .routes(routes!(sign_in::oidc))
+        .routes(routes!(sign_in::facebook))
+        .routes(routes!(sign_in::my_identities))
+        .routes(routes!(sign_in::unlink_identity))
+        .routes(routes!(sign_in::user_identities))
         .routes(routes!(me::get_me, me::patch_me))
         .routes(routes!(me::balance))
         .routes(routes!(me::transactions))

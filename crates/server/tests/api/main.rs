@@ -16,6 +16,7 @@ mod marketplace;
 mod notifications;
 mod ops;
 mod orders;
+mod sign_in;
 mod stripe;
 mod stripe_methods;
 mod subscriptions;

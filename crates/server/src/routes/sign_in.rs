@@ -1,0 +1,310 @@
+//! Signing in with Google, Apple or Facebook, the methods this server offers, and a user's
+//! linked identities. A provider's token is verified before anything in it is believed; a
+//! caller already signed in who presents one links that identity to their account instead.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bursar_core::{IdentityProvider, LedgerError};
+use bursar_store::StoreError;
+use bursar_store::identities::{Claimed, Identity, Linking, Unlinking};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::auth::oidc::{TokenError, VerifiedPerson};
+use crate::auth::{Caller, ClientAddr};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::json::{Body, NoBody};
+use crate::routes::auth::session_for;
+use crate::views::UserView;
+
+/// Longest token accepted (real ID tokens are a few kilobytes).
+pub(crate) const TOKEN_CHARS_MAX: usize = 16_384;
+pub(crate) const NONCE_CHARS_MAX: usize = 512;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInMethods {
+    /// `password` always; `google`, `apple` and `facebook` when configured.
+    pub methods: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRequest {
+    /// The ID token the provider gave the client (a JWT).
+    pub id_token: String,
+    /// The nonce the client sent the provider; the token must carry it.
+    pub nonce: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FacebookRequest {
+    /// The user access token Facebook Login gave the client.
+    pub access_token: String,
+}
+
+/// A session, as login answers, and whether this sign-in made the account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInSession {
+    pub user: UserView,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub created: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityView {
+    pub id: String,
+    /// `password`, `google`, `apple`, `facebook`, `email_code` or `sms_code`.
+    pub provider: String,
+    /// The provider's id for the person.
+    pub subject: String,
+    pub email: Option<String>,
+    pub created_at: String,
+}
+
+impl From<Identity> for IdentityView {
+    fn from(identity: Identity) -> Self {
+        Self {
+            id: identity.id,
+            provider: identity.provider.as_str().to_string(),
+            subject: identity.subject,
+            email: identity.email,
+            created_at: identity.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityList {
+    pub data: Vec<IdentityView>,
+}
+
+/// The ways to sign in to this server.
+#[utoipa::path(get, path = "/api/v1/auth/methods", tag = "auth",
+    responses((status = 200, body = SignInMethods)))]
+pub async fn methods(State(state): State<AppState>) -> Json<SignInMethods> {
+    Json(SignInMethods {
+        methods: state
+            .sign_in
+            .methods()
+            .into_iter()
+            .map(|m| m.as_str().to_string())
+            .collect(),
+    })
+}
+
+fn checked_token(token: &str, what: &str) -> ApiResult<()> {
+    if token.is_empty() || token.chars().count() > TOKEN_CHARS_MAX {
+        return Err(ApiError::invalid(format!(
+            "{what} must be 1 to {TOKEN_CHARS_MAX} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn refused(error: TokenError) -> ApiError {
+    tracing::info!(%error, "a sign-in token was refused");
+    ApiError::unauthorized(error.to_string())
+}
+
+fn not_configured(provider: IdentityProvider) -> ApiError {
+    ApiError::invalid(format!(
+        "sign-in with {provider} is not configured on this server (GET /api/v1/auth/methods \
+         lists what is)"
+    ))
+}
+
+/// Sign in (or, signed in already, link) with a Google or Apple ID token. A new identity links
+/// to the account with the email the provider verified, else makes a member account.
+#[utoipa::path(post, path = "/api/v1/auth/oidc/{provider}", tag = "auth",
+    params(("provider" = String, Path, description = "`google` or `apple`")),
+    request_body = OidcRequest,
+    responses((status = 200, body = SignInSession),
+        (status = 401, description = "the token was refused (signature, issuer, audience, expiry, nonce), or the account is suspended", body = Problem),
+        (status = 404, description = "not a provider of ID tokens", body = Problem),
+        (status = 409, description = "linking: the identity belongs to another account", body = Problem),
+        (status = 422, description = "the provider is not configured here, or a malformed request", body = Problem),
+        (status = 429, description = "too many attempts from this address", body = Problem)))]
+pub async fn oidc(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    Path(provider): Path<String>,
+    caller: Option<Caller>,
+    body: Body<OidcRequest>,
+) -> ApiResult<Json<SignInSession>> {
+    let provider = IdentityProvider::parse(&provider)
+        .filter(|p| matches!(p, IdentityProvider::Google | IdentityProvider::Apple))
+        .ok_or_else(|| ApiError::not_found("ID token provider"))?;
+    let verifier = state
+        .sign_in
+        .oidc(provider)
+        .ok_or_else(|| not_configured(provider))?;
+    let request = body.value;
+    checked_token(&request.id_token, "id_token")?;
+    if request
+        .nonce
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > NONCE_CHARS_MAX)
+    {
+        return Err(ApiError::invalid(format!(
+            "nonce must be at most {NONCE_CHARS_MAX} characters"
+        )));
+    }
+    state.limiter.check_address(&address)?;
+    let now_s = state.store.clock.now_ms().div_euclid(1000);
+    let person = verifier
+        .verify(&request.id_token, request.nonce.as_deref(), now_s)
+        .await
+        .map_err(refused)?;
+    finish(&state, caller, provider, person).await
+}
+
+/// Sign in (or, signed in already, link) with a Facebook user access token, checked with the
+/// Graph API's `debug_token` under this server's app.
+#[utoipa::path(post, path = "/api/v1/auth/facebook", tag = "auth",
+    request_body = FacebookRequest,
+    responses((status = 200, body = SignInSession),
+        (status = 401, description = "the token was refused (another app's, invalid, expired), or the account is suspended", body = Problem),
+        (status = 409, description = "linking: the identity belongs to another account", body = Problem),
+        (status = 422, description = "Facebook sign-in is not configured here, or a malformed request", body = Problem),
+        (status = 429, description = "too many attempts from this address", body = Problem)))]
+pub async fn facebook(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    caller: Option<Caller>,
+    body: Body<FacebookRequest>,
+) -> ApiResult<Json<SignInSession>> {
+    let facebook = state
+        .sign_in
+        .facebook
+        .as_ref()
+        .ok_or_else(|| not_configured(IdentityProvider::Facebook))?;
+    checked_token(&body.value.access_token, "access_token")?;
+    state.limiter.check_address(&address)?;
+    let now_s = state.store.clock.now_ms().div_euclid(1000);
+    let person = facebook
+        .verify(&body.value.access_token, now_s)
+        .await
+        .map_err(refused)?;
+    finish(&state, caller, IdentityProvider::Facebook, person).await
+}
+
+/// Signs the person in with the verified identity, or links it to the caller.
+async fn finish(
+    state: &AppState,
+    caller: Option<Caller>,
+    provider: IdentityProvider,
+    person: VerifiedPerson,
+) -> ApiResult<Json<SignInSession>> {
+    let claimed = Claimed {
+        provider,
+        subject: &person.subject,
+        email: person.email.as_deref(),
+        email_verified: person.email_verified,
+        display_name: person.name.as_deref(),
+    };
+    let (user, created) = match caller {
+        Some(caller) => {
+            let user_id = caller.require_user()?;
+            match state.store.link_identity(user_id, &claimed).await? {
+                Linking::Linked(_) => {}
+                Linking::TakenByAnother => {
+                    return Err(ApiError::conflict(format!(
+                        "this {provider} account signs in to another Bursar account"
+                    )));
+                }
+            }
+            let user = state
+                .store
+                .user(user_id)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+            (user, false)
+        }
+        None => match state.store.sign_in_with(&claimed).await {
+            Ok(signed_in) => (signed_in.user, signed_in.created),
+            Err(StoreError::Domain(LedgerError::AccountSuspended)) => {
+                return Err(ApiError::unauthorized("this account is suspended"));
+            }
+            Err(other) => return Err(other.into()),
+        },
+    };
+    let session = session_for(state, &user, None).await?;
+    Ok(Json(SignInSession {
+        user: session.user,
+        access_token: session.access_token,
+        refresh_token: session.refresh_token,
+        token_type: session.token_type,
+        expires_in: session.expires_in,
+        created,
+    }))
+}
+
+/// The ways the signed-in user can sign in.
+#[utoipa::path(get, path = "/api/v1/me/identities", tag = "me",
+    responses((status = 200, body = IdentityList), (status = 401, body = Problem),
+        (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn my_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<IdentityList>> {
+    let user_id = caller.require_user()?;
+    let identities = state.store.identities_of(user_id).await?;
+    Ok(Json(IdentityList {
+        data: identities.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Remove one way to sign in; the last one cannot be removed. Removing the password forgets it
+/// and ends every session.
+#[utoipa::path(delete, path = "/api/v1/me/identities/{id}", tag = "me",
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "the account's last way to sign in", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn unlink_identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _: NoBody,
+) -> ApiResult<StatusCode> {
+    let user_id = caller.require_user()?;
+    match state.store.unlink_identity(user_id, &id).await? {
+        Unlinking::Removed => {
+            state.access.forget_user(user_id);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Unlinking::Last => Err(ApiError::conflict(
+            "this is the account's last way to sign in: link another first",
+        )),
+        Unlinking::NotFound => Err(ApiError::not_found("identity")),
+    }
+}
+
+/// A user's ways to sign in, for an admin.
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}/identities", tag = "admin",
+    params(("id" = String, Path)),
+    responses((status = 200, body = IdentityList), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn user_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IdentityList>> {
+    caller.require_admin()?;
+    if state.store.user(&id).await?.is_none() {
+        return Err(ApiError::not_found("user"));
+    }
+    let identities = state.store.identities_of(&id).await?;
+    Ok(Json(IdentityList {
+        data: identities.into_iter().map(Into::into).collect(),
+    }))
+}
