@@ -316,6 +316,14 @@ string_enum!(
 );
 
 string_enum!(
+    /// Where a one-time sign-in code is sent.
+    CodeChannel {
+        Email => "email",
+        Sms => "sms",
+    }
+);
+
+string_enum!(
     /// What an outgoing webhook reports.
     EventType {
         OrderPaid => "order.paid",

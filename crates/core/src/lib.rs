@@ -18,8 +18,8 @@ pub use burn::{GrantLot, plan_burn, plan_expiry};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
 pub use kinds::{
-    AutoTopupStatus, DeliveryStatus, EventType, FulfilmentOutcome, GrantSource, HoldStatus,
-    IdentityProvider, JobState, Language, NotificationChannel, NotificationKind,
+    AutoTopupStatus, CodeChannel, DeliveryStatus, EventType, FulfilmentOutcome, GrantSource,
+    HoldStatus, IdentityProvider, JobState, Language, NotificationChannel, NotificationKind,
     NotificationStatus, OrderKind, OrderStatus, PackageKind, PaymentStatus, RedemptionStatus,
     RefundKind, RefundStatus, Role, SubscriptionStatus, SystemAccount, TransferKind, UserStatus,
 };

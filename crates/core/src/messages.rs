@@ -203,6 +203,32 @@ pub fn subscription_ending(lang: Language, package: &str, ends: &str, days: i64)
     )
 }
 
+/// A one-time sign-in code, valid for `minutes`.
+pub fn sign_in_code(lang: Language, code: &str, minutes: i64) -> Message {
+    message(
+        NotificationKind::SignInCode,
+        lang,
+        pick(
+            lang,
+            format!("Your sign-in code: {code}"),
+            format!("您的登录验证码：{code}"),
+            format!("您的登入驗證碼：{code}"),
+        ),
+        pick(
+            lang,
+            format!(
+                "Your sign-in code is {code}. It works once, for {minutes} minutes. If you did not ask for it, ignore this message."
+            ),
+            format!(
+                "您的登录验证码是 {code}，{minutes} 分钟内有效，仅可使用一次。如非本人操作，请忽略此消息。"
+            ),
+            format!(
+                "您的登入驗證碼是 {code}，{minutes} 分鐘內有效，僅可使用一次。如非本人操作，請忽略此訊息。"
+            ),
+        ),
+    )
+}
+
 pub fn subscription_ended(lang: Language) -> Message {
     message(
         NotificationKind::SubscriptionEnded,

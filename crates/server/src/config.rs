@@ -38,6 +38,10 @@ pub struct Config {
     pub google: Option<OidcSettings>,
     pub apple: Option<OidcSettings>,
     pub facebook: Option<FacebookSettings>,
+    /// One-time sign-in codes any one destination, and any one client address, may be sent in
+    /// an hour.
+    pub codes_per_destination_per_hour: i64,
+    pub codes_per_address_per_hour: i64,
     /// Printed on receipts.
     pub seller: Seller,
     /// Run background jobs on this instance (off: it only serves requests, and other instances
@@ -350,6 +354,12 @@ impl Config {
                     });
                 }
             },
+            codes_per_destination_per_hour: src
+                .parsed("BURSAR_CODES_PER_DESTINATION_PER_HOUR", 5_i64)?
+                .clamp(1, 1000),
+            codes_per_address_per_hour: src
+                .parsed("BURSAR_CODES_PER_ADDRESS_PER_HOUR", 20_i64)?
+                .clamp(1, 100_000),
             seller: Seller {
                 name: src
                     .var("BURSAR_SELLER_NAME")
@@ -407,6 +417,8 @@ impl Config {
             google: None,
             apple: None,
             facebook: None,
+            codes_per_destination_per_hour: 5,
+            codes_per_address_per_hour: 20,
             seller: Seller {
                 name: "Bursar Test Shop".into(),
                 address: Some("1 Test Street".into()),

@@ -105,6 +105,52 @@ impl Senders {
     }
 }
 
+impl Senders {
+    /// Sends `message` to one address by the channel asked for (a sign-in code): by email or
+    /// by SMS, or to the log when that channel is not configured.
+    pub async fn send_to(
+        &self,
+        channel: bursar_core::CodeChannel,
+        message: &Message,
+        destination: &str,
+    ) -> Result<Sent, String> {
+        match (channel, &self.mail, &self.sms) {
+            (bursar_core::CodeChannel::Email, Some(mail), _) => {
+                mail.send(message, destination).await?;
+            }
+            (bursar_core::CodeChannel::Sms, _, Some(sms)) => {
+                sms.send(message, destination).await?;
+            }
+            _ => {
+                tracing::info!(
+                    kind = %message.kind,
+                    text = %message.text,
+                    "message for {destination} (no {channel} transport configured)"
+                );
+                return Ok(Sent {
+                    channel: NotificationChannel::Log,
+                    destination: None,
+                });
+            }
+        }
+        Ok(Sent {
+            channel: match channel {
+                bursar_core::CodeChannel::Email => NotificationChannel::Email,
+                bursar_core::CodeChannel::Sms => NotificationChannel::Sms,
+            },
+            destination: Some(destination.to_string()),
+        })
+    }
+
+    /// Whether messages on `channel` reach anyone but the log.
+    pub fn delivers(&self, channel: bursar_core::CodeChannel) -> bool {
+        match channel {
+            bursar_core::CodeChannel::Email => self.mail.is_some(),
+            bursar_core::CodeChannel::Sms => self.sms.is_some(),
+        }
+    }
+}
+
 impl Mail {
     async fn send(&self, message: &Message, email: &str) -> Result<(), String> {
         let to = email

@@ -60,6 +60,8 @@ pub struct Shared {
     pub limiter: Arc<AuthLimiter>,
     /// Google, Apple and Facebook sign-in, as configured.
     pub sign_in: Arc<auth::sign_in::SignInProviders>,
+    /// Hashes one-time sign-in codes.
+    pub code_key: Arc<app::sign_in_codes::CodeKey>,
     pub decoy_hash: Arc<String>,
     pub access: Arc<auth::cache::AccessCache>,
     pub payments: Arc<payments::Payments>,
@@ -91,6 +93,10 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
             .await?
         }
     };
+    let code_secret = settings::get_or_init(&store.db, "sign_in_code_secret", || {
+        bursar_store::ids::new_secret("csk")
+    })
+    .await?;
     if config.demo_catalog && store.seed_demo_catalog().await? {
         tracing::info!("created the demo catalog");
     }
@@ -109,6 +115,7 @@ pub async fn prepare(config: Config, clock: Clock) -> anyhow::Result<AppState> {
         tokens: Arc::new(TokenKeys::new(&secret, config.access_token_ttl_s)),
         limiter: Arc::new(AuthLimiter::new(config.auth_attempts_per_minute)),
         sign_in: Arc::new(auth::sign_in::SignInProviders::from_config(&config)?),
+        code_key: Arc::new(app::sign_in_codes::CodeKey::new(&code_secret)),
         decoy_hash: Arc::new(auth::password::decoy_hash().await?),
         access: Arc::default(),
         config: Arc::new(config),

@@ -270,6 +270,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 20,
+        name: "sign-in codes",
+        sql: include_str!("../migrations/020_sign_in_codes.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

@@ -21,6 +21,7 @@ pub mod page;
 pub mod payment_methods;
 pub mod sessions;
 pub mod settings;
+pub mod sign_in_codes;
 pub mod subscriptions;
 pub mod testing;
 pub mod users;

@@ -11,4 +11,5 @@ pub mod fulfilment;
 pub mod off_session;
 pub mod payment_methods;
 pub mod refunds;
+pub mod sign_in_codes;
 pub mod subscriptions;

@@ -30,6 +30,7 @@ impl Job<AppState> for Housekeeping {
                 .purge_idempotency_keys(IDEMPOTENCY_KEEP_MS)
                 .await
                 .map_err(JobError::from)?;
+            store.delete_old_sign_in_codes().await?;
             let before = store.clock.now_ms() - DONE_JOBS_KEEP_MS;
             for _ in 0..STEPS_MAX {
                 if store.jobs.purge_done(before, DONE_JOBS_PER_STEP).await?

@@ -12,6 +12,7 @@ mod fan_out_event;
 mod housekeeping;
 mod provider_refund;
 mod send_notification;
+mod send_sign_in_code;
 mod subscriptions;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(auto_topup::AutoTopup)
         .with(auto_topup_sweep::AutoTopupSweep)
         .with(send_notification::SendNotification)
+        .with(send_sign_in_code::SendSignInCode)
         .with(fan_out_event::FanOutEvent)
         .with(deliver_webhook::DeliverWebhook)
         .with(subscriptions::SubscriptionAllowance)

@@ -3,10 +3,10 @@
 //! fuzzer) knows what is accepted, and the two cannot disagree.
 
 use bursar_core::{
-    AutoTopupStatus, DeliveryStatus, EventType, GrantSource, HoldStatus, IdentityProvider,
-    JobState, Language, MAX_CREDITS, NotificationChannel, NotificationKind, NotificationStatus,
-    OrderKind, OrderStatus, PackageKind, PaymentStatus, RedemptionStatus, Role, SubscriptionStatus,
-    TransferKind, UserStatus,
+    AutoTopupStatus, CodeChannel, DeliveryStatus, EventType, GrantSource, HoldStatus,
+    IdentityProvider, JobState, Language, MAX_CREDITS, NotificationChannel, NotificationKind,
+    NotificationStatus, OrderKind, OrderStatus, PackageKind, PaymentStatus, RedemptionStatus, Role,
+    SubscriptionStatus, TransferKind, UserStatus,
 };
 use serde_json::{Value, json};
 
@@ -235,6 +235,17 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
         ("AutoTopupRequest", "target", credits()),
         ("OidcRequest", "id_token", text(1, sign_in::TOKEN_CHARS_MAX)),
         ("OidcRequest", "nonce", text(0, sign_in::NONCE_CHARS_MAX)),
+        (
+            "CodeRequest",
+            "channel",
+            one_of(CodeChannel::ALL.iter().map(|c| c.as_str())),
+        ),
+        (
+            "CodeVerification",
+            "channel",
+            one_of(CodeChannel::ALL.iter().map(|c| c.as_str())),
+        ),
+        ("CodeVerification", "code", json!({"pattern": "^[0-9]{6}$"})),
         (
             "FacebookRequest",
             "access_token",

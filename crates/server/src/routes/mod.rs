@@ -37,6 +37,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sign_in::methods))
         .routes(routes!(sign_in::oidc))
         .routes(routes!(sign_in::facebook))
+        .routes(routes!(sign_in::request_code))
+        .routes(routes!(sign_in::verify_code))
         .routes(routes!(sign_in::my_identities))
         .routes(routes!(sign_in::unlink_identity))
         .routes(routes!(sign_in::user_identities))

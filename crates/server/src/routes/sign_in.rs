@@ -5,13 +5,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bursar_core::{IdentityProvider, LedgerError};
+use bursar_core::{CodeChannel, IdentityProvider, LedgerError};
 use bursar_store::StoreError;
 use bursar_store::identities::{Claimed, Identity, Linking, Unlinking};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::app::sign_in_codes;
 use crate::auth::oidc::{TokenError, VerifiedPerson};
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -25,7 +26,8 @@ pub(crate) const NONCE_CHARS_MAX: usize = 512;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignInMethods {
-    /// `password` always; `google`, `apple` and `facebook` when configured.
+    /// `password` always; `google`, `apple` and `facebook` when configured; `email_code` and
+    /// `sms_code` when mail or the SMS gateway is (both, to the log, when neither is).
     pub methods: Vec<String>,
 }
 
@@ -88,14 +90,23 @@ pub struct IdentityList {
 #[utoipa::path(get, path = "/api/v1/auth/methods", tag = "auth",
     responses((status = 200, body = SignInMethods)))]
 pub async fn methods(State(state): State<AppState>) -> Json<SignInMethods> {
-    Json(SignInMethods {
-        methods: state
-            .sign_in
-            .methods()
-            .into_iter()
-            .map(|m| m.as_str().to_string())
-            .collect(),
-    })
+    let mut methods: Vec<String> = state
+        .sign_in
+        .methods()
+        .into_iter()
+        .map(|m| m.as_str().to_string())
+        .collect();
+    for channel in sign_in_codes::channels(&state) {
+        methods.push(
+            match channel {
+                CodeChannel::Email => IdentityProvider::EmailCode,
+                CodeChannel::Sms => IdentityProvider::SmsCode,
+            }
+            .as_str()
+            .to_string(),
+        );
+    }
+    Json(SignInMethods { methods })
 }
 
 fn checked_token(token: &str, what: &str) -> ApiResult<()> {
@@ -234,7 +245,15 @@ async fn finish(
             Err(other) => return Err(other.into()),
         },
     };
-    let session = session_for(state, &user, None).await?;
+    respond_signed_in(state, &user, created).await
+}
+
+async fn respond_signed_in(
+    state: &AppState,
+    user: &bursar_store::users::User,
+    created: bool,
+) -> ApiResult<Json<SignInSession>> {
+    let session = session_for(state, user, None).await?;
     Ok(Json(SignInSession {
         user: session.user,
         access_token: session.access_token,
@@ -243,6 +262,81 @@ async fn finish(
         expires_in: session.expires_in,
         created,
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequest {
+    /// `email` or `sms`.
+    pub channel: String,
+    /// An email address, or a phone number in E.164.
+    pub destination: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeSent {
+    /// Seconds the code works for.
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeVerification {
+    pub channel: String,
+    pub destination: String,
+    /// The six digits received.
+    pub code: String,
+}
+
+fn channel_of(text: &str) -> ApiResult<CodeChannel> {
+    CodeChannel::parse(text).ok_or_else(|| ApiError::invalid("channel must be email or sms"))
+}
+
+/// Send a one-time sign-in code by email or SMS. The answer is the same whether or not an
+/// account has that address.
+#[utoipa::path(post, path = "/api/v1/auth/codes", tag = "auth",
+    request_body = CodeRequest,
+    responses((status = 202, body = CodeSent),
+        (status = 422, description = "a bad channel or destination, or a channel not configured here", body = Problem),
+        (status = 429, description = "`rate_limited`: this destination's or this address's codes for the hour", body = Problem)))]
+pub async fn request_code(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    body: Body<CodeRequest>,
+) -> ApiResult<(StatusCode, Json<CodeSent>)> {
+    let channel = channel_of(&body.value.channel)?;
+    let destination = sign_in_codes::destination(channel, &body.value.destination)?;
+    sign_in_codes::request(&state, channel, &destination, &address).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CodeSent {
+            expires_in: sign_in_codes::CODE_TTL_MINUTES * 60,
+        }),
+    ))
+}
+
+/// Sign in (or sign up) with the code received.
+#[utoipa::path(post, path = "/api/v1/auth/codes/verify", tag = "auth",
+    request_body = CodeVerification,
+    responses((status = 200, body = SignInSession),
+        (status = 401, description = "`invalid_code`, `code_expired` (expired or used), or a suspended account", body = Problem),
+        (status = 422, body = Problem),
+        (status = 429, description = "`too_many_attempts`: the code is dead after 5 wrong tries; or `rate_limited`", body = Problem)))]
+pub async fn verify_code(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    body: Body<CodeVerification>,
+) -> ApiResult<Json<SignInSession>> {
+    let request = body.value;
+    let channel = channel_of(&request.channel)?;
+    let destination = sign_in_codes::destination(channel, &request.destination)?;
+    if request.code.chars().count() > 16 {
+        return Err(ApiError::invalid("code must be the six digits received"));
+    }
+    state.limiter.check_address(&address)?;
+    let (user, created) =
+        sign_in_codes::verify(&state, channel, &destination, request.code.trim()).await?;
+    respond_signed_in(&state, &user, created).await
 }
 
 /// The ways the signed-in user can sign in.

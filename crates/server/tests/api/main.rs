@@ -17,6 +17,7 @@ mod notifications;
 mod ops;
 mod orders;
 mod sign_in;
+mod sign_in_codes;
 mod stripe;
 mod stripe_methods;
 mod subscriptions;

@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::helpers::{Backend, Member, TestApp};
 
 /// A minimal SMTP server: accepts every message and keeps its raw text.
-async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
@@ -57,7 +57,7 @@ async fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
 
 /// A local SMS gateway: records each request's authorization and body; the first `failures`
 /// requests are answered 503.
-async fn sms_gateway(failures: usize) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+pub(crate) async fn sms_gateway(failures: usize) -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
     use axum::http::{HeaderMap, StatusCode};
     let received: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
     let kept = Arc::clone(&received);

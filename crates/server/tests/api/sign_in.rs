@@ -214,7 +214,14 @@ async fn google_tokens_sign_in_create_and_link_by_verified_email(backend: Backen
         .await;
     assert_eq!(
         methods.json["methods"],
-        json!(["password", "google", "apple", "facebook"])
+        json!([
+            "password",
+            "google",
+            "apple",
+            "facebook",
+            "email_code",
+            "sms_code"
+        ])
     );
 
     let first = sign_in(
@@ -462,7 +469,10 @@ async fn bad_tokens_are_refused_and_create_nothing(backend: Backend) {
     let methods = plain
         .send("GET", "/api/v1/auth/methods", None, None, &[])
         .await;
-    assert_eq!(methods.json["methods"], json!(["password"]));
+    assert_eq!(
+        methods.json["methods"],
+        json!(["password", "email_code", "sms_code"])
+    );
     for path in ["/api/v1/auth/oidc/google", "/api/v1/auth/oidc/apple"] {
         let resp = plain
             .send("POST", path, None, Some(&json!({"id_token": "a.b.c"})), &[])
