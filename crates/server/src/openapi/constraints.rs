@@ -9,7 +9,7 @@ use bursar_core::{
 };
 use serde_json::{Value, json};
 
-use crate::app::{accounts, api_keys, checkout};
+use crate::app::{accounts, api_keys, checkout, rewards};
 use crate::auth::password::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 use crate::routes::{admin, admin_orders, catalog, coupons, credits, webhook_endpoints};
 use crate::views::IDEMPOTENCY_KEY_CHARS_MAX;
@@ -265,6 +265,14 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             "card_number",
             json!({"maxLength": 64}),
         ),
+        ("RewardRequest", "title", text(1, rewards::TITLE_CHARS_MAX)),
+        ("RewardRequest", "credits", credits()),
+        (
+            "RewardRequest",
+            "user_ids",
+            json!({"minItems": 1, "maxItems": rewards::USER_IDS_MAX}),
+        ),
+        ("RewardRequest", "expires_at", instant()),
     ]
 }
 

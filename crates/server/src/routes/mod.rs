@@ -9,11 +9,13 @@ pub mod auto_topup;
 pub mod catalog;
 pub mod coupons;
 pub mod credits;
+pub mod daily_gift;
 pub mod me;
 pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod pay;
+pub mod rewards;
 pub mod subscriptions;
 pub mod webhook_endpoints;
 pub mod webhooks;
@@ -51,6 +53,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhook_endpoints::list_deliveries))
         .routes(routes!(webhook_endpoints::retry_delivery))
+        .routes(routes!(daily_gift::claim, daily_gift::status))
+        .routes(routes!(rewards::inbox))
+        .routes(routes!(rewards::claim))
+        .routes(routes!(rewards::send))
         .routes(routes!(subscriptions::list))
         .routes(routes!(subscriptions::update))
         .routes(routes!(subscriptions::renew))
