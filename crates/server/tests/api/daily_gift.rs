@@ -210,7 +210,41 @@ async fn bad_gift_requests_change_nothing(backend: Backend) {
     app.assert_ledger_ok().await;
 }
 
+/// The ledger check's findings after a statement that damages the claims.
+pub async fn problems_after(app: &TestApp, damage: &str) -> Vec<String> {
+    sqlx::query(sqlx::AssertSqlSafe(damage))
+        .execute(&app.state.store.db.pool)
+        .await
+        .expect("damages");
+    bursar_store::verify::verify(&app.state.store.db)
+        .await
+        .expect("verify runs")
+        .problems
+}
+
+async fn verify_finds_a_gift_claim_not_credited_once(backend: Backend) {
+    let app = TestApp::spawn(backend, "daily_gift_verify").await;
+    let member = app.register("checked@example.com").await;
+    claim(&app, &member).await;
+    app.assert_ledger_ok().await;
+    let problems = problems_after(&app, "UPDATE daily_gift_claims SET credits = credits + 1").await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("daily gift claim not credited exactly once")),
+        "{problems:?}"
+    );
+    let problems = problems_after(&app, "DELETE FROM daily_gift_claims").await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("daily gift transfer without its claim")),
+        "{problems:?}"
+    );
+}
+
 crate::for_both_backends!(
+    verify_finds_a_gift_claim_not_credited_once,
     the_streak_grows_daily_restarts_after_a_missed_day_and_wraps,
     concurrent_claims_of_one_day_pay_once,
     bad_gift_requests_change_nothing

@@ -293,7 +293,37 @@ async fn bad_reward_requests_create_nothing(backend: Backend) {
     app.assert_ledger_ok().await;
 }
 
+async fn verify_finds_an_inbox_claim_not_credited_once(backend: Backend) {
+    let app = TestApp::spawn(backend, "inbox_verify").await;
+    let admin = app.admin().await;
+    let member = app.register("checked@example.com").await;
+    send_reward(
+        &app,
+        &admin,
+        json!({"title": "Checked", "credits": 7, "user_ids": [member.id]}),
+    )
+    .await;
+    let item = inbox(&app, &member).await.remove(0);
+    let claimed = app
+        .post(&claim_path(&item), &member.token, json!(null))
+        .await;
+    assert_eq!(claimed.status, 200, "{}", claimed.text);
+    app.assert_ledger_ok().await;
+    let problems =
+        crate::daily_gift::problems_after(&app, "UPDATE inbox_items SET transfer_id = NULL").await;
+    for finding in [
+        "inbox claim not credited exactly once",
+        "inbox reward transfer without its claim",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(finding)),
+            "{finding}: {problems:?}"
+        );
+    }
+}
+
 crate::for_both_backends!(
+    verify_finds_an_inbox_claim_not_credited_once,
     a_reward_to_all_members_reaches_each_once_in_chunks,
     a_claim_pays_once_and_only_its_owner_can_make_it,
     an_expired_reward_is_refused,
