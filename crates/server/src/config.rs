@@ -437,4 +437,25 @@ mod tests {
         }
         assert!(shown.contains("order_ttl_s"));
     }
+
+    #[test]
+    fn a_bad_gift_schedule_is_refused_by_name() {
+        let file = HashMap::from([(
+            "BURSAR_DAILY_GIFT_SCHEDULE".to_string(),
+            "10,0,20".to_string(),
+        )]);
+        let error = Config::from_sources(&file).err().expect("refused");
+        assert!(
+            error
+                .to_string()
+                .starts_with("BURSAR_DAILY_GIFT_SCHEDULE: "),
+            "{error}"
+        );
+        let file = HashMap::from([(
+            "BURSAR_DAILY_GIFT_SCHEDULE".to_string(),
+            " 1, 2 ,3".to_string(),
+        )]);
+        let config = Config::from_sources(&file).expect("valid");
+        assert_eq!(config.daily_gift_schedule.credits_for(4), 1);
+    }
 }
