@@ -444,7 +444,7 @@ mod tests {
             "BURSAR_DAILY_GIFT_SCHEDULE".to_string(),
             "10,0,20".to_string(),
         )]);
-        let error = Config::from_sources(&file).err().expect("refused");
+        let error = Config::from_sources(&file).expect_err("refused");
         assert!(
             error
                 .to_string()
