@@ -33,7 +33,7 @@ pub struct DailyGiftView {
         (status = 409, description = "already_claimed: today's gift was claimed already", body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn claim(
+pub async fn claim_daily_gift(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
@@ -49,7 +49,7 @@ pub async fn claim(
     responses((status = 200, body = DailyGiftView), (status = 401, body = Problem),
         (status = 403, body = Problem)),
     security(("bearer" = [])))]
-pub async fn status(
+pub async fn daily_gift_status(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<DailyGiftView>> {

@@ -53,10 +53,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhook_endpoints::list_deliveries))
         .routes(routes!(webhook_endpoints::retry_delivery))
-        .routes(routes!(daily_gift::claim, daily_gift::status))
+        .routes(routes!(
+            daily_gift::claim_daily_gift,
+            daily_gift::daily_gift_status
+        ))
         .routes(routes!(rewards::inbox))
-        .routes(routes!(rewards::claim))
-        .routes(routes!(rewards::send))
+        .routes(routes!(rewards::claim_reward))
+        .routes(routes!(rewards::send_reward))
         .routes(routes!(subscriptions::list))
         .routes(routes!(subscriptions::update))
         .routes(routes!(subscriptions::renew))

@@ -94,7 +94,7 @@ pub async fn inbox(
         (status = 409, description = "already_claimed: claimed before; expired: not claimed before its expiry", body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn claim(
+pub async fn claim_reward(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
@@ -119,7 +119,7 @@ pub async fn claim(
         (status = 403, body = Problem),
         (status = 422, description = "an empty title, credits below 1, not exactly one of user_ids and all_members, unknown user ids, or an expiry not in the future; nothing is created", body = Problem)),
     security(("bearer" = [])))]
-pub async fn send(
+pub async fn send_reward(
     State(state): State<AppState>,
     caller: Caller,
     ClientAddr(ip): ClientAddr,
