@@ -329,3 +329,41 @@ crate::for_both_backends!(
     an_expired_reward_is_refused,
     bad_reward_requests_create_nothing
 );
+
+/// Two instances on one PostgreSQL database, each with its own ledger writer: claims of the
+/// same daily gift and of the same reward, spread over both, still pay once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_spread_over_two_instances_pay_once() {
+    let first = TestApp::spawn(Backend::Postgres, "engagement_two_instances").await;
+    let second = first.another_instance().await;
+    let admin = first.admin().await;
+    let member = first.register("everywhere@example.com").await;
+    send_reward(
+        &first,
+        &admin,
+        json!({"title": "Twice?", "credits": 30, "user_ids": [member.id]}),
+    )
+    .await;
+    let item = inbox(&first, &member).await.remove(0);
+    let mut racing = Vec::new();
+    for n in 0..20 {
+        let app = if n % 2 == 0 { &first } else { &second };
+        racing.push(app.send(
+            "POST",
+            "/api/v1/me/daily-gift",
+            Some(&member.token),
+            None,
+            &[],
+        ));
+        racing.push(app.send("POST", &claim_path(&item), Some(&member.token), None, &[]));
+    }
+    let answers = futures::future::join_all(racing).await;
+    let paid = answers.iter().filter(|a| a.status == 200).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.status == 409 && a.code() == "already_claimed")
+        .count();
+    assert_eq!((paid, refused), (2, 38), "{answers:?}");
+    assert_eq!(first.balance(&member).await.0, 10 + 30);
+    first.assert_ledger_ok().await;
+}
