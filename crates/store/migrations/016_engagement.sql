@@ -16,18 +16,23 @@ CREATE TABLE daily_gift_claims (
 );
 CREATE UNIQUE INDEX daily_gift_claims_transfer ON daily_gift_claims (transfer_id);
 
--- A reward an admin sends: to listed users or to every member. It reaches inboxes through
--- delivery jobs in bounded chunks, never in one giant transaction.
+-- A reward an admin sends (to listed users or to every member), or a package's bonus kept for
+-- its buyer's inbox (`order`, written with the order's payment). An admin's reaches inboxes
+-- through delivery jobs in bounded chunks, never in one giant transaction.
 CREATE TABLE rewards (
     id          TEXT PRIMARY KEY,
     title       TEXT NOT NULL,
     credits     BIGINT NOT NULL CHECK (credits > 0),
-    audience    TEXT NOT NULL CHECK (audience IN ('users', 'all_members')),
+    audience    TEXT NOT NULL CHECK (audience IN ('users', 'all_members', 'order')),
     recipients  BIGINT NOT NULL CHECK (recipients >= 0),
     expires_at  BIGINT,
     created_by  TEXT,
+    -- For `order`: the paid order whose bonus this is; a refund of the order closes the
+    -- reward while it is unclaimed.
+    order_id    TEXT,
     created_at  BIGINT NOT NULL
 );
+CREATE UNIQUE INDEX rewards_order ON rewards (order_id);
 
 -- A reward in one user's inbox. Unique per reward and user, so a delivery chunk run twice
 -- delivers nothing twice; `claimed_at` and `transfer_id` are set by the claim's ledger command.
@@ -42,3 +47,7 @@ CREATE TABLE inbox_items (
 );
 CREATE INDEX inbox_items_user ON inbox_items (user_id, id);
 CREATE UNIQUE INDEX inbox_items_transfer ON inbox_items (transfer_id);
+
+-- A package whose bonus goes to the buyer's inbox instead of arriving with the purchase.
+ALTER TABLE packages ADD COLUMN bonus_to_inbox BIGINT NOT NULL DEFAULT 0
+    CHECK (bonus_to_inbox IN (0, 1));

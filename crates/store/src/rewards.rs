@@ -194,6 +194,72 @@ pub(crate) async fn record_transfer_on(
     Ok(())
 }
 
+/// How much of a paid order's bonus waits in the buyer's inbox: all of it when its package
+/// sends the bonus there, else none.
+pub(crate) async fn inbox_bonus_on(
+    conn: &mut AnyConnection,
+    order: &crate::orders::Order,
+) -> Result<i64, StoreError> {
+    let Some(package_id) = order
+        .package_id
+        .as_deref()
+        .filter(|_| order.bonus_credits > 0)
+    else {
+        return Ok(0);
+    };
+    let to_inbox: Option<i64> =
+        sqlx::query_scalar("SELECT bonus_to_inbox FROM packages WHERE id = $1")
+            .bind(package_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(if to_inbox == Some(1) {
+        order.bonus_credits
+    } else {
+        0
+    })
+}
+
+/// Puts a paid order's bonus in its buyer's inbox, in the payment's transaction.
+pub(crate) async fn deliver_order_bonus_on(
+    conn: &mut AnyConnection,
+    order: &crate::orders::Order,
+    credits: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let id = new_id("rwd");
+    sqlx::query(
+        "INSERT INTO rewards (id, title, credits, audience, recipients, order_id, created_at)
+         VALUES ($1, $2, $3, 'order', 1, $4, $5)",
+    )
+    .bind(&id)
+    .bind(format!("Bonus: {}", order.package_name))
+    .bind(credits)
+    .bind(&order.id)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    deliver_on(conn, &id, std::slice::from_ref(&order.user_id), now_ms).await?;
+    Ok(())
+}
+
+/// Closes the unclaimed inbox bonus of a refunded order (in the refund's transaction): its
+/// expiry becomes now, so it can no longer be claimed. A bonus already claimed stays.
+pub(crate) async fn close_order_bonus_on(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE rewards SET expires_at = $1
+         WHERE order_id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+    )
+    .bind(now_ms)
+    .bind(order_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Records a reward and its audit entry, and enqueues its delivery in chunks of at most
     /// `chunk` users, all in one transaction. Listed ids must all name users.

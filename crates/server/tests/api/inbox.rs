@@ -322,7 +322,81 @@ async fn verify_finds_an_inbox_claim_not_credited_once(backend: Backend) {
     }
 }
 
+async fn a_package_bonus_waits_in_the_inbox_until_claimed_or_refunded(backend: Backend) {
+    let app = TestApp::spawn(backend, "inbox_package_bonus").await;
+    let admin = app.admin().await;
+    let buyer = app.register("buyer@example.com").await;
+    let pack = crate::orders::package(
+        &app,
+        &admin,
+        json!({"name": "Starter", "kind": "credit_pack", "credits": 100, "bonus_credits": 20,
+               "bonus_to_inbox": true, "price": {"amount": 1000, "currency": "CNY"}}),
+    )
+    .await;
+    let catalog = app.get("/api/v1/packages", &buyer.token).await;
+    assert_eq!(
+        catalog.json["data"][0]["bonus_to_inbox"], true,
+        "{}",
+        catalog.text
+    );
+    let buy = || async {
+        let placed = app
+            .post(
+                "/api/v1/orders",
+                &buyer.token,
+                json!({"package_id": pack, "provider": "sandbox"}),
+            )
+            .await;
+        assert_eq!(placed.status, 201, "{}", placed.text);
+        crate::orders::pay(&app, &placed.json).await;
+        placed.json
+    };
+    buy().await;
+    // The purchase arrives at once; its bonus waits in the inbox.
+    assert_eq!(app.balance(&buyer).await.0, 100);
+    let items = inbox(&app, &buyer).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(
+        (&items[0]["title"], &items[0]["credits"]),
+        (&json!("Bonus: Starter"), &json!(20))
+    );
+    let claimed = app
+        .post(&claim_path(&items[0]), &buyer.token, json!(null))
+        .await;
+    assert_eq!(claimed.status, 200, "{}", claimed.text);
+    assert_eq!(app.balance(&buyer).await.0, 120);
+    app.assert_ledger_ok().await;
+
+    // Refunded before its bonus was claimed: the bonus can no longer be claimed.
+    let second = buy().await;
+    let refunded = app
+        .post(
+            &format!(
+                "/api/v1/admin/orders/{}/refund",
+                second["id"].as_str().expect("id")
+            ),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refunded.status, 200, "{}", refunded.text);
+    let items = inbox(&app, &buyer).await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    let late = app
+        .post(&claim_path(&items[0]), &buyer.token, json!(null))
+        .await;
+    assert_eq!(
+        (late.status, late.code()),
+        (409, "expired"),
+        "{}",
+        late.text
+    );
+    assert_eq!(app.balance(&buyer).await.0, 120);
+    app.assert_ledger_ok().await;
+}
+
 crate::for_both_backends!(
+    a_package_bonus_waits_in_the_inbox_until_claimed_or_refunded,
     verify_finds_an_inbox_claim_not_credited_once,
     a_reward_to_all_members_reaches_each_once_in_chunks,
     a_claim_pays_once_and_only_its_owner_can_make_it,
