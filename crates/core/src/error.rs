@@ -26,4 +26,10 @@ pub enum LedgerError {
     /// still adjust and refund).
     #[error("this account is suspended: it cannot spend or hold credits")]
     AccountSuspended,
+    /// A gift or reward that can be claimed once was claimed already.
+    #[error("{0}")]
+    AlreadyClaimed(&'static str),
+    /// A reward that was not claimed before its expiry.
+    #[error("{0}")]
+    Expired(&'static str),
 }

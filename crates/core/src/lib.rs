@@ -5,6 +5,7 @@ pub mod booking;
 pub mod burn;
 pub mod credits;
 pub mod error;
+pub mod gift;
 pub mod kinds;
 pub mod messages;
 pub mod money;
@@ -17,6 +18,7 @@ pub use booking::{
 pub use burn::{GrantLot, plan_burn, plan_expiry};
 pub use credits::{Credits, MAX_CREDITS};
 pub use error::LedgerError;
+pub use gift::GiftSchedule;
 pub use kinds::{
     AutoTopupStatus, CodeChannel, DeliveryStatus, EventType, FulfilmentOutcome, GrantSource,
     HoldStatus, IdentityProvider, JobState, Language, NotificationChannel, NotificationKind,

@@ -51,6 +51,11 @@ pub struct Config {
     pub jobs_in_flight_max: usize,
     /// Where local days begin (midnight jobs, daily allowances and gifts).
     pub timezone: bursar_worker::Tz,
+    /// The daily gift for each day of a streak, repeating after the last.
+    pub daily_gift_schedule: bursar_core::GiftSchedule,
+    /// Users a reward's delivery job puts it in front of at once (not a setting: the tests
+    /// lower it to see the chunks at work).
+    pub reward_delivery_chunk: usize,
     /// How long a connection may take to send a request's headers, counted from when it opens
     /// or from its last response (so it also ends idle keep-alive connections).
     pub header_timeout_s: u64,
@@ -130,6 +135,8 @@ impl std::fmt::Debug for Config {
             .field("jobs_enabled", &self.jobs_enabled)
             .field("jobs_in_flight_max", &self.jobs_in_flight_max)
             .field("timezone", &self.timezone)
+            .field("daily_gift_schedule", &self.daily_gift_schedule)
+            .field("reward_delivery_chunk", &self.reward_delivery_chunk)
             .field("header_timeout_s", &self.header_timeout_s)
             .field("connections_max", &self.connections_max)
             .field("write_timeout_s", &self.write_timeout_s)
@@ -229,6 +236,10 @@ pub struct Seller {
     pub tax_id: Option<String>,
     pub email: Option<String>,
 }
+
+/// Users per reward delivery job: each chunk is one transaction, so 100,000 recipients are a
+/// hundred short transactions, never one long one.
+pub const REWARD_DELIVERY_CHUNK: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {problem}")]
@@ -373,6 +384,19 @@ impl Config {
                 .parsed("BURSAR_JOBS_IN_FLIGHT_MAX", 8_usize)?
                 .clamp(1, 256),
             timezone: src.parsed("BURSAR_TIMEZONE", bursar_worker::Tz::UTC)?,
+            daily_gift_schedule: match src.var("BURSAR_DAILY_GIFT_SCHEDULE") {
+                None => bursar_core::GiftSchedule::default(),
+                Some(text) => {
+                    bursar_core::GiftSchedule::parse(&text).map_err(|problem| ConfigError {
+                        name: "BURSAR_DAILY_GIFT_SCHEDULE",
+                        problem: format!(
+                            "{text:?} is not valid ({problem}): give comma-separated whole \
+                             numbers of credits, each at least 1"
+                        ),
+                    })?
+                }
+            },
+            reward_delivery_chunk: REWARD_DELIVERY_CHUNK,
             header_timeout_s: src
                 .parsed("BURSAR_HEADER_TIMEOUT_SECONDS", 10_u64)?
                 .clamp(1, 3600),
@@ -428,6 +452,8 @@ impl Config {
             jobs_enabled: true,
             jobs_in_flight_max: 8,
             timezone: bursar_worker::Tz::UTC,
+            daily_gift_schedule: bursar_core::GiftSchedule::default(),
+            reward_delivery_chunk: REWARD_DELIVERY_CHUNK,
             header_timeout_s: 10,
             connections_max: 8192,
             write_timeout_s: 30,
@@ -529,5 +555,26 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(shown.contains("order_ttl_s"));
+    }
+
+    #[test]
+    fn a_bad_gift_schedule_is_refused_by_name() {
+        let file = HashMap::from([(
+            "BURSAR_DAILY_GIFT_SCHEDULE".to_string(),
+            "10,0,20".to_string(),
+        )]);
+        let error = Config::from_sources(&file).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .starts_with("BURSAR_DAILY_GIFT_SCHEDULE: "),
+            "{error}"
+        );
+        let file = HashMap::from([(
+            "BURSAR_DAILY_GIFT_SCHEDULE".to_string(),
+            " 1, 2 ,3".to_string(),
+        )]);
+        let config = Config::from_sources(&file).expect("valid");
+        assert_eq!(config.daily_gift_schedule.credits_for(4), 1);
     }
 }

@@ -117,6 +117,10 @@ impl From<LedgerError> for ApiError {
                 "account_suspended",
                 error.to_string(),
             ),
+            LedgerError::AlreadyClaimed(detail) => {
+                Self::new(StatusCode::CONFLICT, "already_claimed", detail)
+            }
+            LedgerError::Expired(detail) => Self::new(StatusCode::CONFLICT, "expired", detail),
             LedgerError::BalanceOutOfRange { .. } => Self::new(
                 StatusCode::CONFLICT,
                 "balance_out_of_range",

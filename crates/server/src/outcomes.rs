@@ -9,8 +9,9 @@ use bursar_core::{FulfilmentOutcome, HoldStatus, OrderStatus};
 use bursar_store::clock::rfc3339;
 use bursar_store::ledger::orders::OrderRefundReceipt;
 use bursar_store::ledger::{
-    AdjustmentReceipt, CaptureReceipt, Executed, Fulfilment, GrantReceipt, HoldReceipt, Idempotent,
-    Outcome, RedemptionReceipt, RefundReceipt, Rendered, SpendReceipt, VoidReceipt,
+    AdjustmentReceipt, CaptureReceipt, Executed, Fulfilment, GiftReceipt, GrantReceipt,
+    HoldReceipt, Idempotent, Outcome, RedemptionReceipt, RefundReceipt, Rendered, RewardReceipt,
+    SpendReceipt, VoidReceipt,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -78,6 +79,8 @@ pub fn render(outcome: &Outcome) -> Rendered {
         Outcome::AllowanceAlreadyGranted => {
             json(StatusCode::OK, &serde_json::json!({ "granted": false }))
         }
+        Outcome::GiftClaimed(receipt) => json(StatusCode::OK, &GiftClaimView::from(receipt)),
+        Outcome::RewardClaimed(receipt) => json(StatusCode::OK, &RewardClaimView::from(receipt)),
         Outcome::Redeemed(receipt) => json(StatusCode::CREATED, &RedemptionView::from(receipt)),
         Outcome::RedemptionCancelled(receipt) => {
             json(StatusCode::OK, &RedemptionView::from(receipt))
@@ -312,6 +315,45 @@ impl From<&AdjustmentReceipt> for AdjustmentView {
             user_id: r.user_id.clone(),
             amount: r.amount,
             reason: r.reason.clone(),
+            balance_after: r.balance_after,
+        }
+    }
+}
+
+/// Today's daily gift, claimed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GiftClaimView {
+    /// Consecutive local days claimed, today included.
+    pub streak: i64,
+    /// What today's gift granted: the streak day's entry of the schedule.
+    pub credits: i64,
+    pub balance_after: i64,
+}
+
+impl From<&GiftReceipt> for GiftClaimView {
+    fn from(r: &GiftReceipt) -> Self {
+        Self {
+            streak: r.streak,
+            credits: r.credits,
+            balance_after: r.balance_after,
+        }
+    }
+}
+
+/// An inbox reward, claimed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RewardClaimView {
+    /// The inbox item's id.
+    pub id: String,
+    pub credits: i64,
+    pub balance_after: i64,
+}
+
+impl From<&RewardReceipt> for RewardClaimView {
+    fn from(r: &RewardReceipt) -> Self {
+        Self {
+            id: r.id.clone(),
+            credits: r.credits,
             balance_after: r.balance_after,
         }
     }

@@ -26,6 +26,9 @@ pub struct PackageSpec {
     pub daily_credits: Option<i64>,
     pub duration_days: Option<i64>,
     pub first_purchase_bonus_percent: Option<i64>,
+    /// The package's `bonus_credits` wait in the buyer's inbox to be claimed, rather than
+    /// arriving with the purchase.
+    pub bonus_to_inbox: bool,
     pub min_level_hundredths: i64,
     pub min_balance: i64,
     pub sort_order: i64,
@@ -34,7 +37,7 @@ pub struct PackageSpec {
 
 const COLUMNS: &str = "id, name, kind, credits, bonus_credits, price_amount, price_currency,
     daily_credits, duration_days, first_purchase_bonus_percent, min_level_hundredths,
-    min_balance, sort_order, active, created_at";
+    min_balance, sort_order, active, bonus_to_inbox, created_at";
 
 fn package_from_row(row: &AnyRow) -> Result<Package, StoreError> {
     let kind: String = row.try_get("kind")?;
@@ -57,11 +60,12 @@ fn package_from_row(row: &AnyRow) -> Result<Package, StoreError> {
             min_balance: row.try_get("min_balance")?,
             sort_order: row.try_get("sort_order")?,
             active: row.try_get::<i64, _>("active")? == 1,
+            bonus_to_inbox: row.try_get::<i64, _>("bonus_to_inbox")? == 1,
         },
     })
 }
 
-/// Binds a package's 13 settings as `$1`…`$13`, in the order both statements list them.
+/// Binds a package's 14 settings as `$1`…`$14`, in the order both statements list them.
 fn bind_spec<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     spec: &'q PackageSpec,
@@ -80,6 +84,7 @@ fn bind_spec<'q>(
         .bind(spec.min_balance)
         .bind(spec.sort_order)
         .bind(i64::from(spec.active))
+        .bind(i64::from(spec.bonus_to_inbox))
 }
 
 /// The demo catalog: volume discounts on credit packs, priced in CNY.
@@ -103,6 +108,7 @@ pub fn demo_catalog() -> Vec<PackageSpec> {
             min_balance: 0,
             sort_order: i as i64 * 10,
             active: true,
+            bonus_to_inbox: false,
         })
         .collect()
 }
@@ -140,8 +146,8 @@ impl Store {
             "UPDATE packages SET name = $1, kind = $2, credits = $3, bonus_credits = $4,
                  price_amount = $5, price_currency = $6, daily_credits = $7, duration_days = $8,
                  first_purchase_bonus_percent = $9, min_level_hundredths = $10, min_balance = $11,
-                 sort_order = $12, active = $13, updated_at = $14
-             WHERE id = $15 AND deleted_at IS NULL",
+                 sort_order = $12, active = $13, bonus_to_inbox = $14, updated_at = $15
+             WHERE id = $16 AND deleted_at IS NULL",
         );
         let changed = bind_spec(update, spec)
             .bind(now)
@@ -244,8 +250,8 @@ async fn insert_package(
     let insert = sqlx::query(
         "INSERT INTO packages (name, kind, credits, bonus_credits, price_amount, price_currency,
              daily_credits, duration_days, first_purchase_bonus_percent, min_level_hundredths,
-             min_balance, sort_order, active, id, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+             min_balance, sort_order, active, bonus_to_inbox, id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
     );
     bind_spec(insert, spec)
         .bind(&id)

@@ -165,6 +165,36 @@ const CHECKS: &[(&str, &str)] = &[
             OR (t.kind = 'redemption_refund'
                 AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.refund_transfer_id = t.id))",
     ),
+    (
+        "daily gift claim not credited exactly once",
+        "SELECT c.user_id || ' on ' || c.day FROM daily_gift_claims c
+         WHERE NOT EXISTS (SELECT 1 FROM transfers t JOIN accounts a ON a.id = t.credit_account_id
+                           WHERE t.id = c.transfer_id AND t.kind = 'gift' AND t.amount = c.credits
+                             AND a.owner_kind = 'user' AND a.owner_id = c.user_id)",
+    ),
+    (
+        // The claims' side is one to one by the unique index on their `transfer_id`; this is
+        // the transfers' side, by the marker the claim's command writes in their metadata.
+        "daily gift transfer without its claim",
+        "SELECT t.id FROM transfers t
+         WHERE t.kind = 'gift' AND t.metadata LIKE '%\"daily_gift\":%'
+           AND NOT EXISTS (SELECT 1 FROM daily_gift_claims c WHERE c.transfer_id = t.id)",
+    ),
+    (
+        "inbox claim not credited exactly once",
+        "SELECT i.id FROM inbox_items i JOIN rewards r ON r.id = i.reward_id
+         WHERE (i.claimed_at IS NULL AND i.transfer_id IS NOT NULL)
+            OR (i.claimed_at IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM transfers t JOIN accounts a ON a.id = t.credit_account_id
+                WHERE t.id = i.transfer_id AND t.kind = 'gift' AND t.amount = r.credits
+                  AND a.owner_kind = 'user' AND a.owner_id = i.user_id))",
+    ),
+    (
+        "inbox reward transfer without its claim",
+        "SELECT t.id FROM transfers t
+         WHERE t.kind = 'gift' AND t.metadata LIKE '%\"inbox_item_id\":%'
+           AND NOT EXISTS (SELECT 1 FROM inbox_items i WHERE i.transfer_id = t.id)",
+    ),
 ];
 
 /// SQLite's history index, built in runs (`ledger/history.rs`): every transfer up to the mark

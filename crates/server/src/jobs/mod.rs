@@ -5,6 +5,7 @@
 
 mod auto_topup;
 mod auto_topup_sweep;
+mod deliver_rewards;
 mod deliver_webhook;
 mod expire_holds_and_grants;
 mod expire_orders;
@@ -44,6 +45,7 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(deliver_webhook::DeliverWebhook)
         .with(subscriptions::SubscriptionAllowance)
         .with(subscriptions::SubscriptionDay)
+        .with(deliver_rewards::DeliverRewards)
         .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
         .scheduled(topup_sweep_schedule(config))
         .scheduled(Schedule::every(expire_orders::KIND, sweep))

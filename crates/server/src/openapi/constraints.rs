@@ -10,7 +10,7 @@ use bursar_core::{
 };
 use serde_json::{Value, json};
 
-use crate::app::{accounts, api_keys, checkout, payment_methods};
+use crate::app::{accounts, api_keys, checkout, payment_methods, rewards};
 use crate::auth::password::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 use crate::routes::{
     admin, admin_orders, catalog, coupons, credits, marketplace, sign_in, webhook_endpoints,
@@ -313,6 +313,14 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             "setup_intent_id",
             json!({"maxLength": payment_methods::SETUP_REF_CHARS_MAX}),
         ),
+        ("RewardRequest", "title", text(1, rewards::TITLE_CHARS_MAX)),
+        ("RewardRequest", "credits", credits()),
+        (
+            "RewardRequest",
+            "user_ids",
+            json!({"minItems": 1, "maxItems": rewards::USER_IDS_MAX}),
+        ),
+        ("RewardRequest", "expires_at", instant()),
     ]
 }
 

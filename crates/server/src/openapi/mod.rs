@@ -22,6 +22,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "catalog", description = "Packages users can buy"),
         (name = "orders", description = "Orders, payments, provider webhooks and receipts"),
         (name = "marketplace", description = "Merchants' products and members' redemptions with points"),
+        (name = "engagement", description = "The daily gift with its streak, and the reward inbox"),
         (name = "pages", description = "Hosted HTML pages: the sandbox payment page and the result page"),
         (name = "admin", description = "Back office (admins only)"),
         (name = "operations", description = "Health, readiness and metrics"),

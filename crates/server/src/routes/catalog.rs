@@ -53,6 +53,8 @@ pub struct PackageView {
     pub duration_days: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_purchase_bonus_percent: Option<i64>,
+    /// The bonus waits in the buyer's inbox (`GET /me/inbox`) to be claimed.
+    pub bonus_to_inbox: bool,
 }
 
 /// A package as an admin manages it.
@@ -82,6 +84,9 @@ pub struct PackageRequest {
     pub duration_days: Option<i64>,
     /// 0–100: this share of `credits` is added as a bonus on the user's first paid order.
     pub first_purchase_bonus_percent: Option<i64>,
+    /// `true`: `bonus_credits` go to the buyer's inbox, to be claimed there, instead of
+    /// arriving with the purchase. Default `false`.
+    pub bonus_to_inbox: Option<bool>,
     /// Shown and sold only to users at or above this level (two decimals).
     pub min_level: Option<f64>,
     /// Shown and sold only to users with at least this balance.
@@ -102,6 +107,7 @@ fn view(package: &Package) -> PackageView {
         daily_credits: spec.daily_credits,
         duration_days: spec.duration_days,
         first_purchase_bonus_percent: spec.first_purchase_bonus_percent,
+        bonus_to_inbox: spec.bonus_to_inbox,
     }
 }
 
@@ -187,6 +193,7 @@ fn parse(request: PackageRequest) -> ApiResult<PackageSpec> {
         min_balance: in_range(request.min_balance.unwrap_or(0), 0, "min_balance")?,
         sort_order,
         active: request.active.unwrap_or(true),
+        bonus_to_inbox: request.bonus_to_inbox.unwrap_or(false),
     })
 }
 

@@ -9,12 +9,14 @@ pub mod auto_topup;
 pub mod catalog;
 pub mod coupons;
 pub mod credits;
+pub mod daily_gift;
 pub mod marketplace;
 pub mod me;
 pub mod notifications;
 pub mod ops;
 pub mod orders;
 pub mod pay;
+pub mod rewards;
 pub mod sign_in;
 pub mod subscriptions;
 pub mod webhook_endpoints;
@@ -61,6 +63,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhook_endpoints::list_deliveries))
         .routes(routes!(webhook_endpoints::retry_delivery))
+        .routes(routes!(
+            daily_gift::claim_daily_gift,
+            daily_gift::daily_gift_status
+        ))
+        .routes(routes!(rewards::inbox))
+        .routes(routes!(rewards::claim_reward))
+        .routes(routes!(rewards::send_reward))
         .routes(routes!(subscriptions::list))
         .routes(routes!(subscriptions::update))
         .routes(routes!(subscriptions::renew))

@@ -15,7 +15,7 @@ pub(crate) mod sql;
 mod state;
 mod writer;
 
-use bursar_core::{Credits, GrantSource, Money};
+use bursar_core::{Credits, GiftSchedule, GrantSource, Money};
 
 pub use balances::BalanceReads;
 pub use writer::Ledger;
@@ -102,6 +102,22 @@ pub enum Command {
         /// The next local midnight: unused allowance never carries over.
         expires_at_ms: i64,
     },
+    /// Claims the user's daily gift for local day `day`: the day's claim row and its `gift`
+    /// grant commit together, and a second claim of the day is refused (`already_claimed`).
+    /// The streak continues from a claim on `yesterday`, else starts again at 1.
+    ClaimDailyGift {
+        user_id: String,
+        /// The local dates, `YYYY-MM-DD`.
+        day: String,
+        yesterday: String,
+        schedule: GiftSchedule,
+    },
+    /// Claims a reward in the user's inbox, once: the claim and its `gift` grant commit
+    /// together. Another user's item is `not_found`; an expired one is refused (`expired`).
+    ClaimReward {
+        user_id: String,
+        item_id: String,
+    },
     /// Applies a verified payment provider event to its order, exactly once.
     Fulfil(PaymentEvent),
     /// Redeems a marketplace product for a member: its stock is taken and the points move
@@ -178,6 +194,7 @@ pub enum PaymentOutcome {
 }
 
 pub use outcome::{
-    AdjustmentReceipt, CaptureReceipt, Executed, Fulfilment, GrantReceipt, HoldReceipt, Idempotent,
-    Outcome, PaidBy, RedemptionReceipt, RefundReceipt, Render, Rendered, SpendReceipt, VoidReceipt,
+    AdjustmentReceipt, CaptureReceipt, Executed, Fulfilment, GiftReceipt, GrantReceipt,
+    HoldReceipt, Idempotent, Outcome, PaidBy, RedemptionReceipt, RefundReceipt, Render, Rendered,
+    RewardReceipt, SpendReceipt, VoidReceipt,
 };

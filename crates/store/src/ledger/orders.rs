@@ -241,7 +241,9 @@ async fn pay(
         Some(percent) if earlier_paid == 0 => pricing::first_purchase_bonus(order.credits, percent),
         _ => 0,
     };
-    let granted = order.credits + order.bonus_credits + first_bonus;
+    // A bonus kept for the inbox is claimed later, as a gift: it is not the order's grant.
+    let inbox_bonus = crate::rewards::inbox_bonus_on(conn, order).await?;
+    let granted = order.credits + order.bonus_credits - inbox_bonus + first_bonus;
     let paid = sqlx::query(
         "UPDATE orders SET status = 'paid', payment_status = 'succeeded', paid_at = $1,
              updated_at = $1, credits_granted = $2, first_purchase_bonus = $3,
@@ -284,7 +286,7 @@ async fn pay(
     };
     for (amount, source) in [
         (order.credits, GrantSource::Purchase),
-        (order.bonus_credits, GrantSource::Bonus),
+        (order.bonus_credits - inbox_bonus, GrantSource::Bonus),
         (first_bonus, GrantSource::Bonus),
     ] {
         if amount == 0 {
@@ -308,6 +310,9 @@ async fn pay(
             expires_at: None,
         };
         uow.grant(&order.user_id, spec, &meta);
+    }
+    if inbox_bonus > 0 {
+        crate::rewards::deliver_order_bonus_on(conn, order, inbox_bonus, uow.now_ms).await?;
     }
     let mut events = vec![(EventType::OrderPaid, webhooks::order_data(order, "paid"))];
     if order.kind == OrderKind::AutoTopup {
@@ -526,6 +531,9 @@ pub(crate) async fn refund_order(
             order.id
         )));
     }
+    // A refund, even in part, ends the purchase's offer: a bonus still unclaimed in the inbox
+    // can no longer be claimed.
+    crate::rewards::close_order_bonus_on(conn, &order.id, uow.now_ms).await?;
     sqlx::query(
         "INSERT INTO order_refunds (id, order_id, amount, credits, allow_negative, reason, actor,
              transfer_id, status, next_attempt_at, created_at, updated_at)

@@ -32,6 +32,8 @@ pub enum Outcome {
     AllowanceAlreadyGranted,
     Redeemed(RedemptionReceipt),
     RedemptionCancelled(RedemptionReceipt),
+    GiftClaimed(GiftReceipt),
+    RewardClaimed(RewardReceipt),
 }
 
 /// A caller's presentation of an outcome: a status code of its choosing and a body.
@@ -173,4 +175,28 @@ pub struct Fulfilment {
     pub order_id: Option<String>,
     /// For `refund_required`: the refund to send to the provider now.
     pub refund_id: Option<String>,
+}
+
+/// A daily gift claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftReceipt {
+    pub transaction_id: String,
+    pub user_id: String,
+    /// The local date claimed, `YYYY-MM-DD`.
+    pub day: String,
+    /// Consecutive local days claimed, this one included.
+    pub streak: i64,
+    pub credits: i64,
+    pub balance_after: i64,
+}
+
+/// An inbox reward claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewardReceipt {
+    /// The inbox item's id.
+    pub id: String,
+    pub reward_id: String,
+    pub transaction_id: String,
+    pub credits: i64,
+    pub balance_after: i64,
 }

@@ -14,6 +14,8 @@ pub(super) struct NewGrant<'a> {
     pub priority: i64,
     pub expires_at_ms: Option<i64>,
     pub description: Option<&'a str>,
+    /// A JSON object naming what the grant is for (a daily gift's day, a reward).
+    pub metadata: Option<&'a str>,
     pub actor: Option<&'a str>,
 }
 
@@ -26,6 +28,7 @@ pub(super) async fn grant(
     require_user(uow, conn, user_id).await?;
     let meta = TransferMeta {
         description: grant.description,
+        metadata: grant.metadata,
         actor: grant.actor,
         ..TransferMeta::kind(grant.source.transfer_kind())
     };

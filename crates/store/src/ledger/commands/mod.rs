@@ -3,6 +3,8 @@
 //! before it changes anything, so a refusal leaves no trace.
 
 mod adjust;
+mod claim_reward;
+mod daily_gift;
 mod expire;
 mod grant;
 mod holds;
@@ -79,9 +81,10 @@ pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {
         | Command::Hold { user_id, .. }
         | Command::Adjust { user_id, .. } => (Some(user_id), None),
         Command::Capture { hold_id, .. } | Command::Void { hold_id, .. } => (None, Some(hold_id)),
-        Command::GrantAllowance { user_id, .. } | Command::Redeem { user_id, .. } => {
-            (Some(user_id), None)
-        }
+        Command::GrantAllowance { user_id, .. }
+        | Command::ClaimDailyGift { user_id, .. }
+        | Command::ClaimReward { user_id, .. }
+        | Command::Redeem { user_id, .. } => (Some(user_id), None),
         Command::Refund { .. }
         | Command::ExpireDue { .. }
         | Command::Fulfil(_)
@@ -111,6 +114,7 @@ pub(crate) async fn apply(
                 priority: *priority,
                 expires_at_ms: *expires_at_ms,
                 description: description.as_deref(),
+                metadata: None,
                 actor: actor.as_deref(),
             };
             grant::grant(uow, conn, user_id, &grant).await
@@ -182,9 +186,19 @@ pub(crate) async fn apply(
                 priority: 0,
                 expires_at_ms: Some(*expires_at_ms),
                 description: Some(&description),
+                metadata: None,
                 actor: None,
             };
             grant::grant(uow, conn, user_id, &grant).await
+        }
+        Command::ClaimDailyGift {
+            user_id,
+            day,
+            yesterday,
+            schedule,
+        } => daily_gift::claim(uow, conn, user_id, day, yesterday, schedule).await,
+        Command::ClaimReward { user_id, item_id } => {
+            claim_reward::claim(uow, conn, user_id, item_id).await
         }
         Command::Fulfil(event) => super::orders::fulfil(uow, conn, event).await,
         Command::Redeem {
