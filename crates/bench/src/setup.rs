@@ -181,7 +181,39 @@ async fn topped_up(fixture: &Fixture) -> anyhow::Result<i64> {
     Ok(total)
 }
 
+/// Waits (at most a minute) until no auto top-up is queued or running: top-ups the load
+/// triggered may still be paying when it stops, and the balances are read after them.
+async fn settle_topups(fixture: &Fixture) -> anyhow::Result<()> {
+    if fixture.topup_rules == 0 {
+        return Ok(());
+    }
+    let mut quiet = 0;
+    for _ in 0..600 {
+        let jobs: Value = fixture
+            .client
+            .get(format!("{}/api/v1/admin/jobs", fixture.base))
+            .bearer_auth(&fixture.admin_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let busy = jobs["kinds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|k| k["kind"] == "auto_topup")
+            .any(|k| k["queued"].as_i64() != Some(0) || k["running"].as_i64() != Some(0));
+        quiet = if busy { 0 } else { quiet + 1 };
+        if quiet == 3 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("auto top-ups were still running a minute after the load stopped")
+}
+
 pub async fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<Check> {
+    settle_topups(fixture).await?;
     let mut credits_after = 0;
     let mut below_zero = 0;
     for (id, _) in &fixture.users {

@@ -81,9 +81,11 @@ pub fn render(outcome: &Outcome) -> Rendered {
         }
         Outcome::GiftClaimed(receipt) => json(StatusCode::OK, &GiftClaimView::from(receipt)),
         Outcome::RewardClaimed(receipt) => json(StatusCode::OK, &RewardClaimView::from(receipt)),
-        Outcome::Redeemed(receipt) => json(StatusCode::CREATED, &RedemptionView::from(receipt)),
+        Outcome::Redeemed(receipt) => {
+            json(StatusCode::CREATED, &RedemptionView::from(receipt.as_ref()))
+        }
         Outcome::RedemptionCancelled(receipt) => {
-            json(StatusCode::OK, &RedemptionView::from(receipt))
+            json(StatusCode::OK, &RedemptionView::from(receipt.as_ref()))
         }
     }
 }
@@ -107,7 +109,8 @@ pub struct RedemptionView {
     pub status: String,
     /// The points' move to the merchant (or, for a cancellation's answer, back to the member).
     pub transaction_id: String,
-    /// The member's balance after it; in the answers of a redemption and a cancellation.
+    /// The member's balance after it: in the answers to the member's own redemption and
+    /// cancellation (never to a merchant or an admin).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub balance_after: Option<i64>,
     pub created_at: String,
@@ -126,7 +129,7 @@ impl From<&RedemptionReceipt> for RedemptionView {
             points_cost: r.points_cost,
             status: r.status.as_str().to_string(),
             transaction_id: r.transaction_id.clone(),
-            balance_after: Some(r.balance_after),
+            balance_after: r.balance_after,
             created_at: rfc3339(r.created_at_ms),
         }
     }

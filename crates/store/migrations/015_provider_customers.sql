@@ -17,6 +17,10 @@ ALTER TABLE payment_methods ADD COLUMN setup_ref TEXT;
 
 CREATE UNIQUE INDEX payment_methods_by_setup ON payment_methods (provider, setup_ref);
 
+-- The subscription a paid subscription order started or extended: what its full refund takes
+-- its term back from.
+ALTER TABLE orders ADD COLUMN subscription_id TEXT;
+
 -- Until when one run holds the charge of a pending off-session order (auto top-up, renewal):
 -- two runs never send its charge at once, and a run that died is taken over after it.
 ALTER TABLE orders ADD COLUMN charging_until BIGINT;

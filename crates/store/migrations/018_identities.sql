@@ -13,6 +13,17 @@ CREATE TABLE identities (
 );
 CREATE INDEX identities_by_user ON identities (user_id, id);
 
+-- Identities their user removed: a later sign-in with one is never linked back by email, only
+-- by an explicit link from the signed-in account (so removing a compromised Google account
+-- keeps it out).
+CREATE TABLE unlinked_identities (
+    provider    TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    user_id     TEXT NOT NULL REFERENCES users (id),
+    unlinked_at BIGINT NOT NULL,
+    PRIMARY KEY (provider, subject)
+);
+
 -- Every user so far signed in with a password.
 INSERT INTO identities (id, user_id, provider, subject, email, created_at)
 SELECT 'idn_' || substr(id, 5), id, 'password', id, email, created_at FROM users;

@@ -119,6 +119,21 @@ pub(crate) async fn link_on(
     Ok(())
 }
 
+async fn was_unlinked_on(
+    conn: &mut sqlx::AnyConnection,
+    provider: Provider,
+    subject: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT user_id FROM unlinked_identities WHERE provider = $1 AND subject = $2",
+    )
+    .bind(provider.as_str())
+    .bind(subject)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 async fn owner_on(
     conn: &mut sqlx::AnyConnection,
     provider: Provider,
@@ -152,6 +167,14 @@ impl Store {
         let mut tx = self.db.begin_write().await?;
         let (user_id, created) = match owner_on(&mut tx, claimed.provider, claimed.subject).await? {
             Some(user_id) => (user_id, false),
+            None if was_unlinked_on(&mut tx, claimed.provider, claimed.subject).await? => {
+                return Err(LedgerError::Conflict(format!(
+                    "this {} account was removed from its Bursar account's ways to sign in: \
+                     sign in another way and link it again",
+                    claimed.provider
+                ))
+                .into());
+            }
             None => {
                 let email = claimed.verified_email();
                 let existing: Option<String> = match &email {
@@ -219,6 +242,11 @@ impl Store {
         {
             return Ok(Linking::TakenByAnother);
         }
+        sqlx::query("DELETE FROM unlinked_identities WHERE provider = $1 AND subject = $2")
+            .bind(claimed.provider.as_str())
+            .bind(claimed.subject)
+            .execute(&mut *tx)
+            .await?;
         link_on(
             &mut tx,
             user_id,
@@ -265,12 +293,13 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        let providers: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, provider FROM identities WHERE user_id = $1")
+        let providers: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, provider, subject FROM identities WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_all(&mut *tx)
                 .await?;
-        let Some((_, provider)) = providers.iter().find(|(found, _)| found == id) else {
+        let Some((_, provider, subject)) = providers.iter().find(|(found, _, _)| found == id)
+        else {
             return Ok(Unlinking::NotFound);
         };
         if providers.len() == 1 {
@@ -281,6 +310,19 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        if provider != Provider::Password.as_str() {
+            sqlx::query(
+                "INSERT INTO unlinked_identities (provider, subject, user_id, unlinked_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (provider, subject) DO UPDATE SET user_id = $3, unlinked_at = $4",
+            )
+            .bind(provider)
+            .bind(subject)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         if provider == Provider::Password.as_str() {
             sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
                 .bind(NO_PASSWORD)

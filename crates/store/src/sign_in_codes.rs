@@ -74,6 +74,13 @@ impl Store {
     ) -> Result<Issued, StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
+        // Issues take turns, so a burst of requests cannot all count the same few codes and
+        // pass the limits together (SQLite's write transaction already serialises them).
+        if self.db.dialect == crate::db::Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('bursar.sign_in_codes'))")
+                .execute(&mut *tx)
+                .await?;
+        }
         let since = now - HOUR_MS;
         let to_destination: i64 = sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM sign_in_codes
@@ -151,27 +158,30 @@ impl Store {
         .transpose()
     }
 
-    /// Counts a wrong try, unless the code is dead already.
-    pub async fn count_wrong_code(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE sign_in_codes SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2",
+    /// Takes one of a live code's tries before the code presented is compared, so tries made
+    /// at the same moment cannot together get past `ATTEMPTS_MAX`. False when none is left
+    /// (or the code was used or expired meanwhile).
+    pub async fn take_code_attempt(&self, id: &str) -> Result<bool, StoreError> {
+        let taken = sqlx::query(
+            "UPDATE sign_in_codes SET attempts = attempts + 1
+             WHERE id = $1 AND attempts < $2 AND used_at IS NULL AND expires_at > $3",
         )
         .bind(id)
         .bind(ATTEMPTS_MAX)
+        .bind(self.clock.now_ms())
         .execute(&self.db.pool)
         .await?;
-        Ok(())
+        Ok(taken.rows_affected() == 1)
     }
 
-    /// Uses a code: true for the one caller that uses it while it is alive.
+    /// Uses a code whose try was taken and matched: true for the one caller that uses it.
     pub async fn use_sign_in_code(&self, id: &str) -> Result<bool, StoreError> {
         let used = sqlx::query(
             "UPDATE sign_in_codes SET used_at = $1, pending_code = NULL
-             WHERE id = $2 AND used_at IS NULL AND attempts < $3 AND expires_at > $1",
+             WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
         )
         .bind(self.clock.now_ms())
         .bind(id)
-        .bind(ATTEMPTS_MAX)
         .execute(&self.db.pool)
         .await?;
         Ok(used.rows_affected() == 1)

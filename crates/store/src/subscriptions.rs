@@ -130,6 +130,12 @@ pub(crate) async fn start_or_extend_on(
             (id, None)
         }
     };
+    // What a full refund of this order takes its term back from.
+    sqlx::query("UPDATE orders SET subscription_id = $1 WHERE id = $2")
+        .bind(&id)
+        .bind(&order.id)
+        .execute(&mut *conn)
+        .await?;
     if let Some(event) = event {
         let data = serde_json::json!({"subscription_id": id, "user_id": order.user_id,
                                       "package_id": package_id, "order_id": order.id});
@@ -152,7 +158,7 @@ fn term_ms(days: i64, quantity: i64) -> i64 {
 async fn term_of_on(
     conn: &mut sqlx::AnyConnection,
     order: &Order,
-) -> Result<Option<(String, i64)>, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let Some(package_id) = &order.package_id else {
         return Ok(None);
     };
@@ -162,20 +168,28 @@ async fn term_of_on(
     .bind(package_id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(days
-        .flatten()
-        .map(|days| (package_id.clone(), term_ms(days, order.quantity))))
+    Ok(days.flatten().map(|days| term_ms(days, order.quantity)))
 }
 
 /// A subscription order refunded in full takes back the time it bought, in the refund's
-/// transaction: the member's active subscription for the package ends that much earlier, and
-/// is cancelled when that is now or before (no allowance is granted for it after).
+/// transaction: the subscription it started or extended ends that much earlier while it is
+/// still active, and is cancelled when that is now or before (no allowance is granted for it
+/// after). A subscription that already ended, or another one of the same package, is left
+/// alone.
 pub(crate) async fn take_back_on(
     conn: &mut sqlx::AnyConnection,
     order: &Order,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let Some((package_id, length_ms)) = term_of_on(conn, order).await? else {
+    let Some(length_ms) = term_of_on(conn, order).await? else {
+        return Ok(());
+    };
+    let subscription_id: Option<String> =
+        sqlx::query_scalar("SELECT subscription_id FROM orders WHERE id = $1")
+            .bind(&order.id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let Some(subscription_id) = subscription_id else {
         return Ok(());
     };
     sqlx::query(
@@ -184,12 +198,11 @@ pub(crate) async fn take_back_on(
              auto_renew = CASE WHEN ends_at - $1 <= $2 THEN 0 ELSE auto_renew END,
              ends_at = CASE WHEN ends_at - $1 <= $2 THEN $2 ELSE ends_at - $1 END,
              updated_at = $2
-         WHERE user_id = $3 AND package_id = $4 AND status = 'active'",
+         WHERE id = $3 AND status = 'active'",
     )
     .bind(length_ms)
     .bind(now_ms)
-    .bind(&order.user_id)
-    .bind(&package_id)
+    .bind(&subscription_id)
     .execute(&mut *conn)
     .await?;
     Ok(())

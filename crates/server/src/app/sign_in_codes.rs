@@ -142,19 +142,26 @@ pub async fn verify(
     else {
         return Err(invalid());
     };
-    if issued.attempts >= ATTEMPTS_MAX {
-        return Err(ApiError::new(
+    let dead = || {
+        ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
             "too many wrong codes: ask for a new one",
-        ));
-    }
+        )
+    };
     if issued.used || issued.expires_at_ms <= state.store.clock.now_ms() {
         return Err(expired());
     }
+    if issued.attempts >= ATTEMPTS_MAX {
+        return Err(dead());
+    }
+    // The try is counted before the code is compared (a right code is used up anyway), so
+    // tries made at the same moment cannot together get past the limit.
+    if !state.store.take_code_attempt(&issued.id).await? {
+        return Err(dead());
+    }
     let well_formed = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
     if !well_formed || !state.code_key.matches(destination, code, &issued.code_hash) {
-        state.store.count_wrong_code(&issued.id).await?;
         return Err(invalid());
     }
     if !state.store.use_sign_in_code(&issued.id).await? {

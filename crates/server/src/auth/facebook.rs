@@ -86,8 +86,9 @@ impl Facebook {
         }
         Ok(VerifiedPerson {
             subject: profile.id,
-            // Facebook returns only an address its owner confirmed.
-            email_verified: profile.email.is_some(),
+            // Facebook does not say whether the owner confirmed the address, so it never links
+            // an account by email (the member links Facebook from their account instead).
+            email_verified: false,
             email: profile.email,
             name: profile.name.filter(|n| !n.trim().is_empty()),
         })

@@ -165,9 +165,11 @@ impl OidcProvider {
                 keys.fresh_until = now + ttl;
                 keys.fetched_at = Some(now);
             }
-            // Keys still in the cache keep working through a provider's outage.
+            // Keys still in the cache keep working through a provider's outage, and are not
+            // fetched again for a while (each sign-in would otherwise wait on the provider).
             Err(error) => {
                 keys.fetched_at = Some(now);
+                keys.fresh_until = now + self.settings.min_refetch;
                 return cached.ok_or(error);
             }
         }

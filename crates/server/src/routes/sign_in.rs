@@ -306,6 +306,7 @@ pub async fn request_code(
 ) -> ApiResult<(StatusCode, Json<CodeSent>)> {
     let channel = channel_of(&body.value.channel)?;
     let destination = sign_in_codes::destination(channel, &body.value.destination)?;
+    state.limiter.check_address(&address)?;
     sign_in_codes::request(&state, channel, &destination, &address).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -366,13 +366,35 @@ async fn merchants_and_members_are_kept_apart(app: TestApp) {
     let as_merchant = redeem(&app, &bob, id, 1).await;
     assert_eq!(as_merchant.status, 403, "{}", as_merchant.text);
 
+    // Alice cancels a member's redemption of her product, without learning the member's balance.
+    let second = redeem(&app, &member, id, 1).await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    let by_merchant = app
+        .send(
+            "POST",
+            &format!(
+                "/api/v1/redemptions/{}/cancel",
+                second.json["id"].as_str().expect("id")
+            ),
+            Some(&alice.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(by_merchant.status, 200, "{}", by_merchant.text);
+    assert_eq!(by_merchant.json["status"], "cancelled");
+    assert!(
+        by_merchant.json.get("balance_after").is_none(),
+        "{}",
+        by_merchant.text
+    );
     // Alice's view: her product, its redemption, her balance; a delisted product stays in
     // her list but is no longer on offer or redeemable.
     assert_eq!(merchant_balance(&app, &alice).await, 50);
     assert_eq!(merchant_balance(&app, &bob).await, 0);
     let hers = app.get("/api/v1/merchant/redemptions", &alice.token).await;
-    assert_eq!(hers.json["data"][0]["id"], rid);
-    assert_eq!(hers.json["data"][0]["user_id"], member.id.as_str());
+    assert_eq!(hers.json["data"][1]["id"], rid);
+    assert_eq!(hers.json["data"][1]["user_id"], member.id.as_str());
     let delisted = app
         .send("DELETE", &product_path, Some(&alice.token), None, &[])
         .await;

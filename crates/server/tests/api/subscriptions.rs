@@ -455,6 +455,24 @@ async fn a_full_refund_takes_back_the_time_it_bought(backend: Backend) {
         granted,
         "no allowance after it ended"
     );
+
+    // A refund takes back only from the subscription its order bought: one that ran out is
+    // gone, and a newer subscription of the same package is not touched.
+    let old = subscribe(&app, &member, &plan).await;
+    app.state.store.clock.advance_ms(31 * 24 * HOUR_MS);
+    run_day(&app).await;
+    assert_eq!(subscription().await["status"], "expired");
+    subscribe(&app, &member, &plan).await;
+    let newer = subscription().await;
+    assert_eq!(newer["status"], "active");
+    let late = refund(old, json!({})).await;
+    assert_eq!(late.status, 200, "{}", late.text);
+    let after = subscription().await;
+    assert_eq!(
+        (&after["id"], &after["status"]),
+        (&newer["id"], &json!("active"))
+    );
+    assert_eq!(ends(&after), ends(&newer));
     app.assert_ledger_ok().await;
 }
 

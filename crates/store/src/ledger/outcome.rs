@@ -30,8 +30,8 @@ pub enum Outcome {
     OrderRefunded(super::orders::OrderRefundReceipt),
     /// `GrantAllowance` for a day already granted: nothing changed.
     AllowanceAlreadyGranted,
-    Redeemed(RedemptionReceipt),
-    RedemptionCancelled(RedemptionReceipt),
+    Redeemed(Box<RedemptionReceipt>),
+    RedemptionCancelled(Box<RedemptionReceipt>),
     GiftClaimed(GiftReceipt),
     RewardClaimed(RewardReceipt),
 }
@@ -151,7 +151,8 @@ pub struct AdjustmentReceipt {
 }
 
 /// A redemption as its command left it. `transaction_id` is the points' move (the redemption's,
-/// or its cancellation's refund); `balance_after` the member's balance after it.
+/// or its cancellation's refund); `balance_after` the member's balance after it, told only to
+/// the member (a merchant or an admin who cancels does not learn it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedemptionReceipt {
     pub id: String,
@@ -164,7 +165,7 @@ pub struct RedemptionReceipt {
     pub points_cost: i64,
     pub status: bursar_core::RedemptionStatus,
     pub transaction_id: String,
-    pub balance_after: i64,
+    pub balance_after: Option<i64>,
     pub created_at_ms: i64,
 }
 

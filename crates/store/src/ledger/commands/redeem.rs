@@ -123,11 +123,11 @@ pub(super) async fn redeem(
         points_cost,
         status: RedemptionStatus::Pending,
         transaction_id,
-        balance_after: balance(uow, user_id),
+        balance_after: Some(balance(uow, user_id)),
         created_at_ms: uow.now_ms,
     };
     announce(uow, conn, EventType::RedemptionCreated, &receipt).await?;
-    Ok(Outcome::Redeemed(receipt))
+    Ok(Outcome::Redeemed(Box::new(receipt)))
 }
 
 pub(super) async fn cancel(
@@ -215,7 +215,7 @@ pub(super) async fn cancel(
     .await?;
     let receipt = RedemptionReceipt {
         id: redemption_id.to_string(),
-        balance_after: balance(uow, &user_id),
+        balance_after: matches!(by, Canceller::Member(_)).then(|| balance(uow, &user_id)),
         user_id,
         product_id,
         product_name: row.try_get("product_name")?,
@@ -228,7 +228,7 @@ pub(super) async fn cancel(
         created_at_ms: row.try_get("created_at")?,
     };
     announce(uow, conn, EventType::RedemptionCancelled, &receipt).await?;
-    Ok(Outcome::RedemptionCancelled(receipt))
+    Ok(Outcome::RedemptionCancelled(Box::new(receipt)))
 }
 
 /// The redemption's event, created in its transaction, delivered to the endpoints that want it.
