@@ -31,6 +31,23 @@ pub fn idempotent(
     Ok(idempotency(headers, caller, route, raw_body)?.map(|key| Idempotent { key, render }))
 }
 
+/// Runs a ledger command for an HTTP request, under the request's `Idempotency-Key` if it has
+/// one, and answers as `respond` does.
+pub async fn execute(
+    state: &crate::AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    route: &str,
+    raw_body: &[u8],
+    command: bursar_store::ledger::Command,
+) -> ApiResult<Response> {
+    let request = bursar_store::ledger::Request {
+        command,
+        idempotent: idempotent(headers, caller, route, raw_body)?,
+    };
+    Ok(respond(state.store.ledger.execute(request).await?))
+}
+
 /// The response for an executed ledger request: the stored bytes of a replay (marked
 /// `Idempotent-Replayed: true`), else the outcome as rendered now.
 pub fn respond(executed: Executed) -> Response {

@@ -32,14 +32,26 @@ pub async fn create_user_account(
     asset: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
+    create_owned_account(conn, "user", user_id, asset, now_ms).await
+}
+
+/// An account of `owner_kind` with no overdraft, unless there is one.
+async fn create_owned_account(
+    conn: &mut AnyConnection,
+    owner_kind: &str,
+    owner_id: &str,
+    asset: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO accounts (id, asset, owner_kind, owner_id, balance, held, overdraft_limit, created_at)
-         VALUES ($1, $2, 'user', $3, 0, 0, 0, $4)
+         VALUES ($1, $2, $3, $4, 0, 0, 0, $5)
          ON CONFLICT (owner_kind, owner_id, asset) DO NOTHING",
     )
     .bind(new_id("acc"))
     .bind(asset)
-    .bind(user_id)
+    .bind(owner_kind)
+    .bind(owner_id)
     .bind(now_ms)
     .execute(conn)
     .await?;
@@ -55,18 +67,7 @@ pub async fn create_merchant_account(
     asset: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO accounts (id, asset, owner_kind, owner_id, balance, held, overdraft_limit, created_at)
-         VALUES ($1, $2, 'merchant', $3, 0, 0, 0, $4)
-         ON CONFLICT (owner_kind, owner_id, asset) DO NOTHING",
-    )
-    .bind(new_id("acc"))
-    .bind(asset)
-    .bind(merchant_id)
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
-    Ok(())
+    create_owned_account(conn, "merchant", merchant_id, asset, now_ms).await
 }
 
 /// Sets a user's overdraft limit. Refused (409) when the balance is already below the new limit.

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bursar_core::Credits;
-use bursar_store::ledger::{Command, Request};
+use bursar_store::ledger::Command;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -13,9 +13,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, NoBody, OptionalBody};
-use crate::outcomes::{
-    CaptureView, HoldView, RefundView, SpendView, VoidView, idempotent, respond,
-};
+use crate::outcomes::{CaptureView, HoldView, RefundView, SpendView, VoidView, execute};
 
 pub(crate) const DESCRIPTION_CHARS_MAX: usize = 500;
 const METADATA_BYTES_MAX: usize = 4096;
@@ -87,21 +85,6 @@ fn metadata(value: Option<serde_json::Value>) -> ApiResult<Option<String>> {
     }
 }
 
-async fn run(
-    state: &AppState,
-    headers: &HeaderMap,
-    caller: &Caller,
-    route: &str,
-    raw: &[u8],
-    command: Command,
-) -> ApiResult<Response> {
-    let request = Request {
-        command,
-        idempotent: idempotent(headers, caller, route, raw)?,
-    };
-    Ok(respond(state.store.ledger.execute(request).await?))
-}
-
 /// Spend a user's credits. Burns grants soonest-expiring first, then by priority, then oldest.
 #[utoipa::path(post, path = "/api/v1/credits/spend", tag = "credits",
     request_body = SpendRequest,
@@ -129,7 +112,7 @@ pub async fn spend(
         metadata: metadata(request.metadata)?,
         actor: caller.id().to_string(),
     };
-    run(
+    execute(
         &state,
         &headers,
         &caller,
@@ -165,7 +148,7 @@ pub async fn refund(
         amount: request.amount.map(|a| credits(a, "amount")).transpose()?,
         actor: caller.id().to_string(),
     };
-    run(
+    execute(
         &state,
         &headers,
         &caller,
@@ -208,7 +191,7 @@ pub async fn create_hold(
         description: description(request.description)?,
         creator: caller.id().to_string(),
     };
-    run(
+    execute(
         &state,
         &headers,
         &caller,
@@ -247,7 +230,7 @@ pub async fn capture_hold(
         creator: caller.id().to_string(),
     };
     let route = format!("POST /credits/holds/{id}/capture");
-    run(&state, &headers, &caller, &route, &body.raw, command).await
+    execute(&state, &headers, &caller, &route, &body.raw, command).await
 }
 
 /// Void a hold: release all of its credits.
@@ -270,5 +253,5 @@ pub async fn void_hold(
         creator: caller.id().to_string(),
     };
     let route = format!("POST /credits/holds/{id}/void");
-    run(&state, &headers, &caller, &route, &[], command).await
+    execute(&state, &headers, &caller, &route, &[], command).await
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bursar_core::{MAX_CREDITS, RedemptionStatus, Role};
-use bursar_store::ledger::{Canceller, Command, Request};
+use bursar_store::ledger::{Canceller, Command};
 use bursar_store::marketplace::{Fulfilment, Owner, Product, ProductFields, QUANTITY_MAX};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, NoBody};
-use crate::outcomes::{RedemptionView, idempotent, respond};
+use crate::outcomes::{RedemptionView, execute};
 use crate::views::PageQuery;
 
 pub(crate) const NAME_CHARS_MAX: usize = 200;
@@ -358,11 +358,15 @@ pub async fn redeem(
         quantity,
         actor: caller.id().to_string(),
     };
-    let request = Request {
+    execute(
+        &state,
+        &headers,
+        &caller,
+        "POST /redemptions",
+        &body.raw,
         command,
-        idempotent: idempotent(&headers, &caller, "POST /redemptions", &body.raw)?,
-    };
-    Ok(respond(state.store.ledger.execute(request).await?))
+    )
+    .await
 }
 
 /// The member's own redemptions, newest first.
@@ -421,12 +425,9 @@ pub async fn cancel_redemption(
         Caller::Service { .. } => return Err(ApiError::forbidden()),
     };
     let route = format!("POST /redemptions/{id}/cancel");
-    let request = Request {
-        command: Command::CancelRedemption {
-            redemption_id: id,
-            by,
-        },
-        idempotent: idempotent(&headers, &caller, &route, b"")?,
+    let command = Command::CancelRedemption {
+        redemption_id: id,
+        by,
     };
-    Ok(respond(state.store.ledger.execute(request).await?))
+    execute(&state, &headers, &caller, &route, b"", command).await
 }
