@@ -242,8 +242,25 @@ pub(crate) async fn deliver_order_bonus_on(
     Ok(())
 }
 
+/// The inbox bonus of an order its buyer has claimed: the claim's transfer and its credits.
+pub(crate) async fn claimed_order_bonus_on(
+    conn: &mut AnyConnection,
+    order: &crate::orders::Order,
+) -> Result<Option<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT i.transfer_id, r.credits FROM inbox_items i JOIN rewards r ON r.id = i.reward_id
+         WHERE r.order_id = $1 AND i.user_id = $2 AND i.claimed_at IS NOT NULL
+           AND i.transfer_id IS NOT NULL",
+    )
+    .bind(&order.id)
+    .bind(&order.user_id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
 /// Closes the unclaimed inbox bonus of a refunded order (in the refund's transaction): its
-/// expiry becomes now, so it can no longer be claimed. A bonus already claimed stays.
+/// expiry becomes now, so it can no longer be claimed. A bonus already claimed is clawed back
+/// with the order's credits (`claimed_order_bonus_on`).
 pub(crate) async fn close_order_bonus_on(
     conn: &mut AnyConnection,
     order_id: &str,

@@ -367,6 +367,30 @@ async fn a_package_bonus_waits_in_the_inbox_until_claimed_or_refunded(backend: B
     assert_eq!(app.balance(&buyer).await.0, 120);
     app.assert_ledger_ok().await;
 
+    // Refunded after its bonus was claimed: the bonus goes back with the purchase, as a bonus
+    // granted at once would.
+    let kept = buy().await;
+    let items = inbox(&app, &buyer).await;
+    let claimed = app
+        .post(&claim_path(&items[0]), &buyer.token, json!(null))
+        .await;
+    assert_eq!(claimed.status, 200, "{}", claimed.text);
+    assert_eq!(app.balance(&buyer).await.0, 240);
+    let refunded = app
+        .post(
+            &format!(
+                "/api/v1/admin/orders/{}/refund",
+                kept["id"].as_str().expect("id")
+            ),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refunded.status, 200, "{}", refunded.text);
+    assert_eq!(refunded.json["credits_clawed_back"], 120);
+    assert_eq!(app.balance(&buyer).await.0, 120);
+    app.assert_ledger_ok().await;
+
     // Refunded before its bonus was claimed: the bonus can no longer be claimed.
     let second = buy().await;
     let refunded = app
@@ -381,7 +405,7 @@ async fn a_package_bonus_waits_in_the_inbox_until_claimed_or_refunded(backend: B
         .await;
     assert_eq!(refunded.status, 200, "{}", refunded.text);
     let items = inbox(&app, &buyer).await;
-    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(items.len(), 3, "{items:?}");
     let late = app
         .post(&claim_path(&items[0]), &buyer.token, json!(null))
         .await;

@@ -453,6 +453,9 @@ pub(crate) async fn refund_order(
         ))
         .into());
     }
+    // A bonus the order put in the inbox, once claimed, is part of what it granted: it is
+    // clawed back with the rest (its grant first), as a bonus granted at once would be.
+    let claimed_bonus = crate::rewards::claimed_order_bonus_on(conn, &order).await?;
     uow.load_users(conn, &[order.user_id.as_str()]).await?;
     uow.settle_overdue(&order.user_id);
     let Some(account) = uow.account(&order.user_id) else {
@@ -467,6 +470,7 @@ pub(crate) async fn refund_order(
     .await?;
     order_transfers
         .extend(uow.unwritten_transfers(&order.id, &[TransferKind::Purchase, TransferKind::Bonus]));
+    order_transfers.extend(claimed_bonus.iter().map(|(transfer, _)| transfer.clone()));
     let is_orders = |transfer_id: &str| order_transfers.iter().any(|t| t == transfer_id);
     let left_of_order: i64 = account
         .grants
@@ -477,7 +481,7 @@ pub(crate) async fn refund_order(
     // Raising the limit here would let the user borrow the clawed back credits again, so a
     // debt deeper than the overdraft is left to an admin (raise the limit first).
     let credits = OrderCredits {
-        credits_granted: order.credits_granted,
+        credits_granted: order.credits_granted + claimed_bonus.as_ref().map_or(0, |(_, c)| *c),
         credits_clawed_back: order.credits_clawed_back,
         total: order.total,
     };
