@@ -165,7 +165,9 @@ impl Store {
     async fn sign_in_once(&self, claimed: &Claimed<'_>) -> Result<SignedIn, StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
-        let (user_id, created) = match owner_on(&mut tx, claimed.provider, claimed.subject).await? {
+        let known = owner_on(&mut tx, claimed.provider, claimed.subject).await?;
+        let is_new = known.is_none();
+        let (user_id, created) = match known {
             Some(user_id) => (user_id, false),
             None if was_unlinked_on(&mut tx, claimed.provider, claimed.subject).await? => {
                 return Err(LedgerError::Conflict(format!(
@@ -216,15 +218,23 @@ impl Store {
         if user.status == UserStatus::Suspended {
             return Err(LedgerError::AccountSuspended.into());
         }
-        link_on(
-            &mut tx,
-            &user_id,
-            claimed.provider,
-            claimed.subject,
-            claimed.email,
-            now,
-        )
-        .await?;
+        if is_new {
+            // Not `ON CONFLICT DO NOTHING`: a first sign-in racing this one for the same identity
+            // makes this insert fail, so this transaction (and any account it made) is undone and
+            // the sign-in runs again, finding the winner's account.
+            sqlx::query(
+                "INSERT INTO identities (id, user_id, provider, subject, email, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(new_id("idn"))
+            .bind(&user_id)
+            .bind(claimed.provider.as_str())
+            .bind(claimed.subject)
+            .bind(claimed.email)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(SignedIn { user, created })
     }

@@ -304,6 +304,16 @@ async fn google_tokens_sign_in_create_and_link_by_verified_email(backend: Backen
         answers.iter().filter(|r| r.json["created"] == true).count(),
         1
     );
+    // The same without an email to meet on: still one account.
+    let token = google_token(&app, "g-5", None, false);
+    let racing = (0..10).map(|_| sign_in(&app, "google", &token, None));
+    let answers = futures::future::join_all(racing).await;
+    assert!(answers.iter().all(|r| r.status == 200), "{answers:?}");
+    let ids: std::collections::HashSet<_> = answers
+        .iter()
+        .map(|r| r.json["user"]["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
 
     // A suspended account cannot sign in this way either.
     let admin = app.admin().await;
