@@ -47,9 +47,51 @@ pub fn format_amount(amount: i64, currency: &str) -> String {
     format!("{sign}{}.{:02}", units / 100, units % 100)
 }
 
+/// An amount written in major units, as a bank statement shows it ("45.00", "45", "1,234.5"),
+/// in minor units of `currency`; `None` for anything else (more decimals than the currency has,
+/// a sign, letters).
+pub fn parse_amount(text: &str, currency: &str) -> Option<i64> {
+    let text: String = text.trim().chars().filter(|c| *c != ',').collect();
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let decimals = if ZERO_DECIMAL.contains(&currency) {
+        0
+    } else {
+        2
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || fraction.len() > decimals || (!fraction.is_empty() && !digits(fraction)) {
+        return None;
+    }
+    let scale = 10_i64.pow(decimals as u32);
+    let fraction = format!("{fraction:0<decimals$}");
+    let minor = whole.parse::<i64>().ok()?.checked_mul(scale)?;
+    let extra = if decimals == 0 {
+        0
+    } else {
+        fraction.parse::<i64>().ok()?
+    };
+    minor
+        .checked_add(extra)
+        .filter(|m| *m <= crate::MAX_CREDITS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statement_amounts_are_read_in_major_units() {
+        assert_eq!(parse_amount("45.00", "CNY"), Some(4500));
+        assert_eq!(parse_amount(" 45 ", "CNY"), Some(4500));
+        assert_eq!(parse_amount("1,234.5", "USD"), Some(123_450));
+        assert_eq!(parse_amount("500", "JPY"), Some(500));
+        assert_eq!(parse_amount("500.5", "JPY"), None);
+        assert_eq!(parse_amount("4.505", "CNY"), None);
+        assert_eq!(parse_amount("-45.00", "CNY"), None);
+        assert_eq!(parse_amount("45.0a", "CNY"), None);
+        assert_eq!(parse_amount("", "CNY"), None);
+        assert_eq!(parse_amount(".5", "CNY"), None);
+    }
 
     #[test]
     fn money_needs_a_non_negative_amount_and_an_iso_code() {

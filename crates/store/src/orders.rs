@@ -139,6 +139,17 @@ pub struct OrderFilter {
 }
 
 impl Store {
+    /// The bank-transfer order whose transfer reference is `reference` (canonical form).
+    pub async fn bank_transfer_order(&self, reference: &str) -> Result<Option<Order>, StoreError> {
+        let mut conn = self.db.pool.acquire().await?;
+        order_on(
+            &mut conn,
+            "provider = 'bank_transfer' AND provider_ref = $1",
+            &[reference],
+        )
+        .await
+    }
+
     /// Gives up this run's charge of an off-session order whose provider could not be
     /// reached, so the job's retry may charge it again at once.
     pub async fn release_charge(&self, order_id: &str) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auto_topup;
+pub mod bank_statements;
 pub mod checkout;
 pub mod daily_gift;
 pub mod fulfilment;

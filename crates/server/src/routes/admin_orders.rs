@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::orders::{OrderView, order_view};
 use crate::AppState;
+use crate::app::bank_statements::{self, LineOutcome};
 use crate::app::{fulfilment, refunds};
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -232,4 +233,77 @@ pub async fn confirm_order(
     let order =
         fulfilment::confirm_bank_transfer(&state, &id, body.value.reference, confirmed_by).await?;
     Ok(Json(order_view(&order)))
+}
+
+/// One line of an imported statement and what became of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatementLineView {
+    /// The line's number in the file, counting the header as 1.
+    pub line: usize,
+    pub reference: String,
+    pub amount: String,
+    /// `confirmed` (its order is paid now), `already_paid` (nothing done) or `unmatched`.
+    pub outcome: &'static str,
+    pub order_id: Option<String>,
+    /// Why an unmatched line matched no order.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatementImport {
+    pub confirmed: usize,
+    pub already_paid: usize,
+    pub unmatched: usize,
+    pub lines: Vec<StatementLineView>,
+}
+
+/// Import a bank statement (CSV with a header naming `reference` and `amount` columns, and
+/// optionally `currency`; amounts in major units such as `45.00`). Each line whose reference
+/// (check digits intact) and amount match a pending bank-transfer order confirms it, exactly as
+/// `POST /admin/orders/{id}/confirm` would (audit-logged); the rest are listed with a reason.
+/// Importing a statement again confirms nothing twice.
+#[utoipa::path(post, path = "/api/v1/admin/bank-statements", tag = "admin",
+    request_body(content = String, description = "the statement as CSV", content_type = "text/csv"),
+    responses((status = 200, body = StatementImport), (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 422, description = "not CSV, no `reference` and `amount` columns, or too many lines", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn import_statement(
+    State(state): State<AppState>,
+    caller: Caller,
+    ClientAddr(ip): ClientAddr,
+    crate::json::RawBody(body): crate::json::RawBody,
+) -> ApiResult<Json<StatementImport>> {
+    caller.require_admin()?;
+    let confirmed_by = ConfirmedBy {
+        actor_id: caller.id().to_string(),
+        actor_kind: caller.kind(),
+        ip: Some(ip),
+    };
+    let lines = bank_statements::import(&state, &body, &confirmed_by).await?;
+    let views: Vec<StatementLineView> = lines
+        .into_iter()
+        .map(|line| {
+            let (outcome, order_id, reason) = match line.outcome {
+                LineOutcome::Confirmed { order_id } => ("confirmed", Some(order_id), None),
+                LineOutcome::AlreadyPaid { order_id } => ("already_paid", Some(order_id), None),
+                LineOutcome::Unmatched { reason } => ("unmatched", None, Some(reason)),
+            };
+            StatementLineView {
+                line: line.number,
+                reference: line.reference,
+                amount: line.amount,
+                outcome,
+                order_id,
+                reason,
+            }
+        })
+        .collect();
+    let count = |outcome: &str| views.iter().filter(|v| v.outcome == outcome).count();
+    Ok(Json(StatementImport {
+        confirmed: count("confirmed"),
+        already_paid: count("already_paid"),
+        unmatched: count("unmatched"),
+        lines: views,
+    }))
 }

@@ -99,6 +99,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin_orders::get_order))
         .routes(routes!(admin_orders::refund_order))
         .routes(routes!(admin_orders::confirm_order))
+        .routes(routes!(admin_orders::import_statement))
         .routes(routes!(coupons::list_coupons, coupons::create_coupon))
         .routes(routes!(
             coupons::get_coupon,

@@ -22,6 +22,7 @@ on_both_backends!(
     hidden_packages_are_neither_listed_nor_sold,
     refunds_claw_back_the_orders_credits_partially_and_fully,
     bank_transfers_are_confirmed_by_an_admin,
+    a_bank_statement_confirms_the_orders_it_matches_once,
     bad_orders_are_refused_and_change_nothing,
     admins_manage_coupons_and_search_orders,
     order_creation_is_idempotent,
@@ -888,6 +889,100 @@ async fn bank_transfers_are_confirmed_by_an_admin(app: TestApp) {
         )
         .await;
     assert_eq!(resp.status, 409);
+    app.assert_ledger_ok().await;
+}
+
+async fn a_bank_statement_confirms_the_orders_it_matches_once(app: TestApp) {
+    let admin = app.admin().await;
+    let buyer = app.register("buyer@example.com").await;
+    let package_id = pack(&app, &admin, 500, 4500).await;
+    let mut references = Vec::new();
+    for _ in 0..3 {
+        let placed = app
+            .post(
+                "/api/v1/orders",
+                &buyer.token,
+                json!({"package_id": package_id, "provider": "bank_transfer"}),
+            )
+            .await;
+        assert_eq!(placed.status, 201, "{}", placed.text);
+        let reference = placed.json["payment"]["reference"]
+            .as_str()
+            .expect("reference")
+            .to_string();
+        references.push((
+            placed.json["id"].as_str().expect("id").to_string(),
+            reference,
+        ));
+    }
+    let (paid_id, paid_ref) = &references[0];
+    // As a bank prints it: lower case, spaced.
+    let typed = format!("bt {}", paid_ref[3..].to_lowercase());
+    let mut typo = references[2].1.clone().into_bytes();
+    typo[4] = if typo[4] == b'A' { b'B' } else { b'A' };
+    let typo = String::from_utf8(typo).expect("ascii");
+    let stranger = bursar_payments::bank_transfer::reference("pay_nobody0000000000");
+    let statement = format!(
+        "date,reference,amount,currency,description\n\
+         2026-12-05,{typed},45.00,CNY,\"Transfer, from a buyer\"\n\
+         2026-12-05,{},44.00,CNY,short by one\n\
+         2026-12-05,{typo},45.00,CNY,mistyped\n\
+         2026-12-05,{stranger},45.00,CNY,nobody's\n",
+        references[1].1
+    );
+    let import = |token: &str, body: String| {
+        let request = app
+            .http
+            .post(format!("{}/api/v1/admin/bank-statements", app.base))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(body);
+        async move { TestApp::read(request.send().await.expect("answered")).await }
+    };
+    let first = import(&admin.token, statement.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(
+        (&first.json["confirmed"], &first.json["unmatched"]),
+        (&json!(1), &json!(3)),
+        "{}",
+        first.text
+    );
+    let lines = first.json["lines"].as_array().expect("lines");
+    assert_eq!(lines[0]["outcome"], "confirmed");
+    assert_eq!(lines[0]["order_id"], paid_id.as_str());
+    assert!(
+        lines[1]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("amount")
+    );
+    assert!(
+        lines[2]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("check digits")
+    );
+    assert!(
+        lines[3]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("no order")
+    );
+    assert_eq!(app.balance(&buyer).await.0, 500);
+
+    // The same statement again: confirmed once.
+    let again = import(&admin.token, statement.clone()).await;
+    assert_eq!(again.json["confirmed"], 0, "{}", again.text);
+    assert_eq!(again.json["already_paid"], 1);
+    assert_eq!(app.balance(&buyer).await.0, 500);
+    // Only admins import, and a file without the columns is refused.
+    assert_eq!(import(&buyer.token, statement).await.status, 403);
+    for bad in ["", "just some words", "when,what\n1,2\n"] {
+        let resp = import(&admin.token, bad.to_string()).await;
+        assert_eq!(resp.status, 422, "{bad:?}: {}", resp.text);
+        assert!(resp.is_problem());
+    }
+    assert_eq!(app.balance(&buyer).await.0, 500);
     app.assert_ledger_ok().await;
 }
 
