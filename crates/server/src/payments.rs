@@ -23,6 +23,15 @@ pub const KNOWN_PROVIDERS: &[&str] = &[
     "bank_transfer",
 ];
 
+/// What a person is told of a provider's failure: its refusal as it gave it, never the details
+/// of a failed connection.
+pub fn shown_reason(error: &bursar_payments::ProviderError) -> String {
+    match error {
+        bursar_payments::ProviderError::Declined(reason) => reason.clone(),
+        bursar_payments::ProviderError::Unavailable(_) => "provider_unavailable".into(),
+    }
+}
+
 pub struct Payments {
     providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
     pub sandbox: Arc<Sandbox>,

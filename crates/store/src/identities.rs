@@ -155,9 +155,7 @@ impl Store {
         // A first sign-in racing another for the same identity or email loses on a unique
         // key and is simply run again, when it finds what the winner made.
         match self.sign_in_once(claimed).await {
-            Err(error) if error.is_unique_violation() || is_taken_email(&error) => {
-                self.sign_in_once(claimed).await
-            }
+            Err(error) if error.is_unique_violation() => self.sign_in_once(claimed).await,
             other => other,
         }
     }
@@ -345,8 +343,4 @@ impl Store {
         tx.commit().await?;
         Ok(Unlinking::Removed)
     }
-}
-
-fn is_taken_email(error: &StoreError) -> bool {
-    matches!(error, StoreError::Domain(LedgerError::Conflict(detail)) if detail.contains("email"))
 }

@@ -74,7 +74,14 @@ impl Store {
             display_name,
             role,
         };
-        let user = create_user_on(&mut tx, &self.asset, &new, self.clock.now_ms()).await?;
+        let user = match create_user_on(&mut tx, &self.asset, &new, self.clock.now_ms()).await {
+            Err(error) if error.is_unique_violation() => {
+                return Err(
+                    LedgerError::Conflict("this email is already registered".into()).into(),
+                );
+            }
+            other => other?,
+        };
         tx.commit().await?;
         Ok(user)
     }
@@ -251,7 +258,8 @@ pub(crate) struct NewUser<'a> {
 }
 
 /// Creates a user with their account (and a merchant's points account, and the password
-/// identity when there is a password) inside the caller's transaction. A taken email is a 409.
+/// identity when there is a password) inside the caller's transaction. A taken email is the
+/// database's unique violation, for the caller to answer (a 409) or to run again after.
 pub(crate) async fn create_user_on(
     conn: &mut sqlx::AnyConnection,
     asset: &str,
@@ -259,7 +267,7 @@ pub(crate) async fn create_user_on(
     now: i64,
 ) -> Result<User, StoreError> {
     let id = new_id("usr");
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO users (id, email, password_hash, display_name, role, status, level_hundredths, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, 'active', 0, $6, $6)",
     )
@@ -270,15 +278,7 @@ pub(crate) async fn create_user_on(
     .bind(new.role.as_str())
     .bind(now)
     .execute(&mut *conn)
-    .await;
-    match inserted {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(LedgerError::Conflict("this email is already registered".into()).into());
-        }
-        other => {
-            other?;
-        }
-    }
+    .await?;
     accounts::create_user_account(&mut *conn, &id, asset, now).await?;
     if new.password_hash != crate::identities::NO_PASSWORD {
         crate::identities::link_on(conn, &id, Provider::Password, &id, Some(new.email), now)

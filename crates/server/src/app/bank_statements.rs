@@ -69,12 +69,12 @@ pub async fn import(
                 "a statement has at most {LINES_MAX} lines; split it"
             )));
         }
-        let field = |at: Option<usize>| at.and_then(|i| record.get(i)).unwrap_or("").to_string();
+        let field = |at: usize| record.get(at).unwrap_or("").to_string();
         rows.push((
             index + 2,
-            field(Some(reference_at)),
-            field(Some(amount_at)),
-            currency_at.map(|i| field(Some(i))),
+            field(reference_at),
+            field(amount_at),
+            currency_at.map(field),
         ));
     }
     let mut lines = Vec::with_capacity(rows.len());

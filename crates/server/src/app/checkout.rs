@@ -221,11 +221,7 @@ async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
         }
         Err(error) => {
             tracing::warn!(order = %draft.id, provider = %draft.provider, %error, "payment creation failed");
-            // The buyer sees a provider's refusal, never the details of a failed connection.
-            let reason = match &error {
-                bursar_payments::ProviderError::Declined(reason) => reason.clone(),
-                bursar_payments::ProviderError::Unavailable(_) => "provider_unavailable".into(),
-            };
+            let reason = crate::payments::shown_reason(&error);
             state
                 .store
                 .close_pending(&draft.id, OrderStatus::Failed, Some(&reason))

@@ -29,11 +29,15 @@ pub async fn charge(state: &AppState, order: &Order, token: String) -> ApiResult
     let provider = state.payments.get(&order.provider).ok_or_else(|| {
         ApiError::invalid(format!("provider {} is not configured", order.provider))
     })?;
-    // A provider's saved method belongs to the customer record it was saved on.
-    let customer_ref = state
-        .store
-        .provider_customer(&order.user_id, &order.provider)
-        .await?;
+    // A method saved through a setup belongs to the customer record it was saved on.
+    let customer_ref = if provider.saves_methods_by_setup() {
+        state
+            .store
+            .provider_customer(&order.user_id, &order.provider)
+            .await?
+    } else {
+        None
+    };
     let request = ChargeRequest {
         payment_id: order.payment_id.clone(),
         order_id: order.id.clone(),

@@ -213,13 +213,9 @@ fn saved_method(saving: Saving) -> ApiResult<PaymentMethod> {
     }
 }
 
-/// The member sees the provider's refusal, never the details of a failed connection.
 fn provider_failure(provider: &dyn PaymentProvider, error: ProviderError) -> ApiError {
     tracing::warn!(provider = provider.name(), %error, "saving a payment method failed at the provider");
-    let reason = match error {
-        ProviderError::Declined(reason) => reason,
-        ProviderError::Unavailable(_) => "provider_unavailable".into(),
-    };
+    let reason = crate::payments::shown_reason(&error);
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         "provider_error",

@@ -7,7 +7,6 @@
 //! nothing), and fetched again when a token names a key not in the cache, at most once a
 //! minute, so a flood of tokens with invented key ids cannot make Bursar hammer the provider.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
@@ -213,7 +212,7 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
         Some(alg) => alg.to_string().parse().ok()?,
         None => implied,
     };
-    let asymmetric: HashSet<Algorithm> = [
+    const ASYMMETRIC: [Algorithm; 8] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -222,9 +221,8 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
         Algorithm::PS512,
         Algorithm::ES256,
         Algorithm::ES384,
-    ]
-    .into();
-    asymmetric.contains(&declared).then_some(declared)
+    ];
+    ASYMMETRIC.contains(&declared).then_some(declared)
 }
 
 /// `max-age=N` of a `Cache-Control` header.

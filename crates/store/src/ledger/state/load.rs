@@ -36,16 +36,29 @@ impl UnitOfWork {
         if self.merchants.contains_key(merchant_id) {
             return Ok(());
         }
-        accounts::create_merchant_account(&mut *conn, merchant_id, &self.asset, self.now_ms)
-            .await?;
-        let row = sqlx::query(
-            "SELECT id, balance FROM accounts
-             WHERE owner_kind = 'merchant' AND owner_id = $1 AND asset = $2",
-        )
-        .bind(merchant_id)
-        .bind(&self.asset)
-        .fetch_one(&mut *conn)
-        .await?;
+        let select = || {
+            sqlx::query(
+                "SELECT id, balance FROM accounts
+                 WHERE owner_kind = 'merchant' AND owner_id = $1 AND asset = $2",
+            )
+            .bind(merchant_id)
+            .bind(&self.asset)
+        };
+        // The account is made with the merchant; only one made a merchant later lacks it, so
+        // the write happens once, not in every batch that redeems.
+        let row = match select().fetch_optional(&mut *conn).await? {
+            Some(row) => row,
+            None => {
+                accounts::create_merchant_account(
+                    &mut *conn,
+                    merchant_id,
+                    &self.asset,
+                    self.now_ms,
+                )
+                .await?;
+                select().fetch_one(&mut *conn).await?
+            }
+        };
         self.merchants.insert(
             merchant_id.to_string(),
             MerchantState {
