@@ -318,6 +318,14 @@ async fn a_declining_card_backs_off_and_turns_the_rule_off_after_three(app: Test
 }
 
 async fn a_limit_stops_a_top_up_visibly_until_it_resets(app: TestApp) {
+    // Ten in the morning (UTC, the tests' zone) of a later day, so "later that day" below is
+    // the same local day whatever time the test runs at.
+    let now = app.state.store.clock.now_ms();
+    let day = 24 * 60 * MINUTE_MS;
+    app.state
+        .store
+        .clock
+        .advance_ms((now / day + 1) * day + 10 * 60 * MINUTE_MS - now);
     let (member, card) = member_with_card(&app, "limited@example.com", 1000, GOOD_CARD).await;
     put_rule(
         &app,
