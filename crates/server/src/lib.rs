@@ -18,6 +18,7 @@ pub mod receipts;
 pub mod routes;
 pub mod uniform_errors;
 pub mod views;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,6 +130,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(routes::ops::router(openapi))
+        .merge(web::router(state.clone()))
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn(json::refuse_nul_in_uri))
