@@ -83,6 +83,21 @@ pub async fn save_rule(
         .ok_or_else(|| ApiError::not_found("payment method"))
 }
 
+/// What a rule of `threshold` and `target` charges when it fires: the top-up that brings a
+/// balance just below the threshold back to the target, with its fee. `None` for a rule that
+/// cannot fire or a price too large to charge. The page shows it as the member types.
+pub fn quote_for_rule(state: &AppState, threshold: i64, target: i64) -> Option<TopupQuote> {
+    let bounds = &state.config.topup;
+    let credits = topup::topup_credits(threshold.checked_sub(1)?, threshold, target, 0)?;
+    topup::quote(
+        credits,
+        bounds.credit_price,
+        bounds.fee_rate,
+        bounds.fee_fixed,
+    )
+    .filter(|q| q.total <= MAX_CREDITS)
+}
+
 /// What a top-up would be now: the current balance, the credits it would buy (0 when the
 /// balance is not below the threshold), and their price, fee and total.
 #[derive(Debug, Clone)]

@@ -7,21 +7,21 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use bursar_core::{MAX_CREDITS, RedemptionStatus, Role};
+use bursar_core::Role;
 use bursar_store::ledger::{Canceller, Command};
-use bursar_store::marketplace::{Fulfilment, Owner, Product, ProductFields, QUANTITY_MAX};
+use bursar_store::marketplace::{Owner, Product, ProductFields};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::app::marketplace;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, NoBody};
 use crate::outcomes::{RedemptionView, execute};
 use crate::views::PageQuery;
 
-pub(crate) const NAME_CHARS_MAX: usize = 200;
-pub(crate) const DESCRIPTION_CHARS_MAX: usize = 2_000;
+pub(crate) use crate::app::marketplace::{DESCRIPTION_CHARS_MAX, NAME_CHARS_MAX};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -111,39 +111,8 @@ fn require_role(caller: &Caller, wanted: Role) -> ApiResult<&str> {
 }
 
 fn fields(request: ProductRequest) -> ApiResult<ProductFields> {
-    let name = request.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
-        return Err(ApiError::invalid(format!(
-            "name must be 1 to {NAME_CHARS_MAX} characters"
-        )));
-    }
-    if request
-        .description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > DESCRIPTION_CHARS_MAX)
-    {
-        return Err(ApiError::invalid(format!(
-            "description must be at most {DESCRIPTION_CHARS_MAX} characters"
-        )));
-    }
-    if !(1..=MAX_CREDITS).contains(&request.points_price) {
-        return Err(ApiError::invalid(
-            "points_price must be between 1 and 2^53 - 1",
-        ));
-    }
-    if !(0..=MAX_CREDITS).contains(&request.stock) {
-        return Err(ApiError::invalid("stock must be between 0 and 2^53 - 1"));
-    }
-    if request
-        .limit_per_member
-        .is_some_and(|l| !(1..=MAX_CREDITS).contains(&l))
-    {
-        return Err(ApiError::invalid(
-            "limit_per_member must be between 1 and 2^53 - 1",
-        ));
-    }
-    Ok(ProductFields {
-        name,
+    marketplace::product_fields(ProductFields {
+        name: request.name,
         description: request.description,
         points_price: request.points_price,
         stock: request.stock,
@@ -279,14 +248,8 @@ pub async fn fulfil_redemption(
     _: NoBody,
 ) -> ApiResult<Json<RedemptionView>> {
     let merchant = require_role(&caller, Role::Merchant)?;
-    match state.store.fulfil_redemption(merchant, &id).await? {
-        Fulfilment::Fulfilled(redemption) => Ok(Json((*redemption).into())),
-        Fulfilment::NotFound => Err(ApiError::not_found("redemption")),
-        Fulfilment::Settled(status) => Err(ApiError::conflict(match status {
-            RedemptionStatus::Cancelled => "a cancelled redemption cannot be fulfilled",
-            _ => "this redemption is already fulfilled",
-        })),
-    }
+    let redemption = marketplace::fulfil(&state, merchant, &id).await?;
+    Ok(Json(redemption.into()))
 }
 
 /// The merchant's points account: credited by every redemption of its products, debited by
@@ -346,18 +309,12 @@ pub async fn redeem(
 ) -> ApiResult<Response> {
     let member = require_role(&caller, Role::Member)?.to_string();
     let request = &body.value;
-    let quantity = request.quantity.unwrap_or(1);
-    if !(1..=QUANTITY_MAX).contains(&quantity) {
-        return Err(ApiError::invalid(format!(
-            "quantity must be between 1 and {QUANTITY_MAX}"
-        )));
-    }
-    let command = Command::Redeem {
-        user_id: member,
-        product_id: request.product_id.clone(),
-        quantity,
-        actor: caller.id().to_string(),
-    };
+    let command = marketplace::redemption(
+        &member,
+        &request.product_id,
+        request.quantity.unwrap_or(1),
+        caller.id(),
+    )?;
     execute(
         &state,
         &headers,

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 mod account;
+mod actions;
 mod assets;
 mod auth_pages;
 mod buy;
@@ -18,7 +19,12 @@ mod forms;
 mod gate;
 mod history;
 pub mod i18n;
+mod marketplace;
+mod merchant;
 mod orders;
+mod rewards;
+mod subscriptions;
+mod topup;
 
 use axum::Router;
 use axum::response::Response;
@@ -53,6 +59,42 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/account/orders/{id}/receipt", get(orders::receipt))
         .route("/account/transactions", get(history::list))
         .route("/account/transactions.csv", get(history::csv))
+        .route("/account/rewards", get(rewards::show))
+        .route("/account/rewards/gift", post(rewards::claim_gift))
+        .route("/account/rewards/{id}/claim", post(rewards::claim_reward))
+        .route("/account/marketplace", get(marketplace::show))
+        .route("/account/marketplace/redeem", post(marketplace::redeem))
+        .route(
+            "/account/marketplace/redemptions/{id}/cancel",
+            get(marketplace::confirm_cancel).post(marketplace::cancel_own),
+        )
+        .route("/account/subscriptions", get(subscriptions::show))
+        .route(
+            "/account/subscriptions/{id}",
+            post(subscriptions::set_renewal),
+        )
+        .route("/account/auto-top-up", get(topup::show).post(topup::save))
+        .route("/account/auto-top-up/preview", get(topup::preview))
+        .route("/account/auto-top-up/cards", post(topup::add_card))
+        .route(
+            "/account/auto-top-up/cards/{id}/remove",
+            post(topup::remove_card),
+        )
+        .route("/merchant", get(merchant::home))
+        .route("/merchant/products", post(merchant::create_product))
+        .route(
+            "/merchant/products/{id}",
+            get(merchant::edit_form).post(merchant::update_product),
+        )
+        .route(
+            "/merchant/products/{id}/delist",
+            get(merchant::confirm_delist).post(merchant::delist),
+        )
+        .route("/merchant/redemptions/{id}/fulfil", post(merchant::fulfil))
+        .route(
+            "/merchant/redemptions/{id}/cancel",
+            get(merchant::confirm_cancel).post(merchant::cancel_redemption),
+        )
         .layer(axum::middleware::from_fn_with_state(state, gate::gate))
         .merge(assets::router())
 }

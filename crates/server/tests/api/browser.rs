@@ -228,11 +228,25 @@ async fn journey(app: &TestApp, browser: &Client) {
         .await
         .expect("history");
     accessible(browser, "transactions").await;
+    for path in [
+        "/account/settings",
+        "/account/rewards",
+        "/account/marketplace",
+        "/account/auto-top-up",
+        "/account/subscriptions",
+    ] {
+        browser.goto(&format!("{base}{path}")).await.expect("page");
+        accessible(browser, path).await;
+    }
+    // The fee of an automatic top-up, shown as the rule is typed.
     browser
-        .goto(&format!("{base}/account/settings"))
+        .goto(&format!("{base}/account/auto-top-up"))
         .await
-        .expect("settings");
-    accessible(browser, "settings").await;
+        .expect("auto top-up");
+    fill(browser, "#threshold", "100").await;
+    fill(browser, "#target", "1000").await;
+    wait_for_text(browser, "#topup-quote", "US$927.13").await;
+    save_screenshot(browser, &screenshot_dir().join("auto-top-up-en.png")).await;
 
     // Every page in both Chinese scripts: translated (no catalog key missing) and accessible.
     let pages = [
@@ -241,6 +255,10 @@ async fn journey(app: &TestApp, browser: &Client) {
         "/account/orders",
         "/account/transactions",
         "/account/settings",
+        "/account/rewards",
+        "/account/marketplace",
+        "/account/auto-top-up",
+        "/account/subscriptions",
         &order_path,
     ];
     for language in ["zh-Hans", "zh-Hant"] {
@@ -310,6 +328,48 @@ async fn journey(app: &TestApp, browser: &Client) {
             .expect("public page");
         accessible(browser, path).await;
     }
+
+    // A merchant lists a product; the merchant's pages in three languages.
+    browser
+        .goto(&format!("{base}/register?lang=en"))
+        .await
+        .expect("register page");
+    fill(
+        browser,
+        "#email",
+        &format!("shop-{}@example.com", uuid_suffix()),
+    )
+    .await;
+    fill(browser, "#password", "correct horse").await;
+    click(browser, "input[value='merchant']").await;
+    click(browser, "form.stack button[type=submit]").await;
+    wait_for_path(browser, "/merchant").await;
+    fill(browser, "#name", "Tea set").await;
+    fill(browser, "#points_price", "1200").await;
+    fill(browser, "#stock", "5").await;
+    click(browser, "form.stack button[type=submit]").await;
+    wait_for_text(browser, "#notice", "").await;
+    for language in ["en", "zh-Hans", "zh-Hant"] {
+        browser
+            .goto(&format!("{base}/merchant?lang={language}"))
+            .await
+            .expect("merchant");
+        let html = browser.source().await.expect("source");
+        assert!(
+            !html.contains('⟦'),
+            "/merchant in {language} lacks a catalog key"
+        );
+        assert!(html.contains("Tea set"));
+        accessible(browser, &format!("/merchant {language}")).await;
+    }
+    browser
+        .goto(&format!("{base}/merchant?lang=en"))
+        .await
+        .expect("merchant");
+    save_screenshot(browser, &screenshot_dir().join("merchant-en.png")).await;
+    click(browser, "td a").await;
+    wait_for_text(browser, "h1", "Edit").await;
+    accessible(browser, "product edit").await;
 }
 
 async fn buy_with_card(browser: &Client, base: &str, pack: &str, coupon: &str, card: &str) {

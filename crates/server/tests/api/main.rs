@@ -25,4 +25,5 @@ mod stripe;
 mod stripe_methods;
 mod subscriptions;
 mod web;
+mod web_features;
 mod webhooks_out;

@@ -190,6 +190,11 @@ async fn a_visitor_is_sent_to_sign_in_from_every_member_page(app: TestApp) {
         "/account/transactions",
         "/account/transactions.csv",
         "/account/settings",
+        "/account/rewards",
+        "/account/marketplace",
+        "/account/auto-top-up",
+        "/account/subscriptions",
+        "/merchant",
     ] {
         let resp = browser.get(path).await;
         assert_eq!(resp.status, 303, "{path}");
@@ -513,6 +518,10 @@ async fn every_page_is_translated_in_both_chinese_scripts(app: TestApp) {
         format!("/account/orders/{}/receipt", order.id),
         "/account/transactions".into(),
         "/account/settings".into(),
+        "/account/rewards".into(),
+        "/account/marketplace".into(),
+        "/account/auto-top-up".into(),
+        "/account/subscriptions".into(),
         "/no/such/page".into(),
     ];
     for language in ["zh-Hans", "zh-Hant", "en"] {

@@ -1,0 +1,479 @@
+//! The web pages of the marketplace (member and merchant), the daily gift and inbox, automatic
+//! top-up and subscriptions, through HTTP as a browser without JavaScript uses them.
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, uuid_suffix};
+use crate::orders::package;
+use crate::web::{Browser, field_value, location, text_of};
+
+crate::on_both_backends!(
+    a_merchant_lists_a_product_a_member_redeems_it_and_the_merchant_fulfils_or_cancels,
+    merchant_pages_refuse_members_and_bad_products_change_nothing,
+    the_daily_gift_is_claimed_once_a_day_from_the_page,
+    auto_top_up_shows_its_fee_as_typed_and_saves_a_rule_with_a_saved_card,
+    a_subscription_bought_on_the_page_can_have_its_renewal_turned_off,
+);
+
+async fn signed_up(app: &TestApp, merchant: bool) -> (Browser, String) {
+    let browser = Browser::new(app);
+    let email = format!("web-{}@example.com", uuid_suffix());
+    let kind = if merchant { "merchant" } else { "member" };
+    let resp = browser
+        .submit(
+            "/register",
+            "/register",
+            &[
+                ("email", &email),
+                ("password", "correct horse"),
+                ("account_type", kind),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status, 303, "{}", resp.text);
+    let user = app
+        .state
+        .store
+        .user_by_email(&email)
+        .await
+        .expect("reads")
+        .expect("user");
+    (browser, user.id)
+}
+
+/// The first `href` in `html` that starts with `prefix`.
+fn link(html: &str, prefix: &str) -> String {
+    let at = html
+        .find(&format!("href=\"{prefix}"))
+        .unwrap_or_else(|| panic!("a link to {prefix}…"));
+    let rest = &html[at + 6..];
+    rest[..rest.find('"').expect("closing quote")].to_string()
+}
+
+async fn a_merchant_lists_a_product_a_member_redeems_it_and_the_merchant_fulfils_or_cancels(
+    app: TestApp,
+) {
+    let (merchant, merchant_id) = signed_up(&app, true).await;
+    let created = merchant
+        .submit(
+            "/merchant",
+            "/merchant/products",
+            &[
+                ("name", "Mug"),
+                ("points_price", "300"),
+                ("stock", "2"),
+                ("active", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 303, "{}", created.text);
+    let home = merchant.get(&location(&created)).await;
+    assert!(home.text.contains("The product is saved."));
+    assert!(home.text.contains("Mug"));
+
+    let (member, member_id) = signed_up(&app, false).await;
+    app.grant(&member_id, 1000).await;
+    let market = member.get("/account/marketplace").await;
+    assert_eq!(market.status, 200);
+    let product_id = field_value(&market.text, "product_id").expect("a product to redeem");
+    for _ in 0..2 {
+        let redeemed = member
+            .submit(
+                "/account/marketplace",
+                "/account/marketplace/redeem",
+                &[
+                    ("product_id", &product_id),
+                    ("quantity", "1"),
+                    ("form_key", &uuid_suffix()),
+                ],
+            )
+            .await;
+        assert_eq!(redeemed.status, 303);
+        assert!(
+            location(&redeemed).contains("notice=notice-redeemed"),
+            "{}",
+            location(&redeemed)
+        );
+    }
+    let sold_out = member
+        .submit(
+            "/account/marketplace",
+            "/account/marketplace/redeem",
+            &[
+                ("product_id", &product_id),
+                ("quantity", "1"),
+                ("form_key", &uuid_suffix()),
+            ],
+        )
+        .await;
+    let page = member.get(&location(&sold_out)).await;
+    assert!(
+        page.text.contains("id=\"error\""),
+        "the third is refused: {}",
+        page.text
+    );
+    assert_eq!(
+        app.state
+            .store
+            .balance(&member_id)
+            .await
+            .expect("reads")
+            .expect("account")
+            .balance,
+        400
+    );
+
+    // The merchant fulfils one and cancels the other (after confirming).
+    let home = merchant.get("/merchant").await;
+    assert_eq!(
+        text_of(&home.text, "merchant-balance").as_deref(),
+        Some("600")
+    );
+    let fulfil = link(&home.text, "/merchant/redemptions/").replace("/cancel", "/fulfil");
+    let done = merchant.submit("/merchant", &fulfil, &[]).await;
+    assert!(
+        location(&done).contains("notice-redemption-fulfilled"),
+        "{}",
+        location(&done)
+    );
+    let home = merchant.get("/merchant").await;
+    let cancel = link(&home.text, "/merchant/redemptions/");
+    let confirm = merchant.get(&cancel).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.text.contains("Cancel the redemption of Mug"));
+    let key = field_value(&confirm.text, "form_key").expect("form key");
+    let csrf = field_value(&confirm.text, "csrf").expect("csrf");
+    let cancelled = merchant
+        .post(&cancel, &[("csrf", &csrf), ("form_key", &key)])
+        .await;
+    assert!(
+        location(&cancelled).contains("notice-redemption-cancelled"),
+        "{}",
+        location(&cancelled)
+    );
+    // The same confirmation posted again changes nothing more.
+    merchant
+        .post(&cancel, &[("csrf", &csrf), ("form_key", &key)])
+        .await;
+    assert_eq!(
+        app.state
+            .store
+            .balance(&member_id)
+            .await
+            .expect("reads")
+            .expect("account")
+            .balance,
+        700
+    );
+    assert_eq!(
+        app.state
+            .store
+            .merchant_balance(&merchant_id)
+            .await
+            .expect("reads"),
+        300
+    );
+    app.assert_ledger_ok().await;
+}
+
+async fn merchant_pages_refuse_members_and_bad_products_change_nothing(app: TestApp) {
+    let visitor = Browser::new(&app);
+    assert_eq!(visitor.get("/merchant").await.status, 303);
+    let (member, _) = signed_up(&app, false).await;
+    let refused = member.get("/merchant").await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.text.contains("Not allowed"));
+    let csrf = field_value(&member.get("/account").await.text, "csrf").expect("csrf");
+    let posted = member
+        .post(
+            "/merchant/products",
+            &[
+                ("csrf", &csrf),
+                ("name", "X"),
+                ("points_price", "1"),
+                ("stock", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(posted.status, 403);
+
+    let (merchant, merchant_id) = signed_up(&app, true).await;
+    let bad = merchant
+        .submit(
+            "/merchant",
+            "/merchant/products",
+            &[
+                ("name", "Mug"),
+                ("points_price", "0"),
+                ("stock", "-1"),
+                ("active", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.text.contains("id=\"price-error\"") && bad.text.contains("id=\"stock-error\""));
+    assert!(bad.text.contains("value=\"Mug\""), "the input is kept");
+    let first = bursar_store::page::PageRequest {
+        limit: 10,
+        before: None,
+    };
+    let products = app
+        .state
+        .store
+        .merchant_products(&merchant_id, &first)
+        .await
+        .expect("reads");
+    assert!(products.data.is_empty(), "nothing was created");
+    // Another merchant's product cannot be opened or delisted.
+    merchant
+        .submit(
+            "/merchant",
+            "/merchant/products",
+            &[
+                ("name", "Mine"),
+                ("points_price", "5"),
+                ("stock", "1"),
+                ("active", "on"),
+            ],
+        )
+        .await;
+    let product = app
+        .state
+        .store
+        .merchant_products(&merchant_id, &first)
+        .await
+        .expect("reads")
+        .data
+        .remove(0);
+    let (other, _) = signed_up(&app, true).await;
+    assert_eq!(
+        other
+            .get(&format!("/merchant/products/{}", product.id))
+            .await
+            .status,
+        404
+    );
+    let delist = other
+        .submit(
+            "/merchant",
+            &format!("/merchant/products/{}/delist", product.id),
+            &[],
+        )
+        .await;
+    assert_eq!(delist.status, 404);
+    assert!(
+        app.state
+            .store
+            .product(&product.id)
+            .await
+            .expect("reads")
+            .expect("product")
+            .delisted_at
+            .is_none()
+    );
+}
+
+async fn the_daily_gift_is_claimed_once_a_day_from_the_page(app: TestApp) {
+    let (member, member_id) = signed_up(&app, false).await;
+    let page = member.get("/account/rewards").await;
+    assert_eq!(page.status, 200);
+    let key = field_value(&page.text, "form_key").expect("form key");
+    let csrf = field_value(&page.text, "csrf").expect("csrf");
+    let claimed = member
+        .post(
+            "/account/rewards/gift",
+            &[("csrf", &csrf), ("form_key", &key)],
+        )
+        .await;
+    assert!(
+        location(&claimed).contains("notice-gift-claimed"),
+        "{}",
+        location(&claimed)
+    );
+    // The same form again is the same claim; a new form is refused until tomorrow.
+    member
+        .post(
+            "/account/rewards/gift",
+            &[("csrf", &csrf), ("form_key", &key)],
+        )
+        .await;
+    let again = member
+        .post(
+            "/account/rewards/gift",
+            &[("csrf", &csrf), ("form_key", &uuid_suffix())],
+        )
+        .await;
+    assert!(
+        location(&again).contains("error-already-claimed"),
+        "{}",
+        location(&again)
+    );
+    let page = member.get("/account/rewards").await;
+    assert!(text_of(&page.text, "gift-state").is_some_and(|t| t.starts_with("Claimed today")));
+    let balance = app
+        .state
+        .store
+        .balance(&member_id)
+        .await
+        .expect("reads")
+        .expect("account");
+    assert_eq!(
+        balance.balance,
+        app.state.config.daily_gift_schedule.credits_for(1)
+    );
+}
+
+async fn auto_top_up_shows_its_fee_as_typed_and_saves_a_rule_with_a_saved_card(app: TestApp) {
+    let (member, member_id) = signed_up(&app, false).await;
+    let preview = member
+        .get("/account/auto-top-up/preview?threshold=100&target=1000")
+        .await;
+    assert_eq!(preview.status, 200);
+    assert!(
+        preview.text.contains("901 credits for US$901.00")
+            && preview.text.contains("US$26.13")
+            && preview.text.contains("US$927.13"),
+        "{}",
+        preview.text
+    );
+    let saved = member
+        .submit(
+            "/account/auto-top-up",
+            "/account/auto-top-up/cards",
+            &[("card_number", "4242 4242 4242 4242")],
+        )
+        .await;
+    assert!(
+        location(&saved).contains("notice-card-saved"),
+        "{}",
+        location(&saved)
+    );
+    let methods = app
+        .state
+        .store
+        .payment_methods(&member_id)
+        .await
+        .expect("reads");
+    assert_eq!(methods.len(), 1);
+
+    let bad = member
+        .submit(
+            "/account/auto-top-up",
+            "/account/auto-top-up",
+            &[
+                ("enabled", "on"),
+                ("threshold", "500"),
+                ("target", "100"),
+                ("payment_method_id", &methods[0].id),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("id=\"target-error\""), "{}", bad.text);
+    assert!(
+        app.state
+            .store
+            .auto_topup_rule(&member_id)
+            .await
+            .expect("reads")
+            .is_none(),
+        "nothing saved"
+    );
+
+    let good = member
+        .submit(
+            "/account/auto-top-up",
+            "/account/auto-top-up",
+            &[
+                ("enabled", "on"),
+                ("threshold", "100"),
+                ("target", "1000"),
+                ("payment_method_id", &methods[0].id),
+                ("max_topups_per_day", "2"),
+                ("monthly_limit", "50.00"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, 303, "{}", good.text);
+    let rule = app
+        .state
+        .store
+        .auto_topup_rule(&member_id)
+        .await
+        .expect("reads")
+        .expect("rule");
+    assert_eq!(
+        (rule.threshold, rule.target, rule.max_topups_per_day),
+        (100, 1000, Some(2))
+    );
+    assert_eq!(rule.monthly_limit.map(|m| m.amount), Some(5000));
+    assert!(rule.consent_at_ms.is_some(), "enabling records consent");
+}
+
+async fn a_subscription_bought_on_the_page_can_have_its_renewal_turned_off(app: TestApp) {
+    let admin = app.admin().await;
+    let plan = package(
+        &app,
+        &admin,
+        json!({"name": "Daily 100", "kind": "subscription", "credits": 0, "daily_credits": 100,
+               "duration_days": 30, "price": {"amount": 3000, "currency": "CNY"}}),
+    )
+    .await;
+    let (member, member_id) = signed_up(&app, false).await;
+    let placed = member
+        .submit(
+            "/account/buy",
+            "/account/buy",
+            &[
+                ("package_id", &plan),
+                ("provider", "sandbox"),
+                ("quantity", "1"),
+                ("order_key", &uuid_suffix()),
+            ],
+        )
+        .await;
+    let pay = location(&placed);
+    let path = &pay[pay.find("/pay/sandbox/").expect("sandbox page")..];
+    let paid = member
+        .post(path, &[("card_number", "4242424242424242")])
+        .await;
+    assert_eq!(paid.status, 303);
+    let page = member.get("/account/subscriptions").await;
+    assert!(
+        page.text.contains("Daily 100") && page.text.contains("Turn renewal on"),
+        "{}",
+        page.text
+    );
+    let subscription = app
+        .state
+        .store
+        .subscriptions_of(&member_id)
+        .await
+        .expect("reads")
+        .remove(0);
+    let path = format!("/account/subscriptions/{}", subscription.id);
+    for (setting, expected) in [("on", true), ("off", false)] {
+        let changed = member
+            .submit("/account/subscriptions", &path, &[("auto_renew", setting)])
+            .await;
+        assert_eq!(changed.status, 303);
+        let now = app
+            .state
+            .store
+            .subscription(&subscription.id)
+            .await
+            .expect("reads")
+            .expect("sub");
+        assert_eq!(now.auto_renew, expected);
+    }
+    // Someone else's subscription reads as not found.
+    let (other, _) = signed_up(&app, false).await;
+    let theirs = other
+        .submit(
+            "/account/subscriptions",
+            &format!("/account/subscriptions/{}", subscription.id),
+            &[("auto_renew", "on")],
+        )
+        .await;
+    assert_eq!(theirs.status, 404);
+}
