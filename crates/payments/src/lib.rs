@@ -1,6 +1,7 @@
 //! Payment providers: request building, signatures and webhook parsing. No database access;
 //! the server decides what a verified event does.
 
+pub mod alipay;
 pub mod bank_transfer;
 pub mod provider;
 pub mod sandbox;
