@@ -361,3 +361,42 @@ fn waiting_closed_and_refunded_trades_are_told_apart() {
         Err(WebhookError::Malformed(_))
     ));
 }
+
+#[test]
+fn a_success_is_believed_only_when_signed_and_a_refusal_only_as_a_refusal() {
+    let inputs = &vectors("alipay-rsa2-sign-request")[0]["inputs"];
+    // The tests play Alipay with A4's key pair.
+    let alipay_private = AppPrivateKey::parse(text(inputs, "app_private_key_pem")).expect("key");
+    let alipay_public = AlipayPublicKey::parse(text(inputs, "app_public_key_pem")).expect("key");
+    let method = "alipay.trade.query";
+    let signed = |content: &str| {
+        let sign = alipay_private.sign(content.as_bytes());
+        format!(r#"{{"alipay_trade_query_response":{content},"sign":"{sign}"}}"#)
+    };
+    let paid =
+        r#"{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS","total_amount":"45.00"}"#;
+    assert!(matches!(
+        gateway::read_reply(&signed(paid), method, &alipay_public),
+        Ok(gateway::Reply::Ok(_))
+    ));
+    // The same success unsigned, or signed over other text, is not believed.
+    let unsigned = format!(r#"{{"alipay_trade_query_response":{paid}}}"#);
+    assert!(gateway::read_reply(&unsigned, method, &alipay_public).is_err());
+    let swapped = signed(paid).replace("45.00", "4500.00");
+    assert!(gateway::read_reply(&swapped, method, &alipay_public).is_err());
+    // A refusal, signed or not, is a refusal with Alipay's codes.
+    let refusal = r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}"#;
+    for body in [
+        signed(refusal),
+        format!(r#"{{"error_response":{refusal}}}"#),
+    ] {
+        assert_eq!(
+            gateway::read_reply(&body, method, &alipay_public).expect("read"),
+            gateway::Reply::Refused {
+                sub_code: "ACQ.TRADE_NOT_EXIST".into(),
+                message: "交易不存在".into()
+            }
+        );
+    }
+    assert!(gateway::read_reply("<html>busy</html>", method, &alipay_public).is_err());
+}

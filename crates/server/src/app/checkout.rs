@@ -21,6 +21,8 @@ pub struct Basket {
     pub quantity: i64,
     pub coupon_code: Option<String>,
     pub provider: String,
+    /// How to pay at providers that offer more than one way (Alipay: `page`).
+    pub mode: Option<String>,
 }
 
 /// The answer to a checkout: the response as rendered (and stored under the key), and whether
@@ -78,7 +80,7 @@ pub async fn place_order(
     if claim != KeyClaim::Claimed {
         return answer_from_key(claim);
     }
-    let response = render(&start_payment(state, &draft).await);
+    let response = render(&start_payment(state, &draft, basket.mode.as_deref()).await);
     if let Some(key) = key {
         state.store.complete_key(key, &response).await?;
     }
@@ -120,6 +122,16 @@ async fn price_order(state: &AppState, user_id: &str, basket: &Basket) -> ApiRes
         .find(|p| p.id == basket.package_id)
         .ok_or_else(|| ApiError::not_found("package"))?;
     let spec = &package.spec;
+    if let Some(taken) = crate::payments::currencies_taken(&basket.provider)
+        && !taken.contains(&spec.price.currency.as_str())
+    {
+        return Err(ApiError::invalid(format!(
+            "{} takes {} only; this package is priced in {}",
+            basket.provider,
+            taken.join(", "),
+            spec.price.currency
+        )));
+    }
     let times = |value: i64, what: &str| {
         value
             .checked_mul(quantity)
@@ -171,7 +183,7 @@ async fn price_order(state: &AppState, user_id: &str, basket: &Basket) -> ApiRes
 
 /// Asks the provider for the payment and stores what the client must do next. When the
 /// provider refuses, the order fails with its reason and the caller gets 502.
-async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
+async fn start_payment(state: &AppState, draft: &NewOrder, mode: Option<&str>) -> ApiResult<Order> {
     let provider = state.payments.for_order(&draft.provider)?;
     let email = state.store.user(&draft.user_id).await?.map(|u| u.email);
     let request = PaymentRequest {
@@ -190,7 +202,7 @@ async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
         ),
         idempotency_key: draft.id.clone(),
         expires_at_s: Some(draft.expires_at_ms / 1000 - PAYMENT_CLOSES_EARLY_S),
-        mode: None,
+        mode: mode.map(str::to_string),
     };
     match provider.create_payment(&request).await {
         Ok(created) => {

@@ -12,6 +12,7 @@ pub mod daily_gift;
 pub mod fulfilment;
 pub mod off_session;
 pub mod payment_methods;
+pub mod reconciliation;
 pub mod refunds;
 pub mod rewards;
 pub mod sign_in_codes;

@@ -32,6 +32,9 @@ pub struct OrderRequest {
     /// `sandbox`, `stripe`, `alipay`, `wechatpay`, `ecpay` or `bank_transfer`; providers not
     /// configured on this server are refused.
     pub provider: String,
+    /// Alipay only: `page` pays on Alipay's desktop payment page (`payment.redirect_url`);
+    /// `qr` (the default) shows a QR code (`payment.qr_code`, `payment.qr_svg`).
+    pub alipay_mode: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -169,10 +172,28 @@ pub async fn create_order(
         package_id: request.package_id,
         quantity: request.quantity.unwrap_or(1),
         coupon_code: request.coupon_code,
+        mode: alipay_mode(&request.provider, request.alipay_mode.as_deref())?,
         provider: request.provider,
     };
     let placed = checkout::place_order(&state, user_id, &basket, key.as_ref(), render).await?;
     Ok(send(placed.response, placed.replayed))
+}
+
+/// The way an Alipay order is paid: `None` for the QR code.
+fn alipay_mode(provider: &str, mode: Option<&str>) -> ApiResult<Option<String>> {
+    match (provider, mode) {
+        (_, None) => Ok(None),
+        ("alipay", Some("qr")) => Ok(None),
+        ("alipay", Some(bursar_payments::alipay::MODE_PAGE)) => {
+            Ok(Some(bursar_payments::alipay::MODE_PAGE.into()))
+        }
+        ("alipay", Some(other)) => Err(ApiError::invalid(format!(
+            "alipay_mode must be `qr` or `page`, not {other:?}"
+        ))),
+        (_, Some(_)) => Err(ApiError::invalid(
+            "alipay_mode applies to Alipay orders only",
+        )),
+    }
 }
 
 /// The response to an order request, stored under its `Idempotency-Key`.
