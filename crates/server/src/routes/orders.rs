@@ -84,7 +84,6 @@ pub struct OrderView {
 /// The `payment` object of an order (documentation only: it is stored as the provider gave it,
 /// and only the fields that apply are present).
 #[derive(Debug, Serialize, ToSchema)]
-#[allow(dead_code)]
 pub struct PaymentView {
     /// Bursar's payment id (`pay_…`).
     pub id: String,
@@ -107,7 +106,6 @@ pub struct PaymentView {
 
 /// A form the client posts to `action` with `fields`, unchanged (they are signed).
 #[derive(Debug, Serialize, ToSchema)]
-#[allow(dead_code)]
 pub struct PaymentFormView {
     pub action: String,
     pub fields: std::collections::BTreeMap<String, String>,

@@ -1,7 +1,7 @@
 //! Alipay through the server against a local stub playing Alipay's gateway (it checks each
 //! request's RSA2 signature and signs its answers) and notifications signed as Alipay signs
 //! them: an order's QR code, the notification that pays it once however often and however
-//! concurrently it arrives, forged, foreign and short-paid notifications refused, a lost
+//! concurrently it arrives, forged, foreign and short-paid notifications refused, a GBK notification read as GBK, a lost
 //! notification recovered by reconciliation, and a refund through `alipay.trade.refund`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -446,6 +446,34 @@ async fn forged_foreign_and_short_notifications_change_nothing(backend: Backend)
     let now = shop.order_view(&order_id).await;
     assert_eq!(now["status"], "pending", "{now}");
     assert_eq!(shop.app.balance(&shop.buyer).await.0, 0);
+
+    // The right notification, from an app set up for GBK (its subject in Chinese), pays.
+    let gbk = notification(
+        &payment_id,
+        "n_gbk",
+        &[("charset", "gbk"), ("subject", "充值 500 积分")],
+    );
+    let body: Vec<String> = gbk
+        .iter()
+        .map(|(name, value)| {
+            let (bytes, _, _) = encoding_rs::GBK.encode(value);
+            let escaped: String = bytes.iter().map(|b| format!("%{b:02X}")).collect();
+            format!("{name}={escaped}")
+        })
+        .collect();
+    let response = shop
+        .app
+        .http
+        .post(format!("{}/api/v1/webhooks/alipay", shop.app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.text().await.expect("body"), "success");
+    assert_eq!(shop.order_view(&order_id).await["status"], "paid");
+    assert_eq!(shop.app.balance(&shop.buyer).await.0, 500);
     shop.app.assert_ledger_ok().await;
 }
 
