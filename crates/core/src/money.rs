@@ -35,7 +35,7 @@ impl Money {
 }
 
 /// Currencies whose minor unit is the major unit (no decimals).
-const ZERO_DECIMAL: &[&str] = &["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"];
+pub const ZERO_DECIMAL: &[&str] = &["JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"];
 
 /// An amount of minor units written in major units: 4500 CNY → "45.00", 500 JPY → "500".
 pub fn format_amount(amount: i64, currency: &str) -> String {

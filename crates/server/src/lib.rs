@@ -19,6 +19,7 @@ pub mod receipts;
 pub mod routes;
 pub mod uniform_errors;
 pub mod views;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -130,6 +131,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(routes::ops::router(openapi))
+        .merge(web::router(state.clone()))
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn(json::refuse_nul_in_uri))

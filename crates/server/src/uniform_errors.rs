@@ -24,11 +24,12 @@ struct ErrorPage<'a> {
 
 /// Paths that are pages for people rather than the API.
 fn is_page(path: &str) -> bool {
-    path.starts_with("/pay/")
+    path.starts_with("/pay/") || crate::web::is_web_path(path)
 }
 
 pub async fn uniform_errors(request: Request, next: Next) -> Response {
-    let page = is_page(request.uri().path());
+    let path = request.uri().path().to_string();
+    let page = is_page(&path);
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -45,7 +46,11 @@ pub async fn uniform_errors(request: Request, next: Next) -> Response {
     } else {
         "application/problem+json"
     };
-    if content_type.starts_with(wanted) {
+    // A page answered for a browser outside the API (the HTML 404) is already what a person
+    // should see.
+    if content_type.starts_with(wanted)
+        || (!path.starts_with("/api/") && content_type.starts_with("text/html"))
+    {
         return response;
     }
     // A problem+json from a handler keeps its detail on a page; a bare text body its text.

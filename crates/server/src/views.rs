@@ -26,6 +26,8 @@ pub struct UserView {
     pub language: String,
     /// E.164; where SMS messages go.
     pub phone: Option<String>,
+    /// The IANA time zone dates are shown in; `null`: the server's.
+    pub time_zone: Option<String>,
     pub created_at: String,
 }
 
@@ -40,6 +42,7 @@ impl From<&User> for UserView {
             level: user.level_hundredths as f64 / 100.0,
             language: user.language.as_str().to_string(),
             phone: user.phone.clone(),
+            time_zone: user.time_zone.clone(),
             created_at: rfc3339(user.created_at_ms),
         }
     }

@@ -284,6 +284,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 20,
+        name: "web sessions",
+        sql: include_str!("../migrations/020_web_sessions.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

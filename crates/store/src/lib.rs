@@ -28,6 +28,7 @@ pub mod subscriptions;
 pub mod testing;
 pub mod users;
 pub mod verify;
+pub mod web_sessions;
 pub mod webhooks;
 
 pub use clock::Clock;

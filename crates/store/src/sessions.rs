@@ -93,7 +93,8 @@ impl Store {
     }
 }
 
-/// Ends every session of a user on `conn`, inside the caller's transaction.
+/// Ends every session of a user on `conn` (the API's refresh tokens and the web UI's sessions),
+/// inside the caller's transaction.
 pub(crate) async fn revoke_all_on(
     conn: &mut sqlx::AnyConnection,
     user_id: &str,
@@ -104,7 +105,7 @@ pub(crate) async fn revoke_all_on(
     )
     .bind(now_ms)
     .bind(user_id)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    crate::web_sessions::revoke_all_on(conn, user_id, now_ms).await
 }

@@ -22,11 +22,13 @@ pub struct User {
     pub language: Language,
     /// E.164, where SMS messages go.
     pub phone: Option<String>,
+    /// An IANA time zone for dates on pages; `None`: the instance's.
+    pub time_zone: Option<String>,
     pub created_at_ms: i64,
 }
 
 const USER_COLUMNS: &str = "id, email, password_hash, display_name, role, status, level_hundredths,
-    language, phone, created_at";
+    language, phone, time_zone, created_at";
 
 fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     let role: String = row.try_get("role")?;
@@ -41,6 +43,7 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
         level_hundredths: row.try_get("level_hundredths")?,
         language: Language::parse(&row.try_get::<String, _>("language")?).unwrap_or(Language::En),
         phone: row.try_get("phone")?,
+        time_zone: row.try_get("time_zone")?,
         created_at_ms: row.try_get("created_at")?,
     })
 }
@@ -56,6 +59,8 @@ pub struct UserChanges {
     pub language: Option<Language>,
     /// `Some("")` removes the phone number.
     pub phone: Option<String>,
+    /// `Some("")` goes back to the instance's time zone.
+    pub time_zone: Option<String>,
 }
 
 impl Store {
@@ -297,6 +302,7 @@ pub(crate) async fn create_user_on(
         level_hundredths: 0,
         language: Language::En,
         phone: None,
+        time_zone: None,
         created_at_ms: now,
     })
 }
@@ -317,6 +323,7 @@ async fn update_user_on(
                  password_hash = COALESCE($5, password_hash),
                  language = COALESCE($8, language),
                  phone = CASE WHEN $9 IS NULL THEN phone WHEN $9 = '' THEN NULL ELSE $9 END,
+                 time_zone = CASE WHEN $10 IS NULL THEN time_zone WHEN $10 = '' THEN NULL ELSE $10 END,
                  updated_at = $6
              WHERE id = $7",
     )
@@ -329,6 +336,7 @@ async fn update_user_on(
     .bind(id)
     .bind(changes.language.map(Language::as_str))
     .bind(changes.phone.as_deref())
+    .bind(changes.time_zone.as_deref())
     .execute(&mut *conn)
     .await?
     .rows_affected();

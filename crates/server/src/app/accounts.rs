@@ -1,5 +1,5 @@
 //! Accounts: the rules for an email, a password and a display name, registration, and making
-//! an admin; the same rules for the API, the command line and (next) the web UI.
+//! an admin; the same rules for the API, the command line and the web UI.
 
 use bursar_core::Role;
 use bursar_store::Store;
@@ -21,6 +21,30 @@ pub struct Registration {
     pub display_name: Option<String>,
     /// `member` (none) or `merchant`; never `admin`.
     pub role: Option<String>,
+}
+
+/// Signs in with an email and a password, under the login rate limit: the same answer, after
+/// the same work, for an unknown email as for a wrong password.
+pub async fn password_sign_in(
+    state: &crate::AppState,
+    address: &str,
+    email: &str,
+    password: String,
+) -> ApiResult<User> {
+    let email = email.trim().to_lowercase();
+    state.limiter.check(address, &email)?;
+    let user = state.store.user_by_email(&email).await?;
+    let stored = user
+        .as_ref()
+        .map_or_else(|| state.decoy_hash.to_string(), |u| u.password_hash.clone());
+    let matches = password::verify(password, stored).await;
+    let user = user
+        .filter(|_| matches)
+        .ok_or_else(|| ApiError::unauthorized("wrong email or password"))?;
+    if user.status == bursar_core::UserStatus::Suspended {
+        return Err(ApiError::unauthorized("this account is suspended"));
+    }
+    Ok(user)
 }
 
 /// Checks a registration and creates the user, with a hash of the password (Argon2id).
@@ -159,4 +183,14 @@ pub fn check_display_name(name: Option<String>) -> Result<Option<String>, ApiErr
         )));
     }
     Ok(name)
+}
+
+/// An IANA time zone name, or `""` to go back to the server's.
+pub fn check_time_zone(zone: Option<String>) -> Result<Option<String>, ApiError> {
+    match zone {
+        Some(zone) if !zone.is_empty() && zone.parse::<bursar_worker::Tz>().is_err() => Err(
+            ApiError::invalid("time_zone must be an IANA time zone such as Asia/Taipei"),
+        ),
+        other => Ok(other),
+    }
 }

@@ -105,7 +105,11 @@ fn answer_from_key(claim: KeyClaim) -> ApiResult<Placed> {
 }
 
 /// Prices an order from the package the user may see and the coupon, if any.
-async fn price_order(state: &AppState, user_id: &str, basket: &Basket) -> ApiResult<NewOrder> {
+pub(crate) async fn price_order(
+    state: &AppState,
+    user_id: &str,
+    basket: &Basket,
+) -> ApiResult<NewOrder> {
     let quantity = basket.quantity;
     if !(1..=QUANTITY_MAX).contains(&quantity) {
         return Err(ApiError::invalid(format!(

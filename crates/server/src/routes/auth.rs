@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::app::accounts::{self, Registration};
-use crate::auth::password;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, OptionalBody};
@@ -112,19 +111,8 @@ pub async fn login(
     body: Body<LoginRequest>,
 ) -> ApiResult<Json<Session>> {
     let request = body.value;
-    let email = request.email.trim().to_lowercase();
-    state.limiter.check(&address, &email)?;
-    let user = state.store.user_by_email(&email).await?;
-    let stored = user
-        .as_ref()
-        .map_or_else(|| state.decoy_hash.to_string(), |u| u.password_hash.clone());
-    let matches = password::verify(request.password, stored).await;
-    let user = user
-        .filter(|_| matches)
-        .ok_or_else(|| ApiError::unauthorized("wrong email or password"))?;
-    if user.status == UserStatus::Suspended {
-        return Err(ApiError::unauthorized("this account is suspended"));
-    }
+    let user =
+        accounts::password_sign_in(&state, &address, &request.email, request.password).await?;
     Ok(Json(session_for(&state, &user, None).await?))
 }
 

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::app::accounts::{check_display_name, check_language, check_password, check_phone};
+use crate::app::accounts::{
+    check_display_name, check_language, check_password, check_phone, check_time_zone,
+};
 use crate::auth::Caller;
 use crate::auth::password;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -27,6 +29,9 @@ pub struct ProfileChanges {
     pub language: Option<String>,
     /// E.164 (`+8613800000000`), where SMS messages go; an empty string removes it.
     pub phone: Option<String>,
+    /// An IANA time zone (`Asia/Taipei`) for dates on pages; an empty string goes back to the
+    /// server's.
+    pub time_zone: Option<String>,
 }
 
 async fn current_user(state: &AppState, caller: &Caller) -> ApiResult<UserView> {
@@ -63,6 +68,7 @@ pub async fn patch_me(
         display_name: check_display_name(request.display_name)?,
         language: check_language(request.language)?,
         phone: check_phone(request.phone)?,
+        time_zone: check_time_zone(request.time_zone)?,
         ..UserChanges::default()
     };
     if let Some(new_password) = request.password {

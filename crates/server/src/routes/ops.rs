@@ -75,8 +75,16 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         .into_response()
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+/// problem+json for API clients; a page for a person's browser.
+pub async fn not_found(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    if crate::web::wants_page(uri.path(), &headers) {
+        return crate::web::not_found_page(&uri, &headers, state.config.timezone);
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
 }
 
 pub async fn method_not_allowed() -> ApiError {

@@ -1,0 +1,236 @@
+//! The start page, signing up, signing in and out.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use bursar_store::packages::Package;
+use bursar_store::users::UserChanges;
+use serde::Deserialize;
+
+use super::context::Page;
+use super::cookies;
+use super::errors::{OrPage, PageResult, render, render_with};
+use super::forms::{FieldErrors, filled, safe_next};
+use crate::AppState;
+use crate::app::accounts::{self, Registration};
+use crate::auth::ClientAddr;
+
+#[derive(Template)]
+#[template(path = "web/home.html")]
+struct HomePage<'a> {
+    page: &'a Page,
+    packages: Vec<Package>,
+}
+
+/// The public start page: what Bursar is and the packages on sale.
+pub async fn home(State(state): State<AppState>, page: Page) -> PageResult {
+    let packages = state.store.packages().await.or_page(&page)?;
+    // What anyone may buy: packages without a level or balance condition.
+    let packages = packages
+        .into_iter()
+        .filter(|p| p.spec.active && p.spec.min_level_hundredths == 0 && p.spec.min_balance <= 0)
+        .collect();
+    render(
+        &page,
+        &HomePage {
+            page: &page,
+            packages,
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "web/login.html")]
+struct LoginPage<'a> {
+    page: &'a Page,
+    email: String,
+    next: String,
+    errors: FieldErrors,
+}
+
+pub async fn login_form(page: Page, Query(query): Query<NextQuery>) -> PageResult {
+    if page.signed_in() {
+        return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
+    }
+    let view = LoginPage {
+        page: &page,
+        email: String::new(),
+        next: safe_next(query.next.as_deref()),
+        errors: FieldErrors::default(),
+    };
+    render(&page, &view)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    page: Page,
+    Form(form): Form<LoginForm>,
+) -> PageResult {
+    let next = safe_next(form.next.as_deref());
+    match accounts::password_sign_in(&state, &address, &form.email, form.password).await {
+        Ok(user) => start_session(&state, &page, &user.id, &next).await,
+        Err(error) => {
+            let mut errors = FieldErrors::default();
+            let (key, status) = match error.status {
+                StatusCode::TOO_MANY_REQUESTS => ("login-too-many", StatusCode::TOO_MANY_REQUESTS),
+                _ if error.detail.contains("suspended") => {
+                    ("login-suspended", StatusCode::UNAUTHORIZED)
+                }
+                StatusCode::UNAUTHORIZED => ("login-wrong", StatusCode::UNAUTHORIZED),
+                _ => return Err(super::errors::from_api(&page, &error)),
+            };
+            errors.add("", page.t.t(key));
+            let view = LoginPage {
+                page: &page,
+                email: form.email,
+                next,
+                errors,
+            };
+            render_with(&page, &view, status)
+        }
+    }
+}
+
+/// Starts a web session for `user_id` and sends the browser on to `next`.
+async fn start_session(state: &AppState, page: &Page, user_id: &str, next: &str) -> PageResult {
+    let token = state
+        .store
+        .start_web_session(user_id, state.config.refresh_token_ttl_s * 1000)
+        .await
+        .or_page(page)?;
+    let secure = state.config.public_url.starts_with("https://");
+    let mut response = Redirect::to(next).into_response();
+    cookies::append(response.headers_mut(), cookies::session(token, secure));
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "web/register.html")]
+struct RegisterPage<'a> {
+    page: &'a Page,
+    email: String,
+    display_name: String,
+    merchant: bool,
+    errors: FieldErrors,
+}
+
+pub async fn register_form(page: Page) -> PageResult {
+    if page.signed_in() {
+        return Ok(Redirect::to("/account").into_response());
+    }
+    let view = RegisterPage {
+        page: &page,
+        email: String::new(),
+        display_name: String::new(),
+        merchant: false,
+        errors: FieldErrors::default(),
+    };
+    render(&page, &view)
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    email: String,
+    password: String,
+    display_name: Option<String>,
+    /// `member` or `merchant`.
+    account_type: Option<String>,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    page: Page,
+    Form(form): Form<RegisterForm>,
+) -> PageResult {
+    let merchant = form.account_type.as_deref() == Some("merchant");
+    let mut errors = FieldErrors::default();
+    // The same checks as the API, asked one by one so each error sits beside its field.
+    let email = accounts::normalize_email(&form.email);
+    if email.is_err() {
+        errors.add("email", page.t.t("register-email-invalid"));
+    }
+    if accounts::check_password(&form.password).is_err() {
+        errors.add("password", page.t.t("register-password-rule"));
+    }
+    let display_name = filled(&form.display_name);
+    if accounts::check_display_name(display_name.clone()).is_err() {
+        errors.add("display_name", page.t.t("register-name-rule"));
+    }
+    if let Ok(email) = &email
+        && errors.is_empty()
+    {
+        if let Err(error) = state.limiter.check(&address, email) {
+            return Err(super::errors::from_api(&page, &error));
+        }
+        let registration = Registration {
+            email: email.clone(),
+            password: form.password,
+            display_name,
+            role: merchant.then(|| "merchant".to_string()),
+        };
+        match accounts::register(&state.store, registration).await {
+            Ok(user) => {
+                // Someone who signs up on a page in Chinese reads Bursar in Chinese from then on.
+                let language = UserChanges {
+                    language: Some(page.t.language),
+                    ..UserChanges::default()
+                };
+                state
+                    .store
+                    .update_user(&user.id, &language)
+                    .await
+                    .or_page(&page)?;
+                let next = if merchant { "/merchant" } else { "/account" };
+                return start_session(&state, &page, &user.id, next).await;
+            }
+            Err(error) if error.status == StatusCode::CONFLICT => {
+                errors.add("email", page.t.t("register-email-taken"));
+            }
+            Err(error) => return Err(super::errors::from_api(&page, &error)),
+        }
+    }
+    let view = RegisterPage {
+        page: &page,
+        email: form.email,
+        display_name: form.display_name.unwrap_or_default(),
+        merchant,
+        errors,
+    };
+    render_with(&page, &view, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+/// Ends this browser's session (the gate has checked the form's CSRF token).
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    page: Page,
+) -> Result<Response, Response> {
+    let jar = axum_extra::extract::cookie::CookieJar::from_headers(&headers);
+    if let Some(cookie) = jar.get(cookies::SESSION) {
+        state
+            .store
+            .end_web_session(cookie.value())
+            .await
+            .or_page(&page)?;
+    }
+    let secure = state.config.public_url.starts_with("https://");
+    let mut response = Redirect::to("/").into_response();
+    cookies::append(response.headers_mut(), cookies::session_removed(secure));
+    Ok(response)
+}

@@ -1,0 +1,160 @@
+//! The middleware every page passes through: it finds the session, picks the language, refuses
+//! a form posted without its CSRF token (so no handler can forget), and adds the security
+//! headers and the cookies the page needs.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum_extra::extract::cookie::CookieJar;
+use bursar_core::{Language, UserStatus};
+use bursar_store::users::{User, UserChanges};
+
+use super::context::Page;
+use super::{cookies, errors, i18n};
+use crate::AppState;
+
+/// The largest form a page posts (a bank statement goes through the API, not a page).
+const FORM_BYTES_MAX: usize = 64 * 1024;
+
+/// `default-src 'self'` and no inline script: htmx and the stylesheet are served from here.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+    frame-ancestors 'none'; form-action 'self' https:";
+
+pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let jar = CookieJar::from_headers(&parts.headers);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+
+    let session = match jar.get(cookies::SESSION) {
+        Some(cookie) => match signed_in_user(&state, cookie.value()).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        },
+        None => None,
+    };
+    let (visitor_token, new_visitor_token) = match jar.get(cookies::VISITOR_CSRF) {
+        Some(cookie) if cookie.value().len() >= 32 => (cookie.value().to_string(), false),
+        _ => (bursar_store::ids::new_secret("vcsrf"), true),
+    };
+
+    let asked = parts
+        .uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "lang"))
+        .and_then(|(_, v)| i18n::parse_tag(&v));
+    let mut user = session.as_ref().map(|(user, _)| user.clone());
+    if let (Some(language), Some(u)) = (asked, user.as_mut())
+        && u.language != language
+    {
+        // The switcher changes a signed-in user's setting, so every page (and every email)
+        // follows it from now on.
+        let changes = UserChanges {
+            language: Some(language),
+            ..UserChanges::default()
+        };
+        if state.store.update_user(&u.id, &changes).await.is_ok() {
+            u.language = language;
+        }
+    }
+    let language = asked
+        .or_else(|| user.as_ref().map(|u| u.language))
+        .or_else(|| {
+            jar.get(cookies::LANGUAGE)
+                .and_then(|c| i18n::parse_tag(c.value()))
+        })
+        .or_else(|| i18n::from_accept_language(&parts.headers))
+        .unwrap_or(Language::En);
+    let zone = user
+        .as_ref()
+        .and_then(|u| u.time_zone.as_deref())
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(state.config.timezone);
+    let csrf = match &session {
+        Some((_, csrf)) => csrf.clone(),
+        None => visitor_token.clone(),
+    };
+    let page = Page::new(language, zone, user, csrf, path);
+
+    let body = if parts.method == Method::POST {
+        let bytes = match axum::body::to_bytes(body, FORM_BYTES_MAX).await {
+            Ok(bytes) => bytes,
+            Err(_) => return errors::page(&page, errors::Problem::TooLarge),
+        };
+        if !carries_token(&bytes, &page.csrf) {
+            return errors::page(&page, errors::Problem::Csrf);
+        }
+        Body::from(bytes)
+    } else {
+        body
+    };
+
+    parts.extensions.insert(page.clone());
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    let secure = state.config.public_url.starts_with("https://");
+    let headers = response.headers_mut();
+    if new_visitor_token {
+        cookies::append(headers, cookies::visitor_csrf(visitor_token, secure));
+    }
+    if let Some(language) = asked {
+        cookies::append(headers, cookies::language(language, secure));
+    }
+    security_headers(headers);
+    response
+}
+
+/// The session's user, when the cookie names a live session of an active user. A suspended
+/// user's session was ended with the suspension; a stale cookie is simply not a session.
+async fn signed_in_user(state: &AppState, token: &str) -> Result<Option<(User, String)>, Response> {
+    let lookup = async {
+        let Some(session) = state.store.web_session(token).await? else {
+            return Ok(None);
+        };
+        let user = state.store.user(&session.user_id).await?;
+        Ok::<_, bursar_store::StoreError>(
+            user.filter(|u| u.status == UserStatus::Active)
+                .map(|u| (u, session.csrf_token)),
+        )
+    };
+    lookup.await.map_err(|error| {
+        tracing::error!(%error, "reading a web session failed");
+        errors::internal_page()
+    })
+}
+
+/// Whether a posted form's `csrf` field is this page's token (compared in constant time).
+fn carries_token(form: &Bytes, expected: &str) -> bool {
+    let sent = form_urlencoded::parse(form)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    !sent.is_empty() && constant_time_eq(sent.as_bytes(), expected.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn security_headers(headers: &mut axum::http::HeaderMap) {
+    let set = |headers: &mut axum::http::HeaderMap, name, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        CONTENT_SECURITY_POLICY,
+    );
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::REFERRER_POLICY, "same-origin");
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        // Pages show a person's balance and orders: never kept by a shared cache.
+        set(headers, header::CACHE_CONTROL, "no-store");
+    }
+}

@@ -1,0 +1,99 @@
+//! The web UI: server-rendered pages for members and merchants, in English, Simplified and
+//! Traditional Chinese. Pages call the same use cases as the JSON API (`crate::app`, the store's
+//! reads), never a second implementation of a rule.
+
+// A handler's error is the finished error page; it is returned once per request, so its size
+// costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
+mod account;
+mod assets;
+mod auth_pages;
+mod buy;
+pub mod context;
+mod cookies;
+pub mod errors;
+pub mod format;
+mod forms;
+mod gate;
+mod history;
+pub mod i18n;
+mod orders;
+
+use axum::Router;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::AppState;
+use context::Page;
+
+/// Every page, behind the gate (session, language, CSRF, security headers).
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(auth_pages::home))
+        .route(
+            "/login",
+            get(auth_pages::login_form).post(auth_pages::login),
+        )
+        .route(
+            "/register",
+            get(auth_pages::register_form).post(auth_pages::register),
+        )
+        .route("/logout", post(auth_pages::logout))
+        .route("/account", get(account::dashboard))
+        .route(
+            "/account/settings",
+            get(account::settings_form).post(account::save_settings),
+        )
+        .route("/account/password", post(account::change_password))
+        .route("/account/buy", get(buy::buy_form).post(buy::place))
+        .route("/account/buy/quote", get(buy::quote))
+        .route("/account/orders", get(orders::list))
+        .route("/account/orders/{id}", get(orders::detail))
+        .route("/account/orders/{id}/receipt", get(orders::receipt))
+        .route("/account/transactions", get(history::list))
+        .route("/account/transactions.csv", get(history::csv))
+        .layer(axum::middleware::from_fn_with_state(state, gate::gate))
+        .merge(assets::router())
+}
+
+/// The HTML 404 for a path that names nothing, in the language asked for (`?lang=`, the
+/// switcher's cookie, the browser's); no session is read for a path that does not exist.
+pub fn not_found_page(
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+    zone: bursar_worker::Tz,
+) -> Response {
+    let jar = axum_extra::extract::cookie::CookieJar::from_headers(headers);
+    let language = uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "lang"))
+        .and_then(|(_, v)| i18n::parse_tag(&v))
+        .or_else(|| {
+            jar.get(cookies::LANGUAGE)
+                .and_then(|c| i18n::parse_tag(c.value()))
+        })
+        .or_else(|| i18n::from_accept_language(headers))
+        .unwrap_or(bursar_core::Language::En);
+    let page = Page::new(language, zone, None, String::new(), "/".into());
+    errors::page(&page, errors::Problem::NotFound)
+}
+
+/// Whether `path` is one of the web UI's pages, whose errors are pages too.
+pub fn is_web_path(path: &str) -> bool {
+    path == "/"
+        || ["/login", "/register", "/logout", "/account", "/merchant"]
+            .iter()
+            .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+}
+
+/// Whether a request for an unknown path came from a person's browser rather than an API
+/// client, so the 404 is a page rather than problem+json.
+pub fn wants_page(path: &str, headers: &axum::http::HeaderMap) -> bool {
+    !path.starts_with("/api/")
+        && headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+}
