@@ -285,6 +285,7 @@ crate::for_both_backends!(
     forged_foreign_and_short_notifications_change_nothing,
     reconciliation_recovers_a_lost_notification,
     alipay_sells_cny_only_and_pays_on_its_page_when_asked,
+    a_web_purchase_with_alipay_shows_the_qr_code_on_the_order_page,
 );
 
 async fn an_alipay_order_is_paid_once_by_its_signed_notification_and_refunded_through_alipay(
@@ -575,4 +576,36 @@ async fn alipay_sells_cny_only_and_pays_on_its_page_when_asked(backend: Backend)
         )
         .await;
     assert_eq!(bad_mode.status, 422, "{}", bad_mode.text);
+}
+
+async fn a_web_purchase_with_alipay_shows_the_qr_code_on_the_order_page(backend: Backend) {
+    let shop = shop(backend, "alipay_web").await;
+    let browser = crate::web::Browser::new(&shop.app);
+    browser
+        .sign_up(&format!(
+            "web-{}@example.com",
+            crate::helpers::uuid_suffix()
+        ))
+        .await;
+    let placed = browser
+        .submit(
+            "/account/buy",
+            "/account/buy",
+            &[
+                ("package_id", shop.package_id.as_str()),
+                ("provider", "alipay"),
+                ("quantity", "1"),
+                ("coupon_code", ""),
+                ("order_key", &crate::helpers::uuid_suffix()),
+            ],
+        )
+        .await;
+    assert_eq!(placed.status, 303, "{}", placed.text);
+    let order_page = crate::web::location(&placed);
+    assert!(order_page.starts_with("/account/orders/"), "{order_page}");
+    let page = browser.get(&order_page).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    // The QR code's SVG is part of the page itself, without an XML declaration.
+    assert!(page.text.contains("<svg"), "{}", page.text);
+    assert!(!page.text.contains("<?xml"));
 }
