@@ -198,3 +198,28 @@ fn an_unknown_database_scheme_is_refused_clearly() {
             .contains("DATABASE_URL must start with sqlite: or postgres://")
     );
 }
+
+#[test]
+fn serve_refuses_an_alipay_key_that_does_not_parse_naming_its_setting() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bursar"))
+        .arg("serve")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("BURSAR_ALIPAY_APP_ID", "2021000000000001")
+        .env(
+            "BURSAR_ALIPAY_PRIVATE_KEY",
+            "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----",
+        )
+        .env(
+            "BURSAR_ALIPAY_PUBLIC_KEY",
+            "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A",
+        )
+        .output()
+        .expect("bursar runs");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BURSAR_ALIPAY_PRIVATE_KEY"), "{stderr}");
+    assert!(
+        !stderr.contains("AAAA"),
+        "the key is never printed: {stderr}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Payment providers: request building, signatures and webhook parsing. No database access;
 //! the server decides what a verified event does.
 
+pub mod alipay;
 pub mod bank_transfer;
 pub mod provider;
 pub mod sandbox;
@@ -9,6 +10,7 @@ pub mod stripe;
 
 pub use provider::{
     Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment,
-    CustomerRequest, EventKind, PaymentProvider, PaymentRequest, ProviderError, RefundRequest,
-    RefundResult, SavedMethod, SetupRequest, SetupState, StartedSetup, WebhookError, WebhookEvent,
+    CustomerRequest, EventKind, PaymentForm, PaymentProvider, PaymentQuery, PaymentRequest,
+    PaymentStatus, ProviderError, RefundRequest, RefundResult, SavedMethod, SetupRequest,
+    SetupState, StartedSetup, WebhookError, WebhookEvent, WebhookRequest,
 };

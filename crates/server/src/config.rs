@@ -34,6 +34,8 @@ pub struct Config {
     /// `None`: generate one on first start and keep it in the database.
     pub sandbox_webhook_secret: Option<String>,
     pub stripe: Option<StripeSettings>,
+    /// On when its app id and both keys are set.
+    pub alipay: Option<AlipaySettings>,
     /// Sign in with Google, with Apple (OpenID Connect ID tokens), with Facebook.
     pub google: Option<OidcSettings>,
     pub apple: Option<OidcSettings>,
@@ -131,6 +133,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("sandbox_webhook_secret", &set(&self.sandbox_webhook_secret))
             .field("stripe", &self.stripe)
+            .field("alipay", &self.alipay)
             .field("seller", &self.seller)
             .field("jobs_enabled", &self.jobs_enabled)
             .field("jobs_in_flight_max", &self.jobs_in_flight_max)
@@ -165,6 +168,81 @@ impl std::fmt::Debug for StripeSettings {
             .field("api_base", &self.api_base)
             .finish_non_exhaustive()
     }
+}
+
+/// An Alipay app: `BURSAR_ALIPAY_*`. The keys are kept as given (checked when read) and
+/// parsed when the provider is built.
+#[derive(Clone)]
+pub struct AlipaySettings {
+    pub app_id: String,
+    /// The app's private key: PKCS#1 or PKCS#8, PEM or bare Base64 of the DER.
+    pub private_key: String,
+    /// Alipay's public key: PEM or bare Base64 SPKI.
+    pub public_key: String,
+    pub seller_id: Option<String>,
+    pub gateway: String,
+}
+
+impl AlipaySettings {
+    pub const APP_ID: &'static str = "BURSAR_ALIPAY_APP_ID";
+    pub const PRIVATE_KEY: &'static str = "BURSAR_ALIPAY_PRIVATE_KEY";
+    pub const PUBLIC_KEY: &'static str = "BURSAR_ALIPAY_PUBLIC_KEY";
+    pub const SELLER_ID: &'static str = "BURSAR_ALIPAY_SELLER_ID";
+    pub const GATEWAY: &'static str = "BURSAR_ALIPAY_GATEWAY";
+}
+
+// The private key stays out of logs and panics.
+impl std::fmt::Debug for AlipaySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlipaySettings")
+            .field("app_id", &self.app_id)
+            .field("seller_id", &self.seller_id)
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Alipay is on when any of its required settings is set; then all must be, and its keys must
+/// parse, so a mistake stops the server at start rather than at the first order.
+fn alipay_settings(src: &Sources<'_>) -> Result<Option<AlipaySettings>, ConfigError> {
+    use bursar_payments::alipay::keys::{AlipayPublicKey, AppPrivateKey};
+    let required = [
+        AlipaySettings::APP_ID,
+        AlipaySettings::PRIVATE_KEY,
+        AlipaySettings::PUBLIC_KEY,
+    ];
+    let values = required.map(|name| src.var(name));
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let [app_id, private_key, public_key] = values;
+    let present = |name: &'static str, value: Option<String>| {
+        value.ok_or_else(|| ConfigError {
+            name,
+            problem: "is required once any BURSAR_ALIPAY_ setting is set".into(),
+        })
+    };
+    let settings = AlipaySettings {
+        app_id: present(AlipaySettings::APP_ID, app_id)?.trim().to_string(),
+        private_key: present(AlipaySettings::PRIVATE_KEY, private_key)?,
+        public_key: present(AlipaySettings::PUBLIC_KEY, public_key)?,
+        seller_id: src
+            .var(AlipaySettings::SELLER_ID)
+            .map(|s| s.trim().to_string()),
+        gateway: src
+            .var(AlipaySettings::GATEWAY)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| bursar_payments::alipay::DEFAULT_GATEWAY.into()),
+    };
+    AppPrivateKey::parse(&settings.private_key).map_err(|e| ConfigError {
+        name: AlipaySettings::PRIVATE_KEY,
+        problem: format!("is not the app's RSA private key: {e}"),
+    })?;
+    AlipayPublicKey::parse(&settings.public_key).map_err(|e| ConfigError {
+        name: AlipaySettings::PUBLIC_KEY,
+        problem: format!("is not Alipay's RSA public key: {e}"),
+    })?;
+    Ok(Some(settings))
 }
 
 /// An OpenID Connect provider whose ID tokens sign people in.
@@ -326,6 +404,7 @@ impl Config {
                         .var("BURSAR_STRIPE_API_BASE")
                         .unwrap_or_else(|| "https://api.stripe.com".into()),
                 }),
+            alipay: alipay_settings(&src)?,
             google: oidc_settings(
                 &src,
                 [
@@ -438,6 +517,7 @@ impl Config {
             public_url: "http://127.0.0.1".into(),
             sandbox_webhook_secret: Some("whsec_test_sandbox".into()),
             stripe: None,
+            alipay: None,
             google: None,
             apple: None,
             facebook: None,
@@ -576,5 +656,74 @@ mod tests {
         )]);
         let config = Config::from_sources(&file).expect("valid");
         assert_eq!(config.daily_gift_schedule.credits_for(4), 1);
+    }
+
+    /// A's vectors: A4's app key (PKCS#1 PEM) and A1's Alipay key (bare Base64 SPKI).
+    fn alipay_file(private_key: &str, public_key: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (
+                "BURSAR_ALIPAY_APP_ID".to_string(),
+                "2021000000000001".to_string(),
+            ),
+            (
+                "BURSAR_ALIPAY_PRIVATE_KEY".to_string(),
+                private_key.to_string(),
+            ),
+            (
+                "BURSAR_ALIPAY_PUBLIC_KEY".to_string(),
+                public_key.to_string(),
+            ),
+        ])
+    }
+
+    fn vector_input(id: &str, name: &str) -> String {
+        let vectors: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../payments/tests/vectors/payments.json"))
+                .expect("vectors");
+        let vector = vectors.iter().find(|v| v["id"] == id).expect("the vector");
+        vector["inputs"][name]
+            .as_str()
+            .expect("a string")
+            .to_string()
+    }
+
+    #[test]
+    fn alipay_is_on_with_keys_that_parse_and_a_bad_key_is_refused_by_name() {
+        let private = vector_input("A4", "app_private_key_pem");
+        let public = vector_input("A1", "alipay_public_key_base64");
+        let config = Config::from_sources(&alipay_file(&private, &public)).expect("valid");
+        let alipay = config.alipay.as_ref().expect("on");
+        assert_eq!(alipay.gateway, "https://openapi.alipay.com/gateway.do");
+        assert!(!format!("{config:?}").contains(&private[40..80]));
+        assert!(
+            Config::from_sources(&HashMap::new())
+                .expect("valid")
+                .alipay
+                .is_none()
+        );
+
+        let error = Config::from_sources(&alipay_file("not a key", &public)).expect_err("refused");
+        assert!(
+            error.to_string().starts_with("BURSAR_ALIPAY_PRIVATE_KEY: "),
+            "{error}"
+        );
+        // Alipay's key where the app's belongs, and the other way round.
+        let error = Config::from_sources(&alipay_file(&public, &public)).expect_err("refused");
+        assert!(
+            error.to_string().starts_with("BURSAR_ALIPAY_PRIVATE_KEY: "),
+            "{error}"
+        );
+        let error = Config::from_sources(&alipay_file(&private, &private)).expect_err("refused");
+        assert!(
+            error.to_string().starts_with("BURSAR_ALIPAY_PUBLIC_KEY: "),
+            "{error}"
+        );
+        let mut partial = alipay_file(&private, &public);
+        partial.remove("BURSAR_ALIPAY_PUBLIC_KEY");
+        let error = Config::from_sources(&partial).expect_err("refused");
+        assert!(
+            error.to_string().starts_with("BURSAR_ALIPAY_PUBLIC_KEY: "),
+            "{error}"
+        );
     }
 }

@@ -5,12 +5,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bursar_payments::PaymentProvider;
+use bursar_payments::alipay::keys::{AlipayPublicKey, AppPrivateKey};
+use bursar_payments::alipay::{Alipay, AlipayConfig};
 use bursar_payments::bank_transfer::BankTransfer;
 use bursar_payments::sandbox::Sandbox;
 use bursar_payments::stripe::{Stripe, StripeConfig};
 use bursar_store::{Store, settings};
 
-use crate::config::Config;
+use crate::config::{AlipaySettings, Config};
 use crate::error::{ApiError, ApiResult};
 
 /// Every provider name Bursar knows, configured here or not.
@@ -22,6 +24,16 @@ pub const KNOWN_PROVIDERS: &[&str] = &[
     "ecpay",
     "bank_transfer",
 ];
+
+/// The currencies a provider takes, when it does not take every currency: a package priced in
+/// another is not sold through it.
+pub fn currencies_taken(provider: &str) -> Option<&'static [&'static str]> {
+    match provider {
+        "alipay" | "wechatpay" => Some(&["CNY"]),
+        "ecpay" => Some(&["TWD"]),
+        _ => None,
+    }
+}
 
 /// What a person is told of a provider's failure: its refusal as it gave it, never the details
 /// of a failed connection.
@@ -65,7 +77,18 @@ impl Payments {
             settings.api_base = stripe.api_base.clone();
             providers.insert("stripe", Arc::new(Stripe::new(settings)));
         }
+        if let Some(alipay) = &config.alipay {
+            providers.insert(
+                "alipay",
+                Arc::new(alipay_provider(alipay, &config.public_url)?),
+            );
+        }
         Ok(Self { providers, sandbox })
+    }
+
+    /// The providers whose payments can be looked up, for reconciliation.
+    pub fn querying(&self) -> impl Iterator<Item = &Arc<dyn PaymentProvider>> {
+        self.providers.values().filter(|p| p.queries_payments())
     }
 
     /// The provider for an order: 422 when it is unknown or not configured here.
@@ -94,4 +117,24 @@ impl Payments {
     pub fn get(&self, name: &str) -> Option<&Arc<dyn PaymentProvider>> {
         self.providers.get(name)
     }
+}
+
+/// Alipay with its keys parsed (the settings were checked when read; a configuration built in
+/// code is checked here) and its notifications sent to this server's webhook.
+fn alipay_provider(settings: &AlipaySettings, public_url: &str) -> anyhow::Result<Alipay> {
+    let private_key = AppPrivateKey::parse(&settings.private_key)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", AlipaySettings::PRIVATE_KEY))?;
+    let alipay_public_key = AlipayPublicKey::parse(&settings.public_key)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", AlipaySettings::PUBLIC_KEY))?;
+    Ok(Alipay::new(AlipayConfig {
+        app_id: settings.app_id.clone(),
+        private_key,
+        alipay_public_key,
+        seller_id: settings.seller_id.clone(),
+        gateway: settings.gateway.clone(),
+        notify_url: format!(
+            "{}/api/v1/webhooks/alipay",
+            public_url.trim_end_matches('/')
+        ),
+    }))
 }

@@ -280,6 +280,31 @@ impl Store {
         Ok(closed)
     }
 
+    /// Pending orders of `provider` made before `created_before_ms` and still payable, oldest
+    /// first: the ones whose payment reconciliation asks the provider about. Orders whose
+    /// reported payment did not match are left alone (that is recorded already).
+    pub async fn pending_orders_to_reconcile(
+        &self,
+        provider: &str,
+        created_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Order>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM orders
+             WHERE status = 'pending' AND provider = $1 AND created_at < $2 AND expires_at > $3
+               AND payment_status <> 'mismatch'
+             ORDER BY created_at LIMIT $4"
+        ));
+        let rows = sqlx::query(sql)
+            .bind(provider)
+            .bind(created_before_ms)
+            .bind(self.clock.now_ms())
+            .bind(limit)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
     /// Expires up to `limit` pending orders whose time is up; returns how many.
     pub async fn expire_due_orders(&self, limit: i64) -> Result<u64, StoreError> {
         let now = self.clock.now_ms();

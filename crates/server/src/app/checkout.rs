@@ -21,6 +21,8 @@ pub struct Basket {
     pub quantity: i64,
     pub coupon_code: Option<String>,
     pub provider: String,
+    /// How to pay at providers that offer more than one way (Alipay: `page`).
+    pub mode: Option<String>,
 }
 
 /// The answer to a checkout: the response as rendered (and stored under the key), and whether
@@ -78,7 +80,7 @@ pub async fn place_order(
     if claim != KeyClaim::Claimed {
         return answer_from_key(claim);
     }
-    let response = render(&start_payment(state, &draft).await);
+    let response = render(&start_payment(state, &draft, basket.mode.as_deref()).await);
     if let Some(key) = key {
         state.store.complete_key(key, &response).await?;
     }
@@ -124,6 +126,16 @@ pub(crate) async fn price_order(
         .find(|p| p.id == basket.package_id)
         .ok_or_else(|| ApiError::not_found("package"))?;
     let spec = &package.spec;
+    if let Some(taken) = crate::payments::currencies_taken(&basket.provider)
+        && !taken.contains(&spec.price.currency.as_str())
+    {
+        return Err(ApiError::invalid(format!(
+            "{} takes {} only; this package is priced in {}",
+            basket.provider,
+            taken.join(", "),
+            spec.price.currency
+        )));
+    }
     let times = |value: i64, what: &str| {
         value
             .checked_mul(quantity)
@@ -175,7 +187,7 @@ pub(crate) async fn price_order(
 
 /// Asks the provider for the payment and stores what the client must do next. When the
 /// provider refuses, the order fails with its reason and the caller gets 502.
-async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
+async fn start_payment(state: &AppState, draft: &NewOrder, mode: Option<&str>) -> ApiResult<Order> {
     let provider = state.payments.for_order(&draft.provider)?;
     let email = state.store.user(&draft.user_id).await?.map(|u| u.email);
     let request = PaymentRequest {
@@ -194,6 +206,7 @@ async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
         ),
         idempotency_key: draft.id.clone(),
         expires_at_s: Some(draft.expires_at_ms / 1000 - PAYMENT_CLOSES_EARLY_S),
+        mode: mode.map(str::to_string),
     };
     match provider.create_payment(&request).await {
         Ok(created) => {
@@ -203,6 +216,16 @@ async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
             }
             if let Some(secret) = &created.client_secret {
                 payment["client_secret"] = secret.clone().into();
+            }
+            if let Some(code) = &created.qr_code {
+                payment["qr_code"] = code.clone().into();
+                if let Some(svg) = crate::qr::svg(code) {
+                    payment["qr_svg"] = svg.into();
+                }
+            }
+            if let Some(form) = &created.form {
+                payment["form"] =
+                    serde_json::json!({ "action": form.action, "fields": form.fields });
             }
             if draft.provider == "bank_transfer"
                 && let Some(reference) = &created.provider_ref

@@ -13,6 +13,7 @@ pub mod fulfilment;
 pub mod marketplace;
 pub mod off_session;
 pub mod payment_methods;
+pub mod reconciliation;
 pub mod refunds;
 pub mod rewards;
 pub mod sign_in_codes;

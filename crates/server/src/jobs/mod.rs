@@ -12,6 +12,7 @@ mod expire_orders;
 mod fan_out_event;
 mod housekeeping;
 mod provider_refund;
+mod reconcile_payments;
 mod send_notification;
 mod send_sign_in_code;
 mod subscriptions;
@@ -46,9 +47,14 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(subscriptions::SubscriptionAllowance)
         .with(subscriptions::SubscriptionDay)
         .with(deliver_rewards::DeliverRewards)
+        .with(reconcile_payments::ReconcilePayments)
         .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
         .scheduled(topup_sweep_schedule(config))
         .scheduled(Schedule::every(expire_orders::KIND, sweep))
+        .scheduled(Schedule::every(
+            reconcile_payments::KIND,
+            reconcile_payments::EVERY,
+        ))
         .scheduled(Schedule::daily_at_midnight(
             housekeeping::KIND,
             config.timezone,

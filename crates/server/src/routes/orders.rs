@@ -32,6 +32,9 @@ pub struct OrderRequest {
     /// `sandbox`, `stripe`, `alipay`, `wechatpay`, `ecpay` or `bank_transfer`; providers not
     /// configured on this server are refused.
     pub provider: String,
+    /// Alipay only: `page` pays on Alipay's desktop payment page (`payment.redirect_url`);
+    /// `qr` (the default) shows a QR code (`payment.qr_code`, `payment.qr_svg`).
+    pub alipay_mode: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,8 +63,10 @@ pub struct OrderView {
     pub coupon_code: Option<String>,
     pub provider: String,
     /// What to do next to pay: `{id, redirect_url}` for the sandbox and hosted pages,
-    /// `{id, reference}` for bank transfers.
-    #[schema(value_type = Object)]
+    /// `{id, qr_code, qr_svg}` for codes scanned with the provider's app (Alipay, WeChat Pay),
+    /// `{id, form}` for a form the client submits (ECPay), `{id, reference}` for bank
+    /// transfers.
+    #[schema(value_type = PaymentView)]
     pub payment: serde_json::Value,
     /// What became of the money: `pending`, `succeeded`, `failed`, `mismatch`,
     /// `refund_required`, `refunded` or `refund_failed`.
@@ -74,6 +79,36 @@ pub struct OrderView {
     pub created_at: String,
     pub expires_at: String,
     pub paid_at: Option<String>,
+}
+
+/// The `payment` object of an order (documentation only: it is stored as the provider gave it,
+/// and only the fields that apply are present).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    /// Bursar's payment id (`pay_…`).
+    pub id: String,
+    /// A hosted page to send the person to (the sandbox, Stripe, Alipay's page mode).
+    pub redirect_url: Option<String>,
+    /// For clients that confirm a Stripe PaymentIntent themselves.
+    pub client_secret: Option<String>,
+    /// The text of a QR code to scan with the provider's app (Alipay's `qr_code`, WeChat Pay's
+    /// `code_url`).
+    pub qr_code: Option<String>,
+    /// SVG markup of that QR code.
+    pub qr_svg: Option<String>,
+    /// A form to submit to the provider as it is (ECPay).
+    pub form: Option<PaymentFormView>,
+    /// The transfer reference to quote (bank transfers).
+    pub reference: Option<String>,
+    /// What to do, in words (bank transfers).
+    pub instructions: Option<String>,
+}
+
+/// A form the client posts to `action` with `fields`, unchanged (they are signed).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentFormView {
+    pub action: String,
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 pub(crate) fn order_view(order: &Order) -> OrderView {
@@ -135,10 +170,28 @@ pub async fn create_order(
         package_id: request.package_id,
         quantity: request.quantity.unwrap_or(1),
         coupon_code: request.coupon_code,
+        mode: alipay_mode(&request.provider, request.alipay_mode.as_deref())?,
         provider: request.provider,
     };
     let placed = checkout::place_order(&state, user_id, &basket, key.as_ref(), render).await?;
     Ok(send(placed.response, placed.replayed))
+}
+
+/// The way an Alipay order is paid: `None` for the QR code.
+fn alipay_mode(provider: &str, mode: Option<&str>) -> ApiResult<Option<String>> {
+    match (provider, mode) {
+        (_, None) => Ok(None),
+        ("alipay", Some("qr")) => Ok(None),
+        ("alipay", Some(bursar_payments::alipay::MODE_PAGE)) => {
+            Ok(Some(bursar_payments::alipay::MODE_PAGE.into()))
+        }
+        ("alipay", Some(other)) => Err(ApiError::invalid(format!(
+            "alipay_mode must be `qr` or `page`, not {other:?}"
+        ))),
+        (_, Some(_)) => Err(ApiError::invalid(
+            "alipay_mode applies to Alipay orders only",
+        )),
+    }
 }
 
 /// The response to an order request, stored under its `Idempotency-Key`.

@@ -144,6 +144,7 @@ pub async fn renew(
         quantity: 1,
         coupon_code: request.coupon_code,
         provider: request.provider,
+        mode: None,
     };
     let placed = checkout::place_order(&state, user_id, &basket, key.as_ref(), render).await?;
     Ok(send(placed.response, placed.replayed))

@@ -95,6 +95,7 @@ async fn quote_for(
         provider: filled(&choice.provider)
             .or_else(|| providers.first().map(|p| (*p).to_string()))
             .unwrap_or_default(),
+        mode: None,
     };
     match checkout::price_order(state, user_id, &basket).await {
         Ok(order) => Ok((Some(order), errors)),
@@ -231,6 +232,7 @@ pub async fn place(
             quantity: choice.quantity(),
             coupon_code: filled(&choice.coupon_code),
             provider,
+            mode: None,
         };
         let key = order_key(&user.id, &form.order_key, &basket);
         let placed = checkout::place_order(

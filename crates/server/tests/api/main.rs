@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin;
+mod alipay;
 mod auth;
 mod auto_topup;
 mod browser;

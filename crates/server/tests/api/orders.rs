@@ -1462,6 +1462,7 @@ async fn checkout_payment_and_refund_run_without_http(app: TestApp) {
         quantity: 2,
         coupon_code: None,
         provider: "sandbox".into(),
+        mode: None,
     };
     let render = |placed: &Result<_, bursar_server::error::ApiError>| Rendered {
         status: if placed.is_ok() { 201 } else { 500 },
