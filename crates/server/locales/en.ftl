@@ -309,3 +309,9 @@ topup-number-rule = Enter a whole number.
 topup-money-rule = Enter an amount such as 100.00.
 topup-card-required = Choose a saved card.
 topup-rule-refused = This value is outside what automatic top-up allows.
+
+result-paid = Payment received
+result-pending = Waiting for the payment…
+result-failed = Payment failed
+result-credited = { $credits } credits have been added to your balance.
+result-nothing-charged = Nothing was charged. Start a new order to try again.

@@ -309,3 +309,9 @@ topup-number-rule = 请输入整数。
 topup-money-rule = 请输入金额，例如 100.00。
 topup-card-required = 请选择一张已保存的银行卡。
 topup-rule-refused = 此值超出自动充值允许的范围。
+
+result-paid = 已收到付款
+result-pending = 正在等待付款…
+result-failed = 付款失败
+result-credited = { $credits } 点已存入你的余额。
+result-nothing-charged = 未产生任何扣款。请重新下单再试。

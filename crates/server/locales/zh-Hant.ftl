@@ -309,3 +309,9 @@ topup-number-rule = 請輸入整數。
 topup-money-rule = 請輸入金額，例如 100.00。
 topup-card-required = 請選擇一張已儲存的信用卡。
 topup-rule-refused = 此值超出自動儲值允許的範圍。
+
+result-paid = 已收到付款
+result-pending = 正在等待付款…
+result-failed = 付款失敗
+result-credited = { $credits } 點已存入你的餘額。
+result-nothing-charged = 沒有任何扣款。請重新下單再試。

@@ -7,7 +7,6 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use bursar_core::OrderStatus;
 use bursar_payments::WebhookRequest;
 use bursar_payments::sandbox::{
     CardOutcome, EVENT_FAILED, EVENT_SUCCEEDED, SandboxEvent, card_outcome,
@@ -28,14 +27,6 @@ struct SandboxPage<'a> {
     total: String,
     error: Option<&'a str>,
     card_number: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "pay_result.html")]
-struct ResultPage<'a> {
-    order: &'a Order,
-    total: String,
-    credits: i64,
 }
 
 fn render(template: &impl Template, status: StatusCode) -> ApiResult<Response> {
@@ -150,21 +141,13 @@ pub async fn sandbox_pay(
 pub async fn result_page(
     State(state): State<AppState>,
     Path(payment_id): Path<String>,
+    request: axum::extract::Request,
 ) -> ApiResult<Response> {
     let order = state
         .store
         .order_by_payment(&payment_id)
         .await?
         .ok_or_else(|| ApiError::not_found("payment"))?;
-    let credits = if order.status == OrderStatus::Paid {
-        order.credits_granted
-    } else {
-        0
-    };
-    let page = ResultPage {
-        total: total(&order),
-        order: &order,
-        credits,
-    };
-    render(&page, StatusCode::OK)
+    let (parts, _) = request.into_parts();
+    Ok(crate::web::pay_result::page(&state, &parts, &order).await)
 }

@@ -4,6 +4,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -23,8 +24,30 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
     frame-ancestors 'none'; form-action 'self' https:";
 
-pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let (mut parts, body) = request.into_parts();
+/// What the gate found out about a request, and the cookies its answer must set.
+pub struct Found {
+    pub page: Page,
+    new_visitor_token: Option<String>,
+    asked_language: Option<Language>,
+}
+
+impl Found {
+    /// Sets the cookies the request needs and the security headers on a page's response.
+    pub fn finish(&self, state: &AppState, response: &mut Response) {
+        let secure = state.config.public_url.starts_with("https://");
+        let headers = response.headers_mut();
+        if let Some(token) = &self.new_visitor_token {
+            cookies::append(headers, cookies::visitor_csrf(token.clone(), secure));
+        }
+        if let Some(language) = self.asked_language {
+            cookies::append(headers, cookies::language(language, secure));
+        }
+        security_headers(headers);
+    }
+}
+
+/// The page context of a request: its session and user, language, time zone and CSRF token.
+pub async fn find(state: &AppState, parts: &Parts) -> Result<Found, Response> {
     let jar = CookieJar::from_headers(&parts.headers);
     let path = parts
         .uri
@@ -32,15 +55,15 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
         .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
 
     let session = match jar.get(cookies::SESSION) {
-        Some(cookie) => match signed_in_user(&state, cookie.value()).await {
-            Ok(found) => found,
-            Err(response) => return response,
-        },
+        Some(cookie) => signed_in_user(state, cookie.value()).await?,
         None => None,
     };
     let (visitor_token, new_visitor_token) = match jar.get(cookies::VISITOR_CSRF) {
-        Some(cookie) if cookie.value().len() >= 32 => (cookie.value().to_string(), false),
-        _ => (bursar_store::ids::new_secret("vcsrf"), true),
+        Some(cookie) if cookie.value().len() >= 32 => (cookie.value().to_string(), None),
+        _ => {
+            let token = bursar_store::ids::new_secret("vcsrf");
+            (token.clone(), Some(token))
+        }
     };
 
     let asked = parts
@@ -78,34 +101,36 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
         .unwrap_or(state.config.timezone);
     let csrf = match &session {
         Some((_, csrf)) => csrf.clone(),
-        None => visitor_token.clone(),
+        None => visitor_token,
     };
-    let page = Page::new(language, zone, user, csrf, path);
+    Ok(Found {
+        page: Page::new(language, zone, user, csrf, path),
+        new_visitor_token,
+        asked_language: asked,
+    })
+}
 
+pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let found = match find(&state, &parts).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
     let body = if parts.method == Method::POST {
         let bytes = match axum::body::to_bytes(body, FORM_BYTES_MAX).await {
             Ok(bytes) => bytes,
-            Err(_) => return errors::page(&page, errors::Problem::TooLarge),
+            Err(_) => return errors::page(&found.page, errors::Problem::TooLarge),
         };
-        if !carries_token(&bytes, &page.csrf) {
-            return errors::page(&page, errors::Problem::Csrf);
+        if !carries_token(&bytes, &found.page.csrf) {
+            return errors::page(&found.page, errors::Problem::Csrf);
         }
         Body::from(bytes)
     } else {
         body
     };
-
-    parts.extensions.insert(page.clone());
+    parts.extensions.insert(found.page.clone());
     let mut response = next.run(Request::from_parts(parts, body)).await;
-    let secure = state.config.public_url.starts_with("https://");
-    let headers = response.headers_mut();
-    if new_visitor_token {
-        cookies::append(headers, cookies::visitor_csrf(visitor_token, secure));
-    }
-    if let Some(language) = asked {
-        cookies::append(headers, cookies::language(language, secure));
-    }
-    security_headers(headers);
+    found.finish(&state, &mut response);
     response
 }
 
