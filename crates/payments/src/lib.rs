@@ -2,10 +2,12 @@
 //! the server decides what a verified event does.
 
 pub mod bank_transfer;
+pub mod ecpay;
 pub mod provider;
 pub mod sandbox;
 pub mod signature;
 pub mod stripe;
+pub mod wechatpay;
 
 pub use provider::{
     Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment,

@@ -1,0 +1,6 @@
+//! WeChat Pay API v3: Native (QR) orders, refunds, order queries, signed requests and
+//! verified, encrypted callbacks.
+
+pub mod aead;
+pub mod keys;
+pub mod signing;
