@@ -1,8 +1,14 @@
 //! Settings, read from environment variables (or from `bursar.toml` lines `NAME = "value"`,
 //! which the binary loads into the environment before this runs).
 
+mod ecpay;
+mod wechatpay;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
+
+pub use ecpay::EcpaySettings;
+pub use wechatpay::WechatPaySettings;
 
 #[derive(Clone)]
 pub struct Config {
@@ -34,6 +40,8 @@ pub struct Config {
     /// `None`: generate one on first start and keep it in the database.
     pub sandbox_webhook_secret: Option<String>,
     pub stripe: Option<StripeSettings>,
+    pub wechatpay: Option<WechatPaySettings>,
+    pub ecpay: Option<EcpaySettings>,
     /// Sign in with Google, with Apple (OpenID Connect ID tokens), with Facebook.
     pub google: Option<OidcSettings>,
     pub apple: Option<OidcSettings>,
@@ -131,6 +139,8 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("sandbox_webhook_secret", &set(&self.sandbox_webhook_secret))
             .field("stripe", &self.stripe)
+            .field("wechatpay", &self.wechatpay)
+            .field("ecpay", &self.ecpay)
             .field("seller", &self.seller)
             .field("jobs_enabled", &self.jobs_enabled)
             .field("jobs_in_flight_max", &self.jobs_in_flight_max)
@@ -326,6 +336,8 @@ impl Config {
                         .var("BURSAR_STRIPE_API_BASE")
                         .unwrap_or_else(|| "https://api.stripe.com".into()),
                 }),
+            wechatpay: wechatpay::settings(&src)?,
+            ecpay: ecpay::settings(&src)?,
             google: oidc_settings(
                 &src,
                 [
@@ -438,6 +450,8 @@ impl Config {
             public_url: "http://127.0.0.1".into(),
             sandbox_webhook_secret: Some("whsec_test_sandbox".into()),
             stripe: None,
+            wechatpay: None,
+            ecpay: None,
             google: None,
             apple: None,
             facebook: None,

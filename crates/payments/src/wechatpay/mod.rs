@@ -2,5 +2,8 @@
 //! verified, encrypted callbacks.
 
 pub mod aead;
+pub mod api;
+pub mod certificates;
 pub mod keys;
+pub mod notification;
 pub mod signing;
