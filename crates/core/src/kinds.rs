@@ -193,6 +193,9 @@ string_enum!(
         ProviderRefund => "provider_refund",
         UnknownPayment => "unknown_payment",
         Ignored => "ignored",
+        /// Well signed but not for this account (another app id, merchant or seller): recorded,
+        /// never fulfilled.
+        Refused => "refused",
     }
 );
 

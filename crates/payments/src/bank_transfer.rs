@@ -3,7 +3,7 @@
 
 use crate::provider::{
     BoxFuture, ChargeRequest, ChargeResult, CreatedPayment, PaymentProvider, PaymentRequest,
-    ProviderError, RefundRequest, RefundResult, WebhookError, WebhookEvent,
+    ProviderError, RefundRequest, RefundResult, WebhookError, WebhookEvent, WebhookRequest,
 };
 
 #[derive(Debug, Default)]
@@ -63,10 +63,6 @@ impl PaymentProvider for BankTransfer {
         "bank_transfer"
     }
 
-    fn signature_header(&self) -> &'static str {
-        "Bursar-Signature"
-    }
-
     fn create_payment<'a>(
         &'a self,
         request: &'a PaymentRequest,
@@ -74,16 +70,14 @@ impl PaymentProvider for BankTransfer {
         Box::pin(async move {
             Ok(CreatedPayment {
                 provider_ref: Some(reference(&request.payment_id)),
-                redirect_url: None,
-                client_secret: None,
+                ..CreatedPayment::default()
             })
         })
     }
 
     fn parse_webhook(
         &self,
-        _signature: Option<&str>,
-        _body: &[u8],
+        _request: &WebhookRequest<'_>,
         _now_s: i64,
     ) -> Result<WebhookEvent, WebhookError> {
         Err(WebhookError::MissingSignature)

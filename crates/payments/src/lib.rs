@@ -11,6 +11,7 @@ pub mod wechatpay;
 
 pub use provider::{
     Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment,
-    CustomerRequest, EventKind, PaymentProvider, PaymentRequest, ProviderError, RefundRequest,
-    RefundResult, SavedMethod, SetupRequest, SetupState, StartedSetup, WebhookError, WebhookEvent,
+    CustomerRequest, EventKind, PaymentForm, PaymentProvider, PaymentQuery, PaymentRequest,
+    PaymentStatus, ProviderError, RefundRequest, RefundResult, SavedMethod, SetupRequest,
+    SetupState, StartedSetup, WebhookError, WebhookEvent, WebhookRequest,
 };

@@ -2,9 +2,11 @@
 //! hands it the raw bytes of each webhook to verify and parse, and asks it for refunds; what a
 //! verified event does to orders and credits is the server's business, not the provider's.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use reqwest::header::HeaderMap;
 use serde::Serialize;
 
 use crate::signature::SignatureError;
@@ -34,6 +36,10 @@ pub struct PaymentRequest {
     /// When the provider should stop taking this payment (Unix seconds): before the order
     /// expires, so money cannot arrive for an order that has just expired.
     pub expires_at_s: Option<i64>,
+    /// How the buyer wants to pay, for providers that offer more than one way (Alipay:
+    /// `page` for its desktop payment page instead of a QR code); `None` is the provider's
+    /// default.
+    pub mode: Option<String>,
 }
 
 /// What the client must do next to pay, as returned in the order's `payment` object.
@@ -48,6 +54,20 @@ pub struct CreatedPayment {
     /// For API clients that confirm the payment themselves (a PaymentIntent's client secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// A code to show as a QR code for the person to scan with the provider's app (Alipay's
+    /// `qr_code`, WeChat Pay Native's `code_url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_code: Option<String>,
+    /// A form the client submits to the provider itself (ECPay's auto-submit form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form: Option<PaymentForm>,
+}
+
+/// A form the client posts to the provider, fields as given (they are signed as they are).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PaymentForm {
+    pub action: String,
+    pub fields: BTreeMap<String, String>,
 }
 
 /// What a verified webhook says happened.
@@ -69,6 +89,12 @@ pub enum EventKind {
     },
     /// A well-signed event of a type Bursar does not act on; acknowledged and recorded.
     Ignored,
+    /// A well-signed event that does not belong to this account (another app id, merchant or
+    /// seller) or must never be fulfilled (a simulated payment): recorded with the reason,
+    /// acknowledged so the provider stops resending it, and nothing else.
+    Refused {
+        reason: String,
+    },
     /// A person finished saving a payment method (a Stripe SetupIntent succeeded); the setup is
     /// `provider_ref`, to be read back from the provider before the method is saved.
     MethodSetUp,
@@ -90,10 +116,61 @@ pub struct WebhookEvent {
     pub amount: Option<Amount>,
 }
 
+/// A webhook delivery as it arrived: every header (providers sign with several) and the raw
+/// body, before anything is parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+impl<'a> WebhookRequest<'a> {
+    pub fn new(headers: &'a HeaderMap, body: &'a [u8]) -> Self {
+        Self { headers, body }
+    }
+
+    /// A header's value; one that is not visible ASCII is refused like a bad signature.
+    pub fn header(&self, name: &str) -> Result<Option<&'a str>, WebhookError> {
+        self.headers
+            .get(name)
+            .map(|value| {
+                value
+                    .to_str()
+                    .map_err(|_| WebhookError::BadHeader(name.to_string()))
+            })
+            .transpose()
+    }
+
+    /// The one signature header of providers that sign in a single header (Stripe's scheme).
+    pub fn signature(&self, name: &str) -> Result<&'a str, WebhookError> {
+        self.header(name)?.ok_or(WebhookError::MissingSignature)
+    }
+
+    /// The media type without parameters, lowercased (`application/x-www-form-urlencoded`).
+    pub fn content_type(&self) -> Option<String> {
+        let value = self.header("content-type").ok().flatten()?;
+        let media = value.split(';').next().unwrap_or_default().trim();
+        Some(media.to_ascii_lowercase())
+    }
+
+    /// The `charset` parameter of the content type, lowercased, when there is one.
+    pub fn charset(&self) -> Option<String> {
+        let value = self.header("content-type").ok().flatten()?;
+        value.split(';').skip(1).find_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("charset")
+                .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
     #[error("signature header missing")]
     MissingSignature,
+    #[error("the {0} header is not visible ASCII")]
+    BadHeader(String),
     #[error("{0}")]
     Signature(#[from] SignatureError),
     /// Correctly signed, but not an event this provider's format allows.
@@ -124,6 +201,28 @@ pub struct RefundRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundResult {
     pub provider_ref: String,
+}
+
+/// A payment to look up at the provider (reconciliation of a notification that never came).
+#[derive(Debug, Clone)]
+pub struct PaymentQuery {
+    pub order_id: String,
+    pub payment_id: String,
+    pub provider_ref: Option<String>,
+}
+
+/// Where a payment stands at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentStatus {
+    /// Paid: what the provider collected and its reference to the transaction.
+    Paid {
+        amount: Amount,
+        provider_ref: Option<String>,
+    },
+    /// Not paid yet (or not known to the provider yet: nobody has scanned the code).
+    Pending,
+    /// Closed without payment.
+    Failed { reason: String },
 }
 
 /// A charge of a payment method saved earlier, without the person present (auto top-up).
@@ -224,9 +323,6 @@ pub trait PaymentProvider: Send + Sync {
     /// The name used in orders and in `/api/v1/webhooks/{provider}`.
     fn name(&self) -> &'static str;
 
-    /// The request header that carries the webhook signature.
-    fn signature_header(&self) -> &'static str;
-
     fn create_payment<'a>(
         &'a self,
         request: &'a PaymentRequest,
@@ -235,8 +331,7 @@ pub trait PaymentProvider: Send + Sync {
     /// Verifies the signature over the raw body (before anything else is trusted), then parses.
     fn parse_webhook(
         &self,
-        signature: Option<&str>,
-        body: &[u8],
+        request: &WebhookRequest<'_>,
         now_s: i64,
     ) -> Result<WebhookEvent, WebhookError>;
 
@@ -257,6 +352,25 @@ pub trait PaymentProvider: Send + Sync {
         &'a self,
         request: &'a RefundRequest,
     ) -> BoxFuture<'a, Result<RefundResult, ProviderError>>;
+
+    /// Whether [`Self::query_payment`] works: pending orders of such providers are looked up
+    /// periodically, so a lost notification does not leave a paid order pending.
+    fn queries_payments(&self) -> bool {
+        false
+    }
+
+    /// Asks the provider where a payment stands.
+    fn query_payment<'a>(
+        &'a self,
+        _query: &'a PaymentQuery,
+    ) -> BoxFuture<'a, Result<PaymentStatus, ProviderError>> {
+        Box::pin(async move {
+            Err(ProviderError::Declined(format!(
+                "{} does not look payments up",
+                self.name()
+            )))
+        })
+    }
 
     /// Whether methods are saved through [`Self::start_setup`] (the person completes a setup
     /// with the provider) rather than handed to Bursar directly.

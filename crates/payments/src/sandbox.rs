@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::provider::{
     Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment, EventKind, PaymentProvider,
     PaymentRequest, ProviderError, RefundRequest, RefundResult, WebhookError, WebhookEvent,
+    WebhookRequest,
 };
 use crate::signature::{TOLERANCE_S_DEFAULT, header_v1, verify_v1};
 
@@ -123,10 +124,6 @@ impl PaymentProvider for Sandbox {
         "sandbox"
     }
 
-    fn signature_header(&self) -> &'static str {
-        SIGNATURE_HEADER
-    }
-
     fn create_payment<'a>(
         &'a self,
         request: &'a PaymentRequest,
@@ -135,18 +132,17 @@ impl PaymentProvider for Sandbox {
             Ok(CreatedPayment {
                 provider_ref: Some(request.payment_id.clone()),
                 redirect_url: Some(self.page_url(&request.payment_id)),
-                client_secret: None,
+                ..CreatedPayment::default()
             })
         })
     }
 
     fn parse_webhook(
         &self,
-        signature: Option<&str>,
-        body: &[u8],
+        request: &WebhookRequest<'_>,
         now_s: i64,
     ) -> Result<WebhookEvent, WebhookError> {
-        let header = signature.ok_or(WebhookError::MissingSignature)?;
+        let (header, body) = (request.signature(SIGNATURE_HEADER)?, request.body);
         verify_v1(header, body, &[&self.secret], TOLERANCE_S_DEFAULT, now_s)?;
         let event: SandboxEvent =
             serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
@@ -203,7 +199,20 @@ impl PaymentProvider for Sandbox {
 
 #[cfg(test)]
 mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue};
+
     use super::*;
+
+    /// A delivery carrying `header` as its signature. Leaked: a test's few bytes.
+    fn signed(header: &str, body: &[u8]) -> WebhookRequest<'static> {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(header).expect("an ASCII header");
+        headers.insert(SIGNATURE_HEADER, value);
+        WebhookRequest::new(
+            Box::leak(Box::new(headers)),
+            Box::leak(body.to_vec().into_boxed_slice()),
+        )
+    }
 
     fn event() -> SandboxEvent {
         SandboxEvent {
@@ -224,7 +233,7 @@ mod tests {
         let sandbox = Sandbox::new("whsec_test", "http://127.0.0.1:8080/");
         let (body, header) = sandbox.sign(&event(), 1_000);
         let parsed = sandbox
-            .parse_webhook(Some(&header), &body, 1_010)
+            .parse_webhook(&signed(&header, &body), 1_010)
             .expect("a signed event parses");
         assert_eq!(parsed.kind, EventKind::Succeeded);
         assert_eq!(parsed.payment_id.as_deref(), Some("pay_1"));
@@ -232,13 +241,22 @@ mod tests {
         tampered[10] ^= 1;
         assert!(
             sandbox
-                .parse_webhook(Some(&header), &tampered, 1_010)
+                .parse_webhook(&signed(&header, &tampered), 1_010)
                 .is_err()
         );
-        assert!(sandbox.parse_webhook(Some(&header), &body, 1_400).is_err());
-        assert!(sandbox.parse_webhook(None, &body, 1_010).is_err());
+        assert!(
+            sandbox
+                .parse_webhook(&signed(&header, &body), 1_400)
+                .is_err()
+        );
+        let unsigned = HeaderMap::new();
+        assert!(
+            sandbox
+                .parse_webhook(&WebhookRequest::new(&unsigned, &body), 1_010)
+                .is_err()
+        );
         let other = Sandbox::new("whsec_other", "http://x");
-        assert!(other.parse_webhook(Some(&header), &body, 1_010).is_err());
+        assert!(other.parse_webhook(&signed(&header, &body), 1_010).is_err());
         assert_eq!(
             sandbox.page_url("pay_1"),
             "http://127.0.0.1:8080/pay/sandbox/pay_1"

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::provider::{
     Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment, CustomerRequest, EventKind,
     PaymentProvider, PaymentRequest, ProviderError, RefundRequest, RefundResult, SavedMethod,
-    SetupRequest, SetupState, StartedSetup, WebhookError, WebhookEvent,
+    SetupRequest, SetupState, StartedSetup, WebhookError, WebhookEvent, WebhookRequest,
 };
 use crate::signature::{TOLERANCE_S_DEFAULT, verify_v1};
 
@@ -150,10 +150,6 @@ impl PaymentProvider for Stripe {
         "stripe"
     }
 
-    fn signature_header(&self) -> &'static str {
-        SIGNATURE_HEADER
-    }
-
     fn create_payment<'a>(
         &'a self,
         request: &'a PaymentRequest,
@@ -165,18 +161,17 @@ impl PaymentProvider for Stripe {
             Ok(CreatedPayment {
                 provider_ref: Some(session.id),
                 redirect_url: Some(session.url),
-                client_secret: None,
+                ..CreatedPayment::default()
             })
         })
     }
 
     fn parse_webhook(
         &self,
-        signature: Option<&str>,
-        body: &[u8],
+        request: &WebhookRequest<'_>,
         now_s: i64,
     ) -> Result<WebhookEvent, WebhookError> {
-        let header = signature.ok_or(WebhookError::MissingSignature)?;
+        let (header, body) = (request.signature(SIGNATURE_HEADER)?, request.body);
         let secrets: Vec<&str> = self
             .config
             .webhook_secrets

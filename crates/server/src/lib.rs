@@ -13,6 +13,7 @@ pub mod observe;
 pub mod openapi;
 pub mod outcomes;
 pub mod payments;
+pub mod qr;
 pub mod reads;
 pub mod receipts;
 pub mod routes;

@@ -190,6 +190,7 @@ async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
         ),
         idempotency_key: draft.id.clone(),
         expires_at_s: Some(draft.expires_at_ms / 1000 - PAYMENT_CLOSES_EARLY_S),
+        mode: None,
     };
     match provider.create_payment(&request).await {
         Ok(created) => {
@@ -199,6 +200,16 @@ async fn start_payment(state: &AppState, draft: &NewOrder) -> ApiResult<Order> {
             }
             if let Some(secret) = &created.client_secret {
                 payment["client_secret"] = secret.clone().into();
+            }
+            if let Some(code) = &created.qr_code {
+                payment["qr_code"] = code.clone().into();
+                if let Some(svg) = crate::qr::svg(code) {
+                    payment["qr_svg"] = svg.into();
+                }
+            }
+            if let Some(form) = &created.form {
+                payment["form"] =
+                    serde_json::json!({ "action": form.action, "fields": form.fields });
             }
             if draft.provider == "bank_transfer"
                 && let Some(reference) = &created.provider_ref

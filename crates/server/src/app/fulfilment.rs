@@ -4,7 +4,7 @@
 //! that arrived for an order that can no longer take it is refunded through the queue.
 
 use bursar_core::{FulfilmentOutcome, Money};
-use bursar_payments::{Acknowledgement, EventKind, WebhookError, WebhookEvent};
+use bursar_payments::{Acknowledgement, EventKind, WebhookError, WebhookEvent, WebhookRequest};
 use bursar_store::ledger::{ConfirmedBy, PaymentEvent, PaymentOutcome};
 use bursar_store::orders::Order;
 
@@ -17,9 +17,9 @@ use crate::error::{ApiError, ApiResult};
 pub async fn receive_webhook(
     state: &AppState,
     provider_name: &str,
-    signature: Option<&str>,
-    body: &[u8],
+    request: &WebhookRequest<'_>,
 ) -> ApiResult<Acknowledgement> {
+    let body = request.body;
     let (store, payments) = (&state.store, &state.payments);
     let provider = payments
         .get(provider_name)
@@ -27,7 +27,7 @@ pub async fn receive_webhook(
         .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
     let now_s = store.clock.now_ms().div_euclid(1000);
     let event = provider
-        .parse_webhook(signature, body, now_s)
+        .parse_webhook(request, now_s)
         .map_err(|error| match error {
             WebhookError::Malformed(detail) => ApiError::bad_request(detail),
             other => ApiError::new(
@@ -151,6 +151,7 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
             EventKind::Refunded { amount } => PaymentOutcome::Refunded {
                 total_refunded: amount.amount,
             },
+            EventKind::Refused { reason } => PaymentOutcome::Refused(reason),
             // Saved methods are not the ledger's business; `receive_webhook` handles them first.
             EventKind::Ignored | EventKind::MethodSetUp => PaymentOutcome::Ignored,
         },

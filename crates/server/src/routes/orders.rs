@@ -60,8 +60,10 @@ pub struct OrderView {
     pub coupon_code: Option<String>,
     pub provider: String,
     /// What to do next to pay: `{id, redirect_url}` for the sandbox and hosted pages,
-    /// `{id, reference}` for bank transfers.
-    #[schema(value_type = Object)]
+    /// `{id, qr_code, qr_svg}` for codes scanned with the provider's app (Alipay, WeChat Pay),
+    /// `{id, form}` for a form the client submits (ECPay), `{id, reference}` for bank
+    /// transfers.
+    #[schema(value_type = PaymentView)]
     pub payment: serde_json::Value,
     /// What became of the money: `pending`, `succeeded`, `failed`, `mismatch`,
     /// `refund_required`, `refunded` or `refund_failed`.
@@ -74,6 +76,38 @@ pub struct OrderView {
     pub created_at: String,
     pub expires_at: String,
     pub paid_at: Option<String>,
+}
+
+/// The `payment` object of an order (documentation only: it is stored as the provider gave it,
+/// and only the fields that apply are present).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct PaymentView {
+    /// Bursar's payment id (`pay_…`).
+    pub id: String,
+    /// A hosted page to send the person to (the sandbox, Stripe, Alipay's page mode).
+    pub redirect_url: Option<String>,
+    /// For clients that confirm a Stripe PaymentIntent themselves.
+    pub client_secret: Option<String>,
+    /// The text of a QR code to scan with the provider's app (Alipay's `qr_code`, WeChat Pay's
+    /// `code_url`).
+    pub qr_code: Option<String>,
+    /// SVG markup of that QR code.
+    pub qr_svg: Option<String>,
+    /// A form to submit to the provider as it is (ECPay).
+    pub form: Option<PaymentFormView>,
+    /// The transfer reference to quote (bank transfers).
+    pub reference: Option<String>,
+    /// What to do, in words (bank transfers).
+    pub instructions: Option<String>,
+}
+
+/// A form the client posts to `action` with `fields`, unchanged (they are signed).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct PaymentFormView {
+    pub action: String,
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 pub(crate) fn order_view(order: &Order) -> OrderView {

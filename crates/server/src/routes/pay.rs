@@ -5,9 +5,10 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use bursar_core::OrderStatus;
+use bursar_payments::WebhookRequest;
 use bursar_payments::sandbox::{
     CardOutcome, EVENT_FAILED, EVENT_SUCCEEDED, SandboxEvent, card_outcome,
 };
@@ -130,7 +131,10 @@ pub async fn sandbox_pay(
     };
     let sandbox = &state.payments.sandbox;
     let (body, signature) = sandbox.sign(&event, state.store.clock.now_ms().div_euclid(1000));
-    receive_webhook(&state, "sandbox", Some(&signature), &body).await?;
+    let mut headers = HeaderMap::new();
+    let signature = HeaderValue::from_str(&signature).map_err(|_| ApiError::internal())?;
+    headers.insert(bursar_payments::sandbox::SIGNATURE_HEADER, signature);
+    receive_webhook(&state, "sandbox", &WebhookRequest::new(&headers, &body)).await?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("/pay/result/{payment_id}"))],

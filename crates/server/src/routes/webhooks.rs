@@ -6,16 +6,19 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::app::fulfilment::receive_webhook;
-use crate::error::{ApiError, ApiResult, Problem};
+use bursar_payments::WebhookRequest;
+
+use crate::error::{ApiResult, Problem};
 use crate::json::RawBody;
 
 /// A provider's notification, in its own format and signature scheme (the sandbox signs with
-/// `Bursar-Signature` in Stripe's scheme; Stripe with `Stripe-Signature`). The signature is
-/// checked over the raw body before anything else; each event is applied exactly once, however
-/// often it is delivered.
+/// `Bursar-Signature` in Stripe's scheme; Stripe with `Stripe-Signature`; Alipay signs form
+/// fields, WeChat Pay with its `Wechatpay-*` headers). The signature is checked over the raw
+/// body before anything else; each event is applied exactly once, however often it is
+/// delivered, and answered the way its provider expects (Alipay `success`).
 #[utoipa::path(post, path = "/api/v1/webhooks/{provider}", tag = "orders",
-    params(("provider" = String, Path, description = "`sandbox` or `stripe`")),
-    request_body(content = String, description = "the provider's raw event body", content_type = "application/json"),
+    params(("provider" = String, Path, description = "`sandbox`, `stripe`, `alipay`, `wechatpay` or `ecpay`")),
+    request_body(content = String, description = "the provider's raw event body: JSON, or form fields (Alipay, ECPay)", content_type = "application/json"),
     responses(
         (status = 200, description = "accepted (including repeats of an event already applied)"),
         (status = 400, description = "invalid_signature: missing, forged, stale or signed with another secret; or a malformed event", body = Problem),
@@ -27,23 +30,8 @@ pub async fn receive(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let header_name = state
-        .payments
-        .get(&provider)
-        .map(|p| p.signature_header())
-        .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
-    let signature = headers
-        .get(header_name)
-        .map(|v| v.to_str())
-        .transpose()
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_signature",
-                "the signature header is not visible ASCII",
-            )
-        })?;
-    let ack = receive_webhook(&state, &provider, signature, &body).await?;
+    let request = WebhookRequest::new(&headers, &body);
+    let ack = receive_webhook(&state, &provider, &request).await?;
     Ok((
         StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK),
         [(header::CONTENT_TYPE, ack.content_type)],

@@ -191,6 +191,9 @@ pub enum PaymentOutcome {
         total_refunded: i64,
     },
     Ignored,
+    /// Well signed but not for this account (another app, merchant or seller), or never to be
+    /// fulfilled: recorded with the reason, nothing else.
+    Refused(String),
 }
 
 pub use outcome::{

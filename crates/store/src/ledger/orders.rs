@@ -127,6 +127,9 @@ pub(crate) async fn fulfil(
         None => (FulfilmentOutcome::UnknownPayment, None, None),
         Some(order) => match &event.outcome {
             PaymentOutcome::Ignored => (FulfilmentOutcome::Ignored, None, None),
+            PaymentOutcome::Refused(reason) => {
+                (FulfilmentOutcome::Refused, Some(reason.clone()), None)
+            }
             PaymentOutcome::AttemptFailed(reason) => {
                 sqlx::query(
                     "UPDATE orders SET failure_reason = $1, payment_status = 'failed', updated_at = $2
