@@ -19,6 +19,7 @@ pub mod receipts;
 pub mod routes;
 pub mod uniform_errors;
 pub mod views;
+pub mod wechatpay_certificates;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -86,21 +86,39 @@ struct ErrorBody {
     message: Option<String>,
 }
 
-/// A refusal is final (`Declined`) unless WeChat Pay says it is busy or failing.
-fn api_error(status: StatusCode, body: &[u8]) -> ProviderError {
-    let error = serde_json::from_slice::<ErrorBody>(body).ok();
-    let text = error.as_ref().map_or_else(
-        || format!("HTTP {status}"),
-        |e| format!("{}: {}", e.code, e.message.as_deref().unwrap_or("")),
-    );
-    let busy = matches!(
-        error.as_ref().map(|e| e.code.as_str()),
-        Some("SYSTEM_ERROR" | "FREQUENCY_LIMITED" | "RATELIMIT_EXCEEDED")
-    );
-    if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS && !busy {
-        ProviderError::Declined(format!("WeChat Pay refused: {text}"))
-    } else {
-        ProviderError::Unavailable(format!("WeChat Pay: {text}"))
+impl Answer {
+    /// WeChat Pay's error code (`ORDER_NOT_EXIST`, `SIGN_ERROR`…) of a refusal.
+    pub fn error_code(&self) -> Option<String> {
+        serde_json::from_slice::<ErrorBody>(&self.body)
+            .ok()
+            .map(|e| e.code)
+    }
+
+    /// The answer if it is a success, else the provider's error: a refusal is final
+    /// (`Declined`) unless WeChat Pay says it is busy or failing.
+    pub fn success(self) -> Result<Self, ProviderError> {
+        if self.status.is_success() {
+            return Ok(self);
+        }
+        let error = serde_json::from_slice::<ErrorBody>(&self.body).ok();
+        let text = error.as_ref().map_or_else(
+            || format!("HTTP {}", self.status),
+            |e| format!("{}: {}", e.code, e.message.as_deref().unwrap_or("")),
+        );
+        let busy = matches!(
+            error.as_ref().map(|e| e.code.as_str()),
+            Some("SYSTEM_ERROR" | "FREQUENCY_LIMITED" | "RATELIMIT_EXCEEDED")
+        );
+        Err(
+            if self.status.is_client_error()
+                && self.status != StatusCode::TOO_MANY_REQUESTS
+                && !busy
+            {
+                ProviderError::Declined(format!("WeChat Pay refused: {text}"))
+            } else {
+                ProviderError::Unavailable(format!("WeChat Pay: {text}"))
+            },
+        )
     }
 }
 
@@ -127,8 +145,8 @@ impl Client {
         }
     }
 
-    /// Sends a signed request; a 2xx answer comes back unverified (the caller checks it with
-    /// the keys it trusts), anything else as the provider's error.
+    /// Sends a signed request. The answer, whatever its status, comes back unverified: the
+    /// caller checks it with the keys it trusts.
     pub async fn send(
         &self,
         method: Method,
@@ -158,9 +176,6 @@ impl Client {
             .await
             .map_err(|e| ProviderError::Unavailable(format!("WeChat Pay answer unreadable: {e}")))?
             .to_vec();
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
         Ok(Answer {
             status,
             headers,

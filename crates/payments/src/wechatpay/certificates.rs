@@ -4,6 +4,7 @@
 //! PEM so every instance can load what one of them downloaded.
 
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::Deserialize;
 
@@ -83,13 +84,19 @@ pub fn decrypt_listing(body: &[u8], apiv3_key: &ApiV3Key) -> Result<Vec<Download
 pub struct PlatformKeys {
     public_key: Option<PlatformKey>,
     certificates: RwLock<Vec<PlatformKey>>,
+    /// When certificates were last reloaded because a callback named an unknown serial.
+    reloaded_at_s: AtomicI64,
 }
+
+/// Callbacks naming unknown serials reload the stored certificates at most this often, so a
+/// flood of forged serials cannot turn into a flood of reloads.
+pub const RELOAD_GAP_S_MIN: i64 = 60;
 
 impl PlatformKeys {
     pub fn with_public_key(key: PlatformKey) -> Self {
         Self {
             public_key: Some(key),
-            certificates: RwLock::default(),
+            ..Self::default()
         }
     }
 
@@ -119,6 +126,19 @@ impl PlatformKeys {
             .certificates
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+    }
+
+    /// Whether `serial` is unknown and a reload for it is allowed now (and, if so, counts it).
+    pub fn reload_due(&self, serial: &str, now_s: i64) -> bool {
+        if !self.uses_certificates() || self.get(serial, now_s).is_some() {
+            return false;
+        }
+        let last = self.reloaded_at_s.load(Ordering::Relaxed);
+        now_s - last >= RELOAD_GAP_S_MIN
+            && self
+                .reloaded_at_s
+                .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Serials of the certificates held now.

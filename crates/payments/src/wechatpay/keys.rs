@@ -4,6 +4,7 @@
 //! public-key scheme. RSA is aws-lc-rs's; certificates are read only for serial and key.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -51,9 +52,10 @@ pub fn pem_der(pem: &str, labels: &[&'static str]) -> Result<Vec<u8>, KeyError> 
     Err(KeyError::NoPemBlock(labels.first().copied().unwrap_or("")))
 }
 
-/// The merchant's API private key.
+/// The merchant's API private key (cheap to clone: the key itself is shared).
+#[derive(Clone)]
 pub struct MerchantKey {
-    pair: RsaKeyPair,
+    pair: Arc<RsaKeyPair>,
     random: SystemRandom,
 }
 
@@ -72,7 +74,7 @@ impl MerchantKey {
         }
         .map_err(|e| KeyError::PrivateKey(e.to_string()))?;
         Ok(Self {
-            pair,
+            pair: Arc::new(pair),
             random: SystemRandom::new(),
         })
     }

@@ -145,6 +145,13 @@ async fn price_order(state: &AppState, user_id: &str, basket: &Basket) -> ApiRes
         }
     };
     let discount = coupon.as_ref().map_or(0, |c| c.spec.discount.off(subtotal));
+    let total = bursar_payments::Amount {
+        amount: subtotal - discount,
+        currency: spec.price.currency.clone(),
+    };
+    if let Some(refusal) = crate::payments::amount_refusal(&basket.provider, &total) {
+        return Err(ApiError::invalid(refusal));
+    }
     let order_id = new_id("ord");
     Ok(NewOrder {
         payment_id: new_id("pay"),

@@ -2,8 +2,6 @@
 //! are parsed here, so a key that does not parse stops the server at start, naming its
 //! setting, instead of failing the first payment.
 
-use std::sync::Arc;
-
 use bursar_payments::wechatpay::aead::ApiV3Key;
 use bursar_payments::wechatpay::keys::{MerchantKey, PlatformKey};
 
@@ -17,7 +15,7 @@ pub struct WechatPaySettings {
     pub appid: String,
     /// The merchant API certificate's serial.
     pub serial_no: String,
-    pub private_key: Arc<MerchantKey>,
+    pub private_key: MerchantKey,
     pub apiv3_key: ApiV3Key,
     /// WeChat Pay's public key and its id; without it, platform certificates are downloaded.
     pub platform_public_key: Option<PlatformKey>,
@@ -121,7 +119,7 @@ pub(super) fn settings(src: &Sources<'_>) -> Result<Option<WechatPaySettings>, C
         mchid,
         appid,
         serial_no,
-        private_key: Arc::new(private_key),
+        private_key,
         apiv3_key,
         platform_public_key,
         api_base: src

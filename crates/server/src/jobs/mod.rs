@@ -15,6 +15,7 @@ mod provider_refund;
 mod send_notification;
 mod send_sign_in_code;
 mod subscriptions;
+mod wechatpay_certificates;
 
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ pub use provider_refund::{ProviderRefund, send_refund};
 /// Every kind this server runs, and when the scheduled ones run.
 pub fn registry(config: &Config) -> Registry<AppState> {
     let sweep = expiry_sweep(config);
-    Registry::default()
+    let registry = Registry::default()
         .with(ProviderRefund)
         .with(expire_holds_and_grants::ExpireHoldsAndGrants)
         .with(expire_orders::ExpireOrders)
@@ -46,6 +47,7 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(subscriptions::SubscriptionAllowance)
         .with(subscriptions::SubscriptionDay)
         .with(deliver_rewards::DeliverRewards)
+        .with(wechatpay_certificates::WechatpayCertificates)
         .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
         .scheduled(topup_sweep_schedule(config))
         .scheduled(Schedule::every(expire_orders::KIND, sweep))
@@ -53,7 +55,14 @@ pub fn registry(config: &Config) -> Registry<AppState> {
             housekeeping::KIND,
             config.timezone,
         ))
-        .scheduled(subscription_day_schedule(config))
+        .scheduled(subscription_day_schedule(config));
+    // Platform certificates are only needed without a WeChat Pay public key.
+    match &config.wechatpay {
+        Some(wechatpay) if wechatpay.platform_public_key.is_none() => registry.scheduled(
+            Schedule::every(wechatpay_certificates::KIND, wechatpay_certificates::PERIOD),
+        ),
+        _ => registry,
+    }
 }
 
 fn expiry_sweep(config: &Config) -> Duration {

@@ -96,10 +96,25 @@ pub struct PaymentView {
     pub qr_svg: Option<String>,
     /// A form to submit to the provider as it is (ECPay).
     pub form: Option<PaymentFormView>,
+    /// Where to pay an ECPay ATM order, once ECPay has issued a virtual account.
+    pub atm: Option<AtmAccountView>,
     /// The transfer reference to quote (bank transfers).
     pub reference: Option<String>,
     /// What to do, in words (bank transfers).
     pub instructions: Option<String>,
+}
+
+/// An ECPay ATM virtual account: the person transfers the order's total to it before the
+/// deadline; the order is paid when ECPay reports the transfer.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AtmAccountView {
+    /// The receiving bank's code (`BankCode`).
+    pub bank_code: String,
+    /// The virtual account number (`vAccount`).
+    pub v_account: String,
+    /// The last day to pay (`ExpireDate`, `yyyy/MM/dd`, Taiwan time).
+    pub expire_date: String,
 }
 
 /// A form the client posts to `action` with `fields`, unchanged (they are signed).
