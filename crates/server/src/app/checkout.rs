@@ -42,10 +42,16 @@ const PAYMENT_CLOSES_EARLY_S: i64 = 60;
 /// Stripe Checkout sessions last between 30 minutes and 24 hours.
 const STRIPE_WINDOW_S: (i64, i64) = (30 * 60 + 2 * PAYMENT_CLOSES_EARLY_S, 24 * 3600);
 
+/// ECPay orders may be paid by ATM transfer into a virtual account open for a day
+/// (`ExpireDate=1`, to the end of the next day in Taiwan): the order waits that long, so a
+/// transfer made in time never arrives for an expired order (ECPay refunds are not automatic).
+const ECPAY_WINDOW_S_MIN: i64 = 2 * 24 * 3600;
+
 /// How long an order waits for its payment.
 fn payment_window_s(config: &crate::Config, provider: &str) -> i64 {
     match provider {
         "bank_transfer" => config.bank_transfer_ttl_s,
+        "ecpay" => config.order_ttl_s.max(ECPAY_WINDOW_S_MIN),
         "stripe" => config
             .order_ttl_s
             .clamp(STRIPE_WINDOW_S.0, STRIPE_WINDOW_S.1),

@@ -284,6 +284,12 @@ async fn simulated_payments_are_fulfilled_on_the_stage_gateway_only(backend: Bac
         order["payment"]["form"]["action"],
         format!("{STAGE}/Cashier/AioCheckOut/V5")
     );
+    // An ATM account stays open a day: the order waits two.
+    let expires_at =
+        chrono::DateTime::parse_from_rfc3339(order["expires_at"].as_str().expect("at"))
+            .expect("RFC 3339")
+            .timestamp();
+    assert!(expires_at - app.state.store.clock.now_ms() / 1000 >= 2 * 24 * 3600 - 60);
     let fields = &order["payment"]["form"]["fields"];
     let body = paid(
         fields["MerchantTradeNo"].as_str().expect("no"),
