@@ -267,7 +267,25 @@ pub async fn cancel_order(
             order.status
         )));
     }
+    close_at_provider(&state, &order).await;
     Ok(Json(order_view(&order)))
+}
+
+/// A cancelled WeChat Pay order is closed at WeChat Pay too, so its QR code stops taking money.
+/// Best effort: if WeChat Pay cannot be reached, its own `time_expire` closes it, and money paid
+/// in between is sent back like any payment for a cancelled order.
+async fn close_at_provider(state: &AppState, order: &bursar_store::orders::Order) {
+    if order.provider != bursar_payments::wechatpay::NAME {
+        return;
+    }
+    let (Some(wechatpay), Some(out_trade_no)) =
+        (&state.payments.wechatpay, order.provider_ref.as_deref())
+    else {
+        return;
+    };
+    if let Err(error) = wechatpay.close(out_trade_no).await {
+        tracing::warn!(order = %order.id, %error, "closing the WeChat Pay order failed");
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -550,5 +550,39 @@ async fn wechat_pay_without_a_public_key_downloads_platform_certificates(backend
     let (status, text) = deliver(&app, &body, &signed(CERTIFICATE_SERIAL, now, &body)).await;
     assert_eq!(status, 204, "{text}");
     assert_eq!(app.balance(&buyer).await.0, 500);
+
+    // A cancelled order is closed at WeChat Pay too, so its code takes no more money.
+    let second = app
+        .post(
+            "/api/v1/orders",
+            &buyer.token,
+            json!({"package_id": package_id, "provider": "wechatpay"}),
+        )
+        .await;
+    let order_id = second.json["id"].as_str().expect("id");
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            &buyer.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    let closed = format!(
+        "/v3/pay/transactions/out-trade-no/{}/close",
+        second.json["payment"]["id"]
+            .as_str()
+            .expect("id")
+            .strip_prefix("pay_")
+            .expect("pay_")
+    );
+    assert!(
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .any(|(method, path, body)| method == "POST"
+                && *path == closed
+                && body["mchid"] == MCHID)
+    );
     app.assert_ledger_ok().await;
 }
