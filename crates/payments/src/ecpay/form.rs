@@ -12,6 +12,10 @@ const TRADE_DESC_CHARS_MAX: usize = 200;
 const ITEM_NAME_CHARS_MAX: usize = 400;
 /// How long an ATM virtual account stays open, in days (ECPay allows 1–60).
 pub const ATM_EXPIRE_DAYS: u32 = 1;
+/// Convenience-store codes and barcodes stay payable for a week by default, longer than an
+/// order waits, and their codes are issued on ECPay's page rather than shown by Bursar: hidden
+/// from the cashier (`ChoosePayment=ALL` offers every other method).
+pub const IGNORE_PAYMENT: &str = "CVS#BARCODE";
 
 /// Taiwan keeps UTC+8 all year, and `MerchantTradeDate` is read in Taiwan time.
 fn taiwan() -> FixedOffset {
@@ -78,6 +82,7 @@ pub fn fields(keys: &HashKeys, checkout: &Checkout<'_>) -> Vec<(String, String)>
         ),
         ("ReturnURL", checkout.return_url.to_string()),
         ("ChoosePayment", "ALL".into()),
+        ("IgnorePayment", IGNORE_PAYMENT.into()),
         ("EncryptType", "1".into()),
         ("ClientBackURL", checkout.client_back_url.to_string()),
         ("PaymentInfoURL", checkout.payment_info_url.to_string()),

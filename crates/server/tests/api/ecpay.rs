@@ -175,6 +175,7 @@ async fn ecpay_orders_carry_a_signed_form_and_are_paid_once_by_verified_notifica
     assert_eq!(field("TotalAmount"), "300");
     assert_eq!(field("PaymentType"), "aio");
     assert_eq!(field("ChoosePayment"), "ALL");
+    assert_eq!(field("IgnorePayment"), "CVS#BARCODE");
     assert_eq!(field("EncryptType"), "1");
     assert_eq!(field("ReturnURL"), "http://127.0.0.1/api/v1/webhooks/ecpay");
     assert!(
