@@ -92,6 +92,12 @@ pub fn subscription_day_job(config: &Config, now_ms: i64) -> bursar_store::jobs:
     subscription_day_schedule(config).job_for(now_ms)
 }
 
+/// The WeChat Pay certificate refresh for the period `now_ms` falls in, as the worker enqueues
+/// it (tests enqueue it themselves).
+pub fn wechatpay_certificates_job(now_ms: i64) -> bursar_store::jobs::NewJob {
+    Schedule::every(wechatpay_certificates::KIND, wechatpay_certificates::PERIOD).job_for(now_ms)
+}
+
 /// Starts this instance's worker (unless jobs are off here) on `tracker`.
 pub fn spawn(state: &AppState, shutdown: CancellationToken, tracker: &TaskTracker) {
     if !state.config.jobs_enabled {

@@ -529,6 +529,32 @@ async fn wechat_pay_without_a_public_key_downloads_platform_certificates(backend
     .await
     .expect("stored");
     assert!(stored.contains("BEGIN CERTIFICATE"));
+    // The job downloads them again and stores them for every instance; an instance that
+    // meets a serial it does not know reloads what is stored.
+    let downloads = |seen: &Seen| {
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, path, _)| path == "/v3/certificates")
+            .count()
+    };
+    let before = downloads(&seen);
+    sqlx::query("DELETE FROM settings WHERE key = 'wechatpay_platform_certificates'")
+        .execute(&app.state.store.db.pool)
+        .await
+        .expect("deleted");
+    app.state.store.clock.advance_ms(12 * 3600 * 1000);
+    let job = bursar_server::jobs::wechatpay_certificates_job(app.state.store.clock.now_ms());
+    app.state.store.jobs.enqueue(&job).await.expect("enqueued");
+    app.settle_jobs().await;
+    assert_eq!(downloads(&seen), before + 1);
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT value FROM settings WHERE key = 'wechatpay_platform_certificates'",
+    )
+    .fetch_optional(&app.state.store.db.pool)
+    .await
+    .expect("read");
+    assert!(stored.is_some_and(|pems| pems.contains("BEGIN CERTIFICATE")));
     let placed = app
         .post(
             "/api/v1/orders",
@@ -544,11 +570,26 @@ async fn wechat_pay_without_a_public_key_downloads_platform_certificates(backend
         "TRANSACTION.SUCCESS",
         &transaction(out_trade_no, payment_id, 4500),
     );
+    // This instance forgets its certificates (as one started before they were stored would
+    // not have them): a callback naming an unknown serial reloads them from the database.
+    let wechatpay = app.state.payments.wechatpay.as_ref().expect("on");
+    wechatpay.install_certificates(&[]).expect("emptied");
+    assert!(wechatpay.certificate_serials().is_empty());
+    let downloaded = downloads(&seen);
     let now = clock_s(&app);
     let (status, text) = deliver(&app, &body, &signed(PUBLIC_KEY_ID, now, &body)).await;
     assert_eq!(status, 400, "a public key id is unknown here: {text}");
     let (status, text) = deliver(&app, &body, &signed(CERTIFICATE_SERIAL, now, &body)).await;
     assert_eq!(status, 204, "{text}");
+    assert_eq!(
+        downloads(&seen),
+        downloaded,
+        "reloaded from the database, not downloaded"
+    );
+    assert_eq!(
+        wechatpay.certificate_serials(),
+        vec![CERTIFICATE_SERIAL.to_string()]
+    );
     assert_eq!(app.balance(&buyer).await.0, 500);
 
     // A cancelled order is closed at WeChat Pay too, so its code takes no more money.
