@@ -318,3 +318,26 @@ impl PaymentProvider for Ecpay {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecpay_takes_whole_new_taiwan_dollars_only() {
+        let twd = |amount| Amount {
+            amount,
+            currency: CURRENCY.into(),
+        };
+        assert_eq!(whole_twd(&twd(30000)), Ok(300));
+        assert!(whole_twd(&twd(30050)).is_err());
+        assert!(whole_twd(&twd(0)).is_err());
+        assert!(
+            whole_twd(&Amount {
+                amount: 30000,
+                currency: "CNY".into()
+            })
+            .is_err()
+        );
+    }
+}

@@ -530,3 +530,39 @@ impl PaymentProvider for WechatPay {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_trade_numbers_fit_wechat_pays_rules_and_lead_back_to_the_payment() {
+        let id = "pay_0190f3e4a1b27c3d8e9f00112233aabb";
+        assert_eq!(
+            out_trade_no(id),
+            Ok("0190f3e4a1b27c3d8e9f00112233aabb".into())
+        );
+        assert_eq!(out_trade_no("pay_short1"), Ok("pay_short1".into()));
+        assert!(out_trade_no("pay_1").is_err(), "too short");
+        assert!(out_trade_no("pay_has/slash/in/it").is_err());
+    }
+
+    #[test]
+    fn time_expire_is_written_in_china_time() {
+        assert_eq!(
+            time_expire(1_765_000_000).as_deref(),
+            Some("2025-12-06T13:46:40+08:00")
+        );
+    }
+
+    #[test]
+    fn only_positive_cny_amounts_are_taken() {
+        let amount = |amount, currency: &str| Amount {
+            amount,
+            currency: currency.into(),
+        };
+        assert_eq!(cny_fen(&amount(4500, "CNY")), Ok(4500));
+        assert!(cny_fen(&amount(4500, "USD")).is_err());
+        assert!(cny_fen(&amount(0, "CNY")).is_err());
+    }
+}
