@@ -70,31 +70,29 @@ pub(super) fn settings(src: &Sources<'_>) -> Result<Option<WechatPaySettings>, C
     if values.iter().all(Option::is_none) {
         return Ok(None);
     }
-    if let Some(missing) = REQUIRED
-        .iter()
-        .zip(&values)
-        .find_map(|(name, value)| value.is_none().then_some(*name))
-    {
-        return Err(problem(
-            missing,
-            format!(
-                "WeChat Pay needs all of {}; this one is missing",
-                REQUIRED.join(", ")
-            ),
-        ));
-    }
+    let value = |index: usize| {
+        values[index].clone().ok_or_else(|| {
+            problem(
+                REQUIRED[index],
+                format!(
+                    "WeChat Pay needs all of {}; this one is missing",
+                    REQUIRED.join(", ")
+                ),
+            )
+        })
+    };
+    // Every missing setting is reported before any key is parsed.
     let [mchid, appid, serial_no, private_key, apiv3_key] =
-        <[Option<String>; 5]>::try_from(values).map_err(|_| problem(REQUIRED[0], "unreachable"))?;
+        [value(0)?, value(1)?, value(2)?, value(3)?, value(4)?];
     let (mchid, appid, serial_no) = (
-        mchid.unwrap_or_default().trim().to_string(),
-        appid.unwrap_or_default().trim().to_string(),
-        serial_no.unwrap_or_default().trim().to_string(),
+        mchid.trim().to_string(),
+        appid.trim().to_string(),
+        serial_no.trim().to_string(),
     );
-    let private_key =
-        MerchantKey::from_pem(&pem_text(REQUIRED[3], &private_key.unwrap_or_default())?)
-            .map_err(|e| problem(REQUIRED[3], e.to_string()))?;
-    let apiv3_key = ApiV3Key::new(apiv3_key.unwrap_or_default().trim())
-        .map_err(|e| problem(REQUIRED[4], e.to_string()))?;
+    let private_key = MerchantKey::from_pem(&pem_text(REQUIRED[3], &private_key)?)
+        .map_err(|e| problem(REQUIRED[3], e.to_string()))?;
+    let apiv3_key =
+        ApiV3Key::new(apiv3_key.trim()).map_err(|e| problem(REQUIRED[4], e.to_string()))?;
     let platform_public_key = match (
         src.var("BURSAR_WECHATPAY_PLATFORM_PUBLIC_KEY"),
         src.var("BURSAR_WECHATPAY_PLATFORM_PUBLIC_KEY_ID"),
