@@ -223,3 +223,48 @@ fn serve_refuses_an_alipay_key_that_does_not_parse_naming_its_setting() {
         "the key is never printed: {stderr}"
     );
 }
+
+#[test]
+fn serve_refuses_a_wechat_pay_key_that_does_not_parse_naming_its_setting() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bursar"))
+        .arg("serve")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("BURSAR_WECHATPAY_MCHID", "1900007291")
+        .env("BURSAR_WECHATPAY_APPID", "wxd678efh567hg6787")
+        .env(
+            "BURSAR_WECHATPAY_SERIAL_NO",
+            "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB",
+        )
+        .env(
+            "BURSAR_WECHATPAY_PRIVATE_KEY",
+            "-----BEGIN PRIVATE KEY-----\nQUJDREVGR0g=\n-----END PRIVATE KEY-----",
+        )
+        .env(
+            "BURSAR_WECHATPAY_APIV3_KEY",
+            "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb",
+        )
+        .output()
+        .expect("bursar runs");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BURSAR_WECHATPAY_PRIVATE_KEY"), "{stderr}");
+    assert!(
+        !stderr.contains("QUJDREVGR0g") && !stderr.contains("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb"),
+        "no secret is printed: {stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_an_incomplete_ecpay_setup_naming_the_missing_setting() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bursar"))
+        .arg("serve")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("BURSAR_ECPAY_MERCHANT_ID", "3002607")
+        .env("BURSAR_ECPAY_HASH_KEY", "pwFHCqoQZGmho4w6")
+        .output()
+        .expect("bursar runs");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BURSAR_ECPAY_HASH_IV"), "{stderr}");
+    assert!(!stderr.contains("pwFHCqoQZGmho4w6"), "{stderr}");
+}

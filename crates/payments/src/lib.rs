@@ -3,10 +3,12 @@
 
 pub mod alipay;
 pub mod bank_transfer;
+pub mod ecpay;
 pub mod provider;
 pub mod sandbox;
 pub mod signature;
 pub mod stripe;
+pub mod wechatpay;
 
 pub use provider::{
     Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment,

@@ -95,6 +95,12 @@ pub enum EventKind {
     Refused {
         reason: String,
     },
+    /// The provider issued what the person needs to pay later (ECPay's ATM virtual account:
+    /// bank code, account number, deadline): shown on the order, which stays pending until
+    /// the payment itself is reported.
+    AwaitingPayment {
+        instructions: BTreeMap<String, String>,
+    },
     /// A person finished saving a payment method (a Stripe SetupIntent succeeded); the setup is
     /// `provider_ref`, to be read back from the provider before the method is saved.
     MethodSetUp,

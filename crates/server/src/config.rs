@@ -1,8 +1,14 @@
 //! Settings, read from environment variables (or from `bursar.toml` lines `NAME = "value"`,
 //! which the binary loads into the environment before this runs).
 
+mod ecpay;
+mod wechatpay;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
+
+pub use ecpay::EcpaySettings;
+pub use wechatpay::WechatPaySettings;
 
 #[derive(Clone)]
 pub struct Config {
@@ -28,6 +34,9 @@ pub struct Config {
     pub order_ttl_s: i64,
     /// The same for bank transfers, which take days.
     pub bank_transfer_ttl_s: i64,
+    /// The account bank transfers are paid into, printed on every bank-transfer order (bank,
+    /// account name and number, as the business writes them).
+    pub bank_account: Option<String>,
     /// The address people and providers reach this server at (hosted pages, return URLs).
     /// Defaults to `http://<BURSAR_ADDR>`.
     pub public_url: String,
@@ -36,6 +45,8 @@ pub struct Config {
     pub stripe: Option<StripeSettings>,
     /// On when its app id and both keys are set.
     pub alipay: Option<AlipaySettings>,
+    pub wechatpay: Option<WechatPaySettings>,
+    pub ecpay: Option<EcpaySettings>,
     /// Sign in with Google, with Apple (OpenID Connect ID tokens), with Facebook.
     pub google: Option<OidcSettings>,
     pub apple: Option<OidcSettings>,
@@ -130,10 +141,13 @@ impl std::fmt::Debug for Config {
             .field("demo_catalog", &self.demo_catalog)
             .field("order_ttl_s", &self.order_ttl_s)
             .field("bank_transfer_ttl_s", &self.bank_transfer_ttl_s)
+            .field("bank_account", &self.bank_account)
             .field("public_url", &self.public_url)
             .field("sandbox_webhook_secret", &set(&self.sandbox_webhook_secret))
             .field("stripe", &self.stripe)
             .field("alipay", &self.alipay)
+            .field("wechatpay", &self.wechatpay)
+            .field("ecpay", &self.ecpay)
             .field("seller", &self.seller)
             .field("jobs_enabled", &self.jobs_enabled)
             .field("jobs_in_flight_max", &self.jobs_in_flight_max)
@@ -380,6 +394,7 @@ impl Config {
             demo_catalog: src.parsed("BURSAR_DEMO_CATALOG", true)?,
             order_ttl_s: src.parsed("BURSAR_ORDER_TTL_SECONDS", 30 * 60)?,
             bank_transfer_ttl_s: src.parsed("BURSAR_BANK_TRANSFER_TTL_SECONDS", 7 * 24 * 3600)?,
+            bank_account: src.var("BURSAR_BANK_ACCOUNT").map(|a| a.trim().to_string()),
             public_url: src.var("BURSAR_PUBLIC_URL").unwrap_or_else(|| {
                 format!(
                     "http://{}",
@@ -405,6 +420,8 @@ impl Config {
                         .unwrap_or_else(|| "https://api.stripe.com".into()),
                 }),
             alipay: alipay_settings(&src)?,
+            wechatpay: wechatpay::settings(&src)?,
+            ecpay: ecpay::settings(&src)?,
             google: oidc_settings(
                 &src,
                 [
@@ -514,10 +531,13 @@ impl Config {
             demo_catalog: false,
             order_ttl_s: 30 * 60,
             bank_transfer_ttl_s: 7 * 24 * 3600,
+            bank_account: None,
             public_url: "http://127.0.0.1".into(),
             sandbox_webhook_secret: Some("whsec_test_sandbox".into()),
             stripe: None,
             alipay: None,
+            wechatpay: None,
+            ecpay: None,
             google: None,
             apple: None,
             facebook: None,

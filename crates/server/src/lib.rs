@@ -20,6 +20,7 @@ pub mod routes;
 pub mod uniform_errors;
 pub mod views;
 pub mod web;
+pub mod wechatpay_certificates;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

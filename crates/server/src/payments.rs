@@ -8,8 +8,10 @@ use bursar_payments::PaymentProvider;
 use bursar_payments::alipay::keys::{AlipayPublicKey, AppPrivateKey};
 use bursar_payments::alipay::{Alipay, AlipayConfig};
 use bursar_payments::bank_transfer::BankTransfer;
+use bursar_payments::ecpay::{Ecpay, EcpayConfig};
 use bursar_payments::sandbox::Sandbox;
 use bursar_payments::stripe::{Stripe, StripeConfig};
+use bursar_payments::wechatpay::{WechatPay, WechatPayConfig};
 use bursar_store::{Store, settings};
 
 use crate::config::{AlipaySettings, Config};
@@ -44,9 +46,34 @@ pub fn shown_reason(error: &bursar_payments::ProviderError) -> String {
     }
 }
 
+/// Why a provider cannot take an amount in a currency it takes (ECPay's whole dollars), for
+/// the 422 that refuses the order before anything is created.
+pub fn amount_refusal(provider: &str, amount: &bursar_payments::Amount) -> Option<String> {
+    match provider {
+        bursar_payments::ecpay::NAME => bursar_payments::ecpay::whole_twd(amount).err(),
+        _ => None,
+    }
+}
+
+/// Why an order paid through `provider` cannot be refunded through it, for the admin who asks
+/// (422 before anything is clawed back).
+pub fn refund_refusal(provider: &str) -> Option<&'static str> {
+    (provider == bursar_payments::ecpay::NAME).then_some(bursar_payments::ecpay::REFUND_UNSUPPORTED)
+}
+
+/// Where a provider's callbacks go.
+fn webhook_url(config: &Config, provider: &str) -> String {
+    format!(
+        "{}/api/v1/webhooks/{provider}",
+        config.public_url.trim_end_matches('/')
+    )
+}
+
 pub struct Payments {
     providers: HashMap<&'static str, Arc<dyn PaymentProvider>>,
     pub sandbox: Arc<Sandbox>,
+    /// Kept apart for its platform certificates, which a job downloads.
+    pub wechatpay: Option<Arc<WechatPay>>,
 }
 
 impl Payments {
@@ -83,7 +110,36 @@ impl Payments {
                 Arc::new(alipay_provider(alipay, &config.public_url)?),
             );
         }
-        Ok(Self { providers, sandbox })
+        let wechatpay = config.wechatpay.as_ref().map(|settings| {
+            Arc::new(WechatPay::new(WechatPayConfig {
+                mchid: settings.mchid.clone(),
+                appid: settings.appid.clone(),
+                serial_no: settings.serial_no.clone(),
+                private_key: settings.private_key.clone(),
+                apiv3_key: settings.apiv3_key.clone(),
+                platform_public_key: settings.platform_public_key.clone(),
+                api_base: settings.api_base.clone(),
+                notify_url: webhook_url(config, bursar_payments::wechatpay::NAME),
+            }))
+        });
+        if let Some(wechatpay) = &wechatpay {
+            crate::wechatpay_certificates::load_stored(store, wechatpay).await;
+            providers.insert(bursar_payments::wechatpay::NAME, wechatpay.clone());
+        }
+        if let Some(settings) = &config.ecpay {
+            let ecpay = Ecpay::new(EcpayConfig {
+                merchant_id: settings.merchant_id.clone(),
+                hash_keys: settings.hash_keys.clone(),
+                gateway: settings.gateway.clone(),
+                webhook_url: webhook_url(config, bursar_payments::ecpay::NAME),
+            });
+            providers.insert(bursar_payments::ecpay::NAME, Arc::new(ecpay));
+        }
+        Ok(Self {
+            providers,
+            sandbox,
+            wechatpay,
+        })
     }
 
     /// The providers whose payments can be looked up, for reconciliation.

@@ -44,10 +44,16 @@ const PAYMENT_CLOSES_EARLY_S: i64 = 60;
 /// Stripe Checkout sessions last between 30 minutes and 24 hours.
 const STRIPE_WINDOW_S: (i64, i64) = (30 * 60 + 2 * PAYMENT_CLOSES_EARLY_S, 24 * 3600);
 
+/// ECPay orders may be paid by ATM transfer into a virtual account open for a day
+/// (`ExpireDate=1`, to the end of the next day in Taiwan): the order waits that long, so a
+/// transfer made in time never arrives for an expired order (ECPay refunds are not automatic).
+const ECPAY_WINDOW_S_MIN: i64 = 2 * 24 * 3600;
+
 /// How long an order waits for its payment.
 fn payment_window_s(config: &crate::Config, provider: &str) -> i64 {
     match provider {
         "bank_transfer" => config.bank_transfer_ttl_s,
+        "ecpay" => config.order_ttl_s.max(ECPAY_WINDOW_S_MIN),
         "stripe" => config
             .order_ttl_s
             .clamp(STRIPE_WINDOW_S.0, STRIPE_WINDOW_S.1),
@@ -161,6 +167,13 @@ pub(crate) async fn price_order(
         }
     };
     let discount = coupon.as_ref().map_or(0, |c| c.spec.discount.off(subtotal));
+    let total = bursar_payments::Amount {
+        amount: subtotal - discount,
+        currency: spec.price.currency.clone(),
+    };
+    if let Some(refusal) = crate::payments::amount_refusal(&basket.provider, &total) {
+        return Err(ApiError::invalid(refusal));
+    }
     let order_id = new_id("ord");
     Ok(NewOrder {
         payment_id: new_id("pay"),
@@ -231,8 +244,15 @@ async fn start_payment(state: &AppState, draft: &NewOrder, mode: Option<&str>) -
                 && let Some(reference) = &created.provider_ref
             {
                 payment["reference"] = reference.clone().into();
+                let into = match &state.config.bank_account {
+                    Some(account) => {
+                        payment["account"] = account.clone().into();
+                        format!(" to {account}")
+                    }
+                    None => String::new(),
+                };
                 payment["instructions"] = format!(
-                    "Transfer {} {} quoting {reference}; an admin confirms the order when it arrives.",
+                    "Transfer {} {}{into} quoting {reference}; an admin confirms the order when it arrives.",
                     receipts::format_amount(draft.total, &draft.currency), draft.currency
                 )
                 .into();

@@ -26,6 +26,13 @@ pub async fn receive_webhook(
         .filter(|p| p.name() != "bank_transfer")
         .ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
     let now_s = store.clock.now_ms().div_euclid(1000);
+    if provider_name == bursar_payments::wechatpay::NAME {
+        let serial = request
+            .header(bursar_payments::wechatpay::signing::HEADER_SERIAL)
+            .ok()
+            .flatten();
+        crate::wechatpay_certificates::reload_for_serial(state, serial, now_s).await;
+    }
     let event = provider
         .parse_webhook(request, now_s)
         .map_err(|error| match error {
@@ -43,6 +50,10 @@ pub async fn receive_webhook(
     }
     if event.kind == EventKind::MethodSetUp {
         return method_set_up(state, provider.as_ref(), &event).await;
+    }
+    if let EventKind::AwaitingPayment { instructions } = &event.kind {
+        awaiting_payment(state, &event, instructions).await?;
+        return Ok(provider.acknowledgement());
     }
     let fulfilment = store
         .ledger
@@ -96,6 +107,42 @@ async fn method_set_up(
         }
     }
     Ok(provider.acknowledgement())
+}
+
+/// The provider issued what the person needs to pay (ECPay's ATM virtual account): it is shown
+/// in the pending order's `payment` object as `atm` (`bank_code`, `v_account`, `expire_date`).
+/// Writing the same details twice changes nothing, so a repeated notice is harmless.
+async fn awaiting_payment(
+    state: &AppState,
+    event: &WebhookEvent,
+    instructions: &std::collections::BTreeMap<String, String>,
+) -> ApiResult<()> {
+    let Some(payment_id) = &event.payment_id else {
+        tracing::info!(event = %event.event_id, "payment instructions for no payment of ours");
+        return Ok(());
+    };
+    let Some(order) = state.store.order_by_payment(payment_id).await? else {
+        tracing::info!(event = %event.event_id, "payment instructions for an unknown payment");
+        return Ok(());
+    };
+    if order.status != bursar_core::OrderStatus::Pending {
+        return Ok(());
+    }
+    let mut payment: serde_json::Value = order
+        .payment_json
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| serde_json::json!({ "id": order.payment_id }));
+    payment["atm"] = serde_json::to_value(instructions).map_err(|_| ApiError::internal())?;
+    state
+        .store
+        .set_order_payment(
+            &order.id,
+            order.provider_ref.as_deref(),
+            &payment.to_string(),
+        )
+        .await?;
+    Ok(())
 }
 
 /// An admin's word that a bank transfer arrived: the pending `bank_transfer` order is paid and
@@ -153,7 +200,9 @@ fn payment_event(provider: &str, event: WebhookEvent) -> PaymentEvent {
             },
             EventKind::Refused { reason } => PaymentOutcome::Refused(reason),
             // Saved methods are not the ledger's business; `receive_webhook` handles them first.
-            EventKind::Ignored | EventKind::MethodSetUp => PaymentOutcome::Ignored,
+            EventKind::Ignored | EventKind::MethodSetUp | EventKind::AwaitingPayment { .. } => {
+                PaymentOutcome::Ignored
+            }
         },
         event_id: event.event_id,
         event_type: event.event_type,

@@ -26,6 +26,11 @@ pub async fn refund_order(
     refund: OrderRefund,
     key: Option<Idempotent>,
 ) -> ApiResult<Refunded> {
+    if let Some(order) = state.store.order(&refund.order_id).await?
+        && let Some(refusal) = crate::payments::refund_refusal(&order.provider)
+    {
+        return Err(ApiError::invalid(refusal));
+    }
     let executed = state
         .store
         .ledger

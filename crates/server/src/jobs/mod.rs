@@ -16,6 +16,7 @@ mod reconcile_payments;
 mod send_notification;
 mod send_sign_in_code;
 mod subscriptions;
+mod wechatpay_certificates;
 
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub use provider_refund::{ProviderRefund, send_refund};
 /// Every kind this server runs, and when the scheduled ones run.
 pub fn registry(config: &Config) -> Registry<AppState> {
     let sweep = expiry_sweep(config);
-    Registry::default()
+    let registry = Registry::default()
         .with(ProviderRefund)
         .with(expire_holds_and_grants::ExpireHoldsAndGrants)
         .with(expire_orders::ExpireOrders)
@@ -48,6 +49,7 @@ pub fn registry(config: &Config) -> Registry<AppState> {
         .with(subscriptions::SubscriptionDay)
         .with(deliver_rewards::DeliverRewards)
         .with(reconcile_payments::ReconcilePayments)
+        .with(wechatpay_certificates::WechatpayCertificates)
         .scheduled(Schedule::every(expire_holds_and_grants::KIND, sweep))
         .scheduled(topup_sweep_schedule(config))
         .scheduled(Schedule::every(expire_orders::KIND, sweep))
@@ -59,7 +61,14 @@ pub fn registry(config: &Config) -> Registry<AppState> {
             housekeeping::KIND,
             config.timezone,
         ))
-        .scheduled(subscription_day_schedule(config))
+        .scheduled(subscription_day_schedule(config));
+    // Platform certificates are only needed without a WeChat Pay public key.
+    match &config.wechatpay {
+        Some(wechatpay) if wechatpay.platform_public_key.is_none() => registry.scheduled(
+            Schedule::every(wechatpay_certificates::KIND, wechatpay_certificates::PERIOD),
+        ),
+        _ => registry,
+    }
 }
 
 fn expiry_sweep(config: &Config) -> Duration {
@@ -87,6 +96,12 @@ pub fn topup_sweep_job(config: &Config, now_ms: i64) -> bursar_store::jobs::NewJ
 /// (tests enqueue it themselves after moving the clock).
 pub fn subscription_day_job(config: &Config, now_ms: i64) -> bursar_store::jobs::NewJob {
     subscription_day_schedule(config).job_for(now_ms)
+}
+
+/// The WeChat Pay certificate refresh for the period `now_ms` falls in, as the worker enqueues
+/// it (tests enqueue it themselves).
+pub fn wechatpay_certificates_job(now_ms: i64) -> bursar_store::jobs::NewJob {
+    Schedule::every(wechatpay_certificates::KIND, wechatpay_certificates::PERIOD).job_for(now_ms)
 }
 
 /// Starts this instance's worker (unless jobs are off here) on `tracker`.

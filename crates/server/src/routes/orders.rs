@@ -98,10 +98,25 @@ pub struct PaymentView {
     pub qr_svg: Option<String>,
     /// A form to submit to the provider as it is (ECPay).
     pub form: Option<PaymentFormView>,
+    /// Where to pay an ECPay ATM order, once ECPay has issued a virtual account.
+    pub atm: Option<AtmAccountView>,
     /// The transfer reference to quote (bank transfers).
     pub reference: Option<String>,
     /// What to do, in words (bank transfers).
     pub instructions: Option<String>,
+}
+
+/// An ECPay ATM virtual account: the person transfers the order's total to it before the
+/// deadline; the order is paid when ECPay reports the transfer.
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AtmAccountView {
+    /// The receiving bank's code (`BankCode`).
+    pub bank_code: String,
+    /// The virtual account number (`vAccount`).
+    pub v_account: String,
+    /// The last day to pay (`ExpireDate`, `yyyy/MM/dd`, Taiwan time).
+    pub expire_date: String,
 }
 
 /// A form the client posts to `action` with `fields`, unchanged (they are signed).
@@ -271,7 +286,25 @@ pub async fn cancel_order(
             order.status
         )));
     }
+    close_at_provider(&state, &order).await;
     Ok(Json(order_view(&order)))
+}
+
+/// A cancelled WeChat Pay order is closed at WeChat Pay too, so its QR code stops taking money.
+/// Best effort: if WeChat Pay cannot be reached, its own `time_expire` closes it, and money paid
+/// in between is sent back like any payment for a cancelled order.
+async fn close_at_provider(state: &AppState, order: &bursar_store::orders::Order) {
+    if order.provider != bursar_payments::wechatpay::NAME {
+        return;
+    }
+    let (Some(wechatpay), Some(out_trade_no)) =
+        (&state.payments.wechatpay, order.provider_ref.as_deref())
+    else {
+        return;
+    };
+    if let Err(error) = wechatpay.close(out_trade_no).await {
+        tracing::warn!(order = %order.id, %error, "closing the WeChat Pay order failed");
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

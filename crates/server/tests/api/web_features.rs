@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, uuid_suffix};
+use crate::helpers::{Backend, TestApp, uuid_suffix};
 use crate::orders::package;
 use crate::web::{Browser, field_value, location, text_of};
 
@@ -14,6 +14,8 @@ crate::on_both_backends!(
     auto_top_up_shows_its_fee_as_typed_and_saves_a_rule_with_a_saved_card,
     a_subscription_bought_on_the_page_can_have_its_renewal_turned_off,
 );
+
+crate::for_both_backends!(a_bank_transfer_order_shows_its_reference_and_the_account_to_pay);
 
 async fn signed_up(app: &TestApp, merchant: bool) -> (Browser, String) {
     let browser = Browser::new(app);
@@ -476,4 +478,64 @@ async fn a_subscription_bought_on_the_page_can_have_its_renewal_turned_off(app: 
         )
         .await;
     assert_eq!(theirs.status, 404);
+}
+
+async fn a_bank_transfer_order_shows_its_reference_and_the_account_to_pay(backend: Backend) {
+    const ACCOUNT: &str = "Bursar Ltd, ICBC 6222 0000 1234 5678";
+    let app = TestApp::spawn_with(backend, "bank_account_page", |config| {
+        config.bank_account = Some(ACCOUNT.into());
+    })
+    .await;
+    let admin = app.admin().await;
+    let pack = package(
+        &app,
+        &admin,
+        json!({"name": "Pack", "kind": "credit_pack", "credits": 100,
+               "price": {"amount": 4500, "currency": "CNY"}}),
+    )
+    .await;
+    let (member, member_id) = signed_up(&app, false).await;
+    let placed = member
+        .submit(
+            "/account/buy",
+            "/account/buy",
+            &[
+                ("package_id", &pack),
+                ("provider", "bank_transfer"),
+                ("quantity", "1"),
+                ("order_key", &uuid_suffix()),
+            ],
+        )
+        .await;
+    assert_eq!(placed.status, 303, "{}", placed.text);
+    let order_page = member.get(&location(&placed)).await;
+    assert_eq!(order_page.status, 200);
+    let first = bursar_store::page::PageRequest {
+        limit: 1,
+        before: None,
+    };
+    let filter = bursar_store::orders::OrderFilter {
+        user_id: Some(member_id),
+        ..Default::default()
+    };
+    let order = app
+        .state
+        .store
+        .orders(&filter, &first)
+        .await
+        .expect("reads")
+        .data
+        .remove(0);
+    let payment: serde_json::Value =
+        serde_json::from_str(order.payment_json.as_deref().expect("payment")).expect("json");
+    assert_eq!(payment["account"], ACCOUNT);
+    assert!(
+        payment["instructions"]
+            .as_str()
+            .expect("instructions")
+            .contains(ACCOUNT)
+    );
+    let reference = payment["reference"].as_str().expect("reference");
+    assert!(order_page.text.contains(reference), "{}", order_page.text);
+    assert!(order_page.text.contains(ACCOUNT), "{}", order_page.text);
 }
