@@ -315,3 +315,5 @@ result-pending = Waiting for the payment…
 result-failed = Payment failed
 result-credited = { $credits } credits have been added to your balance.
 result-nothing-charged = Nothing was charged. Start a new order to try again.
+order-atm = Pay at an ATM or by online banking into bank { $bank }, account { $account }.
+order-atm-until = Pay before { $until }; your credits arrive once ECPay confirms the payment.

@@ -315,3 +315,5 @@ result-pending = 正在等待付款…
 result-failed = 付款失败
 result-credited = { $credits } 点已存入你的余额。
 result-nothing-charged = 未产生任何扣款。请重新下单再试。
+order-atm = 请通过 ATM 或网银转账至银行代码 { $bank }、账号 { $account }。
+order-atm-until = 请在 { $until } 前付款；绿界确认收款后点数即到账。

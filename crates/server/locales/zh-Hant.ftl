@@ -315,3 +315,5 @@ result-pending = 正在等待付款…
 result-failed = 付款失敗
 result-credited = { $credits } 點已存入你的餘額。
 result-nothing-charged = 沒有任何扣款。請重新下單再試。
+order-atm = 請透過 ATM 或網路銀行轉帳至銀行代碼 { $bank }、帳號 { $account }。
+order-atm-until = 請於 { $until } 前付款；綠界確認收款後點數即入帳。

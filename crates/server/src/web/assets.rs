@@ -9,6 +9,8 @@ use axum::routing::get;
 use crate::AppState;
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
+/// The one script of our own: sends a provider's checkout form (ECPay) by itself.
+const APP_JS: &str = include_str!("../../assets/app.js");
 /// htmx 2.0.11, pinned on purpose: 4.x swaps error responses into pages by default.
 const HTMX: &str = include_str!("../../assets/htmx-2.0.11.min.js");
 
@@ -17,6 +19,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS, false) }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS, false) }),
         )
         .route(
             "/static/htmx-2.0.11.min.js",

@@ -75,6 +75,16 @@ struct PaymentFacts {
     reference: Option<String>,
     account: Option<String>,
     qr_svg: Option<String>,
+    /// A form to post to the provider (ECPay's checkout), with every field it needs.
+    form: Option<ProviderForm>,
+    /// A virtual bank account to pay into (ECPay ATM): bank code, account, deadline.
+    atm: Option<(String, String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct ProviderForm {
+    action: String,
+    fields: Vec<(String, String)>,
 }
 
 impl PaymentFacts {
@@ -92,6 +102,25 @@ impl PaymentFacts {
             account: text(&payment["account"])
                 .or_else(|| text(&payment["bank_transfer"]["account"])),
             qr_svg: text(&payment["qr_svg"]),
+            form: text(&payment["form"]["action"]).map(|action| ProviderForm {
+                action,
+                fields: payment["form"]["fields"]
+                    .as_object()
+                    .map(|fields| {
+                        fields
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            atm: text(&payment["atm"]["v_account"]).map(|account| {
+                (
+                    text(&payment["atm"]["bank_code"]).unwrap_or_default(),
+                    account,
+                    text(&payment["atm"]["expire_date"]).unwrap_or_default(),
+                )
+            }),
         }
     }
 }

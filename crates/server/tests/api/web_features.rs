@@ -15,7 +15,10 @@ crate::on_both_backends!(
     a_subscription_bought_on_the_page_can_have_its_renewal_turned_off,
 );
 
-crate::for_both_backends!(a_bank_transfer_order_shows_its_reference_and_the_account_to_pay);
+crate::for_both_backends!(
+    a_bank_transfer_order_shows_its_reference_and_the_account_to_pay,
+    an_ecpay_order_page_carries_the_signed_form_that_sends_itself,
+);
 
 async fn signed_up(app: &TestApp, merchant: bool) -> (Browser, String) {
     let browser = Browser::new(app);
@@ -538,4 +541,67 @@ async fn a_bank_transfer_order_shows_its_reference_and_the_account_to_pay(backen
     let reference = payment["reference"].as_str().expect("reference");
     assert!(order_page.text.contains(reference), "{}", order_page.text);
     assert!(order_page.text.contains(ACCOUNT), "{}", order_page.text);
+}
+
+async fn an_ecpay_order_page_carries_the_signed_form_that_sends_itself(backend: Backend) {
+    let app = TestApp::spawn_with(backend, "ecpay_page", |config| {
+        config.ecpay = Some(bursar_server::config::EcpaySettings {
+            merchant_id: "3002607".into(),
+            hash_keys: bursar_payments::ecpay::checkmac::HashKeys {
+                key: "pwFHCqoQZGmho4w6".into(),
+                iv: "EkRm7iFT261dpevs".into(),
+            },
+            gateway: "https://payment-stage.ecpay.com.tw".into(),
+        });
+    })
+    .await;
+    let admin = app.admin().await;
+    let pack = package(
+        &app,
+        &admin,
+        json!({"name": "300 credits", "kind": "credit_pack", "credits": 300,
+               "price": {"amount": 30000, "currency": "TWD"}}),
+    )
+    .await;
+    let (member, _) = signed_up(&app, false).await;
+    let buy = member
+        .get(&format!("/account/buy?package_id={pack}&provider=ecpay"))
+        .await;
+    assert_eq!(
+        text_of(&buy.text, "total").as_deref(),
+        Some("NT$300"),
+        "TWD in whole dollars"
+    );
+    let placed = member
+        .submit(
+            "/account/buy",
+            "/account/buy",
+            &[
+                ("package_id", &pack),
+                ("provider", "ecpay"),
+                ("quantity", "1"),
+                ("order_key", &uuid_suffix()),
+            ],
+        )
+        .await;
+    assert_eq!(placed.status, 303, "{}", placed.text);
+    let page = member.get(&location(&placed)).await;
+    assert!(
+        page.text
+            .contains("action=\"https://payment-stage.ecpay.com.tw/Cashier/AioCheckOut/V5\""),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("data-autosubmit"));
+    assert!(page.text.contains("name=\"CheckMacValue\""));
+    assert!(page.text.contains("name=\"TotalAmount\" value=\"300\""));
+    assert!(page.text.contains("src=\"/static/app.js\""));
+    let csp = page.headers["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        csp.contains("form-action 'self' https:"),
+        "the form may post to ECPay: {csp}"
+    );
 }
