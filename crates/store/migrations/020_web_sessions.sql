@@ -5,6 +5,9 @@ CREATE TABLE web_sessions (
     token_hash   TEXT PRIMARY KEY,
     user_id      TEXT NOT NULL REFERENCES users (id),
     csrf_token   TEXT NOT NULL,
+    -- 'password', or 'code' for a one-time code, which (for a few minutes) lets a person who
+    -- forgot the password set a new one without it.
+    signed_in_with TEXT NOT NULL DEFAULT 'password',
     expires_at   BIGINT NOT NULL,
     revoked_at   BIGINT,
     created_at   BIGINT NOT NULL

@@ -12,6 +12,9 @@ pub struct WebSession {
     pub user_id: String,
     /// Sent back in every form this session posts.
     pub csrf_token: String,
+    /// `password` or `code`.
+    pub signed_in_with: String,
+    pub created_at_ms: i64,
 }
 
 // Written by hand so that the CSRF token never reaches a log through `{:?}`.
@@ -24,23 +27,27 @@ impl std::fmt::Debug for WebSession {
 }
 
 impl Store {
-    /// Starts a session for `user_id`; returns the cookie's token, which is never stored.
+    /// Starts a session for `user_id`, signed in with `password` or a `code`; returns the
+    /// cookie's token, which is never stored.
     pub async fn start_web_session(
         &self,
         user_id: &str,
         ttl_ms: i64,
+        signed_in_with: &str,
     ) -> Result<String, StoreError> {
         let token = new_secret("ws");
         let now = self.clock.now_ms();
         sqlx::query(
-            "INSERT INTO web_sessions (token_hash, user_id, csrf_token, expires_at, revoked_at, created_at)
-             VALUES ($1, $2, $3, $4, NULL, $5)",
+            "INSERT INTO web_sessions (token_hash, user_id, csrf_token, signed_in_with, expires_at,
+                                       revoked_at, created_at)
+             VALUES ($1, $2, $3, $6, $4, NULL, $5)",
         )
         .bind(sha256_hex(&token))
         .bind(user_id)
         .bind(new_secret("csrf"))
         .bind(now + ttl_ms)
         .bind(now)
+        .bind(signed_in_with)
         .execute(&self.db.pool)
         .await?;
         Ok(token)
@@ -49,7 +56,7 @@ impl Store {
     /// The live session a cookie's token names, if any.
     pub async fn web_session(&self, token: &str) -> Result<Option<WebSession>, StoreError> {
         let row = sqlx::query(
-            "SELECT user_id, csrf_token FROM web_sessions
+            "SELECT user_id, csrf_token, signed_in_with, created_at FROM web_sessions
              WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
         )
         .bind(sha256_hex(token))
@@ -60,6 +67,8 @@ impl Store {
             Ok(WebSession {
                 user_id: r.try_get("user_id")?,
                 csrf_token: r.try_get("csrf_token")?,
+                signed_in_with: r.try_get("signed_in_with")?,
+                created_at_ms: r.try_get("created_at")?,
             })
         })
         .transpose()

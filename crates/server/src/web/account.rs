@@ -175,7 +175,7 @@ pub async fn save_settings(
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
-    current_password: String,
+    current_password: Option<String>,
     new_password: String,
 }
 
@@ -187,7 +187,14 @@ pub async fn change_password(
     Form(form): Form<PasswordForm>,
 ) -> PageResult {
     let mut errors = FieldErrors::default();
-    if !password::verify(form.current_password, user.password_hash.clone()).await {
+    // Someone who forgot the password signs in with a code and then sets a new one.
+    if !page.fresh_code_sign_in
+        && !password::verify(
+            form.current_password.unwrap_or_default(),
+            user.password_hash.clone(),
+        )
+        .await
+    {
         errors.add("current_password", page.t.t("settings-current-wrong"));
     }
     if accounts::check_password(&form.new_password).is_err() {
@@ -216,7 +223,11 @@ pub async fn change_password(
         .or_page(&page)?;
     let token = state
         .store
-        .start_web_session(&user.id, state.config.refresh_token_ttl_s * 1000)
+        .start_web_session(
+            &user.id,
+            state.config.refresh_token_ttl_s * 1000,
+            "password",
+        )
         .await
         .or_page(&page)?;
     let secure = state.config.public_url.starts_with("https://");

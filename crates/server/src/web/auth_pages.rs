@@ -15,6 +15,7 @@ use super::errors::{OrPage, PageResult, render, render_with};
 use super::forms::{FieldErrors, filled, safe_next};
 use crate::AppState;
 use crate::app::accounts::{self, Registration};
+use crate::app::sign_in_codes;
 use crate::auth::ClientAddr;
 
 #[derive(Template)]
@@ -83,7 +84,7 @@ pub async fn login(
 ) -> PageResult {
     let next = safe_next(form.next.as_deref());
     match accounts::password_sign_in(&state, &address, &form.email, form.password).await {
-        Ok(user) => start_session(&state, &page, &user.id, &next).await,
+        Ok(user) => start_session(&state, &page, &user.id, &next, "password").await,
         Err(error) => {
             let mut errors = FieldErrors::default();
             let (key, status) = match error.status {
@@ -106,11 +107,18 @@ pub async fn login(
     }
 }
 
-/// Starts a web session for `user_id` and sends the browser on to `next`.
-async fn start_session(state: &AppState, page: &Page, user_id: &str, next: &str) -> PageResult {
+/// Starts a web session for `user_id` (signed in `with` a password or a code) and sends the
+/// browser on to `next`.
+async fn start_session(
+    state: &AppState,
+    page: &Page,
+    user_id: &str,
+    next: &str,
+    with: &str,
+) -> PageResult {
     let token = state
         .store
-        .start_web_session(user_id, state.config.refresh_token_ttl_s * 1000)
+        .start_web_session(user_id, state.config.refresh_token_ttl_s * 1000, with)
         .await
         .or_page(page)?;
     let secure = state.config.public_url.starts_with("https://");
@@ -197,7 +205,7 @@ pub async fn register(
                     .await
                     .or_page(&page)?;
                 let next = if merchant { "/merchant" } else { "/account" };
-                return start_session(&state, &page, &user.id, next).await;
+                return start_session(&state, &page, &user.id, next, "password").await;
             }
             Err(error) if error.status == StatusCode::CONFLICT => {
                 errors.add("email", page.t.t("register-email-taken"));
@@ -233,4 +241,132 @@ pub async fn logout(
     let mut response = Redirect::to("/").into_response();
     cookies::append(response.headers_mut(), cookies::session_removed(secure));
     Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "web/login_code.html")]
+struct CodePage<'a> {
+    page: &'a Page,
+    email: String,
+    /// The code was sent: ask for it.
+    sent: bool,
+    errors: FieldErrors,
+}
+
+/// Signing in with a one-time code sent by email: for someone without a password, or who
+/// forgot it (they can set a new one right after).
+pub async fn code_form(page: Page) -> PageResult {
+    let view = CodePage {
+        page: &page,
+        email: String::new(),
+        sent: false,
+        errors: FieldErrors::default(),
+    };
+    render(&page, &view)
+}
+
+#[derive(Deserialize)]
+pub struct CodeRequestForm {
+    email: String,
+}
+
+pub async fn send_code(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    page: Page,
+    Form(form): Form<CodeRequestForm>,
+) -> PageResult {
+    let mut errors = FieldErrors::default();
+    let channel = bursar_core::CodeChannel::Email;
+    let sent = match sign_in_codes::destination(channel, &form.email) {
+        Err(_) => {
+            errors.add("email", page.t.t("register-email-invalid"));
+            false
+        }
+        Ok(email) => {
+            let asked = async {
+                state.limiter.check_address(&address)?;
+                sign_in_codes::request(&state, channel, &email, &address).await
+            };
+            match asked.await {
+                Ok(()) => true,
+                Err(error) if error.status == StatusCode::TOO_MANY_REQUESTS => {
+                    errors.add("", page.t.t("login-too-many"));
+                    false
+                }
+                Err(error) if error.status.is_client_error() => {
+                    errors.add("", page.t.t("code-unavailable"));
+                    false
+                }
+                Err(error) => return Err(super::errors::from_api(&page, &error)),
+            }
+        }
+    };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let view = CodePage {
+        page: &page,
+        email: form.email,
+        sent,
+        errors,
+    };
+    render_with(&page, &view, status)
+}
+
+#[derive(Deserialize)]
+pub struct CodeVerifyForm {
+    email: String,
+    code: String,
+}
+
+pub async fn verify_code(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    page: Page,
+    Form(form): Form<CodeVerifyForm>,
+) -> PageResult {
+    let channel = bursar_core::CodeChannel::Email;
+    let verified = async {
+        let email = sign_in_codes::destination(channel, &form.email)?;
+        state.limiter.check_address(&address)?;
+        let code: String = form
+            .code
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(16)
+            .collect();
+        sign_in_codes::verify(&state, channel, &email, &code).await
+    };
+    match verified.await {
+        Ok((user, _)) => {
+            start_session(
+                &state,
+                &page,
+                &user.id,
+                "/account/settings#password",
+                "code",
+            )
+            .await
+        }
+        Err(error) if error.status.is_client_error() => {
+            let mut errors = FieldErrors::default();
+            let key = if error.status == StatusCode::TOO_MANY_REQUESTS {
+                "code-too-many"
+            } else {
+                "code-wrong"
+            };
+            errors.add("code", page.t.t(key));
+            let view = CodePage {
+                page: &page,
+                email: form.email,
+                sent: true,
+                errors,
+            };
+            render_with(&page, &view, StatusCode::UNAUTHORIZED)
+        }
+        Err(error) => Err(super::errors::from_api(&page, &error)),
+    }
 }

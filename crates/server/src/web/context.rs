@@ -24,6 +24,8 @@ pub struct Page {
     pub csrf: String,
     /// The path and query of this request, for the language switcher and `next=`.
     pub path: String,
+    /// Signed in minutes ago with a one-time code: a new password may be set without the old.
+    pub fresh_code_sign_in: bool,
 }
 
 impl Page {
@@ -40,6 +42,7 @@ impl Page {
             user,
             csrf,
             path,
+            fresh_code_sign_in: false,
         }
     }
 

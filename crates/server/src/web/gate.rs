@@ -11,10 +11,15 @@ use axum::response::Response;
 use axum_extra::extract::cookie::CookieJar;
 use bursar_core::{Language, UserStatus};
 use bursar_store::users::{User, UserChanges};
+use bursar_store::web_sessions::WebSession;
 
 use super::context::Page;
 use super::{cookies, errors, i18n};
 use crate::AppState;
+
+/// How long after signing in with a one-time code a new password may be set without the old
+/// one (the way back for someone who forgot it).
+pub const FRESH_CODE_SIGN_IN_MS: i64 = 15 * 60 * 1000;
 
 /// The largest form a page posts (a bank statement goes through the API, not a page).
 const FORM_BYTES_MAX: usize = 64 * 1024;
@@ -100,11 +105,16 @@ pub async fn find(state: &AppState, parts: &Parts) -> Result<Found, Response> {
         .and_then(|z| z.parse().ok())
         .unwrap_or(state.config.timezone);
     let csrf = match &session {
-        Some((_, csrf)) => csrf.clone(),
+        Some((_, session)) => session.csrf_token.clone(),
         None => visitor_token,
     };
+    let mut page = Page::new(language, zone, user, csrf, path);
+    page.fresh_code_sign_in = session.as_ref().is_some_and(|(_, session)| {
+        session.signed_in_with == "code"
+            && state.store.clock.now_ms() - session.created_at_ms < FRESH_CODE_SIGN_IN_MS
+    });
     Ok(Found {
-        page: Page::new(language, zone, user, csrf, path),
+        page,
         new_visitor_token,
         asked_language: asked,
     })
@@ -136,7 +146,10 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
 
 /// The session's user, when the cookie names a live session of an active user. A suspended
 /// user's session was ended with the suspension; a stale cookie is simply not a session.
-async fn signed_in_user(state: &AppState, token: &str) -> Result<Option<(User, String)>, Response> {
+async fn signed_in_user(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<(User, WebSession)>, Response> {
     let lookup = async {
         let Some(session) = state.store.web_session(token).await? else {
             return Ok(None);
@@ -144,7 +157,7 @@ async fn signed_in_user(state: &AppState, token: &str) -> Result<Option<(User, S
         let user = state.store.user(&session.user_id).await?;
         Ok::<_, bursar_store::StoreError>(
             user.filter(|u| u.status == UserStatus::Active)
-                .map(|u| (u, session.csrf_token)),
+                .map(|u| (u, session)),
         )
     };
     lookup.await.map_err(|error| {

@@ -46,6 +46,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/register",
             get(auth_pages::register_form).post(auth_pages::register),
         )
+        .route(
+            "/login/code",
+            get(auth_pages::code_form).post(auth_pages::send_code),
+        )
+        .route("/login/code/verify", post(auth_pages::verify_code))
         .route("/logout", post(auth_pages::logout))
         .route("/account", get(account::dashboard))
         .route(

@@ -522,6 +522,7 @@ async fn every_page_is_translated_in_both_chinese_scripts(app: TestApp) {
         "/account/marketplace".into(),
         "/account/auto-top-up".into(),
         "/account/subscriptions".into(),
+        "/login/code".into(),
         "/no/such/page".into(),
     ];
     for language in ["zh-Hans", "zh-Hant", "en"] {

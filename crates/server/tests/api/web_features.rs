@@ -18,6 +18,7 @@ crate::on_both_backends!(
 crate::for_both_backends!(
     a_bank_transfer_order_shows_its_reference_and_the_account_to_pay,
     an_ecpay_order_page_carries_the_signed_form_that_sends_itself,
+    a_forgotten_password_is_replaced_after_signing_in_with_an_emailed_code,
 );
 
 async fn signed_up(app: &TestApp, merchant: bool) -> (Browser, String) {
@@ -604,4 +605,111 @@ async fn an_ecpay_order_page_carries_the_signed_form_that_sends_itself(backend: 
         csp.contains("form-action 'self' https:"),
         "the form may post to ECPay: {csp}"
     );
+}
+
+/// The six digits in the last mail received.
+fn last_code(mails: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> String {
+    let mails = mails.lock().expect("lock").clone();
+    let text: Vec<char> = mails.last().expect("a mail arrived").chars().collect();
+    text.windows(6)
+        .map(|w| w.iter().collect::<String>())
+        .find(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .expect("six digits in the mail")
+}
+
+async fn a_forgotten_password_is_replaced_after_signing_in_with_an_emailed_code(backend: Backend) {
+    let (port, mails) = crate::notifications::smtp_sink().await;
+    let app = TestApp::spawn_with(backend, "code_sign_in_page", move |config| {
+        config.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+    })
+    .await;
+    let email = format!("forgot-{}@example.com", uuid_suffix());
+    app.send(
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        Some(&json!({"email": email, "password": "old password"})),
+        &[],
+    )
+    .await;
+    let browser = Browser::new(&app);
+    let asked = browser
+        .submit("/login/code", "/login/code", &[("email", &email)])
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.text);
+    assert!(
+        asked.text.contains("id=\"code\""),
+        "the page asks for the code"
+    );
+    let mut code = String::new();
+    for _ in 0..100 {
+        app.settle_jobs().await;
+        if !mails.lock().expect("lock").is_empty() {
+            code = last_code(&mails);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(code.len(), 6, "the code was mailed");
+    let wrong = browser
+        .submit(
+            "/login/code",
+            "/login/code/verify",
+            &[("email", &email), ("code", "000000")],
+        )
+        .await;
+    if code != "000000" {
+        assert_eq!(wrong.status, 401);
+        assert!(wrong.text.contains("id=\"code-error\""));
+    }
+    let signed_in = browser
+        .submit(
+            "/login/code",
+            "/login/code/verify",
+            &[("email", &email), ("code", &code)],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text);
+    assert!(location(&signed_in).starts_with("/account/settings"));
+    let settings = browser.get("/account/settings").await;
+    assert!(
+        !settings.text.contains("id=\"current_password\""),
+        "no old password asked"
+    );
+    let changed = browser
+        .submit(
+            "/account/settings",
+            "/account/password",
+            &[("new_password", "brand new one")],
+        )
+        .await;
+    assert_eq!(changed.status, 303, "{}", changed.text);
+    let login = app
+        .send(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": email, "password": "brand new one"})),
+            &[],
+        )
+        .await;
+    assert_eq!(login.status, 200, "the new password works");
+
+    // A session signed in with the password still needs the current one.
+    let other = Browser::new(&app);
+    other
+        .submit(
+            "/login",
+            "/login",
+            &[("email", &email), ("password", "brand new one")],
+        )
+        .await;
+    let refused = other
+        .submit(
+            "/account/settings",
+            "/account/password",
+            &[("new_password", "sneaky change")],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
 }
