@@ -25,6 +25,12 @@ pub fn idempotent(user_id: &str, key: &str, route: &str, material: &str) -> Idem
     }
 }
 
+/// A form that only carries its idempotency key (a claim, a cancellation).
+#[derive(Deserialize)]
+pub struct KeyedForm {
+    pub form_key: String,
+}
+
 /// A fresh key for a form about to be rendered.
 pub fn new_form_key() -> String {
     bursar_store::ids::new_id("web")

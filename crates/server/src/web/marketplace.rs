@@ -11,7 +11,7 @@ use bursar_store::marketplace::{Owner, Product, Redemption};
 use bursar_store::page::PageRequest;
 use serde::Deserialize;
 
-use super::actions::{self, Flash, after, idempotent, settled};
+use super::actions::{self, Flash, KeyedForm, after, idempotent, settled};
 use super::context::{Page, SignedIn};
 use super::errors::{OrPage, PageResult, render};
 use crate::AppState;
@@ -160,8 +160,23 @@ pub async fn confirm_cancel(
         .or_page(&page)?
         .filter(|r| r.user_id == user.id)
         .ok_or_else(|| super::errors::page(&page, super::errors::Problem::NotFound))?;
+    confirm_cancel_page(
+        &page,
+        &redemption,
+        &format!("{HERE}/redemptions/{id}/cancel"),
+        HERE,
+    )
+}
+
+/// "Cancel this redemption?", posting to `action`, for its member and its merchant alike.
+pub fn confirm_cancel_page(
+    page: &Page,
+    redemption: &Redemption,
+    action: &str,
+    back: &str,
+) -> PageResult {
     let view = ConfirmPage {
-        page: &page,
+        page,
         title: page.t.t("redemption-cancel-title"),
         question: page.t.t2(
             "redemption-cancel-question",
@@ -170,17 +185,12 @@ pub async fn confirm_cancel(
             "points",
             &page.fmt.credits(redemption.points_cost),
         ),
-        action: format!("/account/marketplace/redemptions/{id}/cancel"),
-        back: HERE.into(),
+        action: action.to_string(),
+        back: back.to_string(),
         button: page.t.t("redemption-cancel"),
         form_key: actions::new_form_key(),
     };
-    render(&page, &view)
-}
-
-#[derive(Deserialize)]
-pub struct KeyedForm {
-    form_key: String,
+    render(page, &view)
 }
 
 pub async fn cancel_own(

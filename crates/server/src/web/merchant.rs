@@ -12,11 +12,11 @@ use bursar_store::marketplace::{Owner, Product, ProductFields, Redemption};
 use bursar_store::page::PageRequest;
 use serde::Deserialize;
 
-use super::actions::{self, Flash, after};
+use super::actions::{self, Flash, KeyedForm, after};
 use super::context::{MerchantIn, Page, SignedIn};
 use super::errors::{OrPage, PageResult, Problem, render, render_with};
 use super::forms::{FieldErrors, filled};
-use super::marketplace::{ConfirmPage, cancel};
+use super::marketplace::{ConfirmPage, cancel, confirm_cancel_page};
 use crate::AppState;
 use crate::app::marketplace;
 use crate::error::ApiError;
@@ -338,27 +338,12 @@ pub async fn confirm_cancel(
         .or_page(&page)?
         .filter(|r| r.merchant_id == user.id)
         .ok_or_else(|| super::errors::page(&page, Problem::NotFound))?;
-    let view = ConfirmPage {
-        page: &page,
-        title: page.t.t("redemption-cancel-title"),
-        question: page.t.t2(
-            "redemption-cancel-question",
-            "product",
-            &redemption.product_name,
-            "points",
-            &page.fmt.credits(redemption.points_cost),
-        ),
-        action: format!("/merchant/redemptions/{id}/cancel"),
-        back: HERE.into(),
-        button: page.t.t("redemption-cancel"),
-        form_key: actions::new_form_key(),
-    };
-    render(&page, &view)
-}
-
-#[derive(Deserialize)]
-pub struct KeyedForm {
-    form_key: String,
+    confirm_cancel_page(
+        &page,
+        &redemption,
+        &format!("/merchant/redemptions/{id}/cancel"),
+        HERE,
+    )
 }
 
 pub async fn cancel_redemption(

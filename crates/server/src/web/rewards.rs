@@ -6,9 +6,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use bursar_store::page::PageRequest;
 use bursar_store::rewards::InboxItem;
-use serde::Deserialize;
 
-use super::actions::{self, Flash, after, idempotent, settled};
+use super::actions::{self, Flash, KeyedForm, after, idempotent, settled};
 use super::context::{Page, SignedIn};
 use super::errors::{OrPage, PageResult, render};
 use crate::AppState;
@@ -62,11 +61,6 @@ pub async fn show(
         form_key: actions::new_form_key(),
     };
     render(&page, &view)
-}
-
-#[derive(Deserialize)]
-pub struct KeyedForm {
-    form_key: String,
 }
 
 pub async fn claim_gift(
