@@ -607,10 +607,16 @@ async fn an_ecpay_order_page_carries_the_signed_form_that_sends_itself(backend: 
     );
 }
 
-/// The six digits in the last mail received.
+/// The six digits in the body of the last mail received.
 fn last_code(mails: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> String {
     let mails = mails.lock().expect("lock").clone();
-    let text: Vec<char> = mails.last().expect("a mail arrived").chars().collect();
+    let mail = mails.last().expect("a mail arrived");
+    // The body only: a header (the Message-ID's hex) may hold six digits in a row too.
+    let body = mail
+        .split_once("\r\n\r\n")
+        .or_else(|| mail.split_once("\n\n"))
+        .map_or(mail.as_str(), |(_, b)| b);
+    let text: Vec<char> = body.chars().collect();
     text.windows(6)
         .map(|w| w.iter().collect::<String>())
         .find(|w| w.chars().all(|c| c.is_ascii_digit()))
