@@ -41,12 +41,39 @@ impl Outcome {
 
 /// One client's own keep-alive connection. Requests are sent one at a time, so the connection
 /// is reopened only after a transport error.
-struct Connection {
-    host: String,
+pub(crate) struct Connection {
+    pub(crate) host: String,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Connection {
+    /// A connection (opened on first use) to the server at `base` (`http://host:port`).
+    pub(crate) fn new(base: &str) -> Self {
+        Self {
+            host: base
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+            sender: None,
+        }
+    }
+
+    /// Sends one request and reads the whole body; `None` (and the connection dropped, to be
+    /// reopened by the next request) on a transport error.
+    pub(crate) async fn exchange(&mut self, request: Request<Full<Bytes>>) -> Option<(u16, Bytes)> {
+        let answered = async {
+            let response = self.sender().await?.send_request(request).await.ok()?;
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect().await.ok()?.to_bytes();
+            Some((status, bytes))
+        }
+        .await;
+        if answered.is_none() {
+            self.sender = None;
+        }
+        answered
+    }
+
     async fn sender(&mut self) -> Option<&mut SendRequest<Full<Bytes>>> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             let stream = tokio::net::TcpStream::connect(&self.host).await.ok()?;
@@ -185,14 +212,7 @@ fn bearer(token: &str) -> HeaderValue {
 
 async fn client_loop(fixture: &Fixture, profile: Profile, deadline: Instant) -> Outcome {
     let mut client = Client {
-        connection: Connection {
-            host: fixture
-                .base
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_string(),
-            sender: None,
-        },
+        connection: Connection::new(&fixture.base),
         service_auth: bearer(&fixture.api_key),
         outcome: Outcome::default(),
     };
@@ -210,6 +230,8 @@ async fn client_loop(fixture: &Fixture, profile: Profile, deadline: Instant) -> 
             Profile::Spend | Profile::Hot => client.spend(user, 1).await,
             Profile::HoldCapture => client.hold_and_capture(user, captured).await,
             Profile::Balance => client.read_balance(token).await,
+            // Driven by `pages.rs`, never here.
+            Profile::Pages => break,
             Profile::Mixed => match roll {
                 0..70 => client.spend(user, 1).await,
                 70..85 => client.hold_and_capture(user, captured).await,

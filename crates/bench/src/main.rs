@@ -5,6 +5,7 @@
 //! cargo run --release -p bursar-bench -- --backend sqlite --profile spend --concurrency 256 --seconds 10
 
 mod load;
+mod pages;
 mod report;
 mod server;
 mod setup;
@@ -28,6 +29,10 @@ pub enum Profile {
     Balance,
     /// An AI service: 70% spends, 15% hold+capture, 15% balance reads.
     Mixed,
+    /// The web pages' latency on a large database: seeds `--users` users and `--transfers`
+    /// transfers through the API (a few heavy users with long histories), signs in on the web
+    /// form, then requests every member page at `--page-clients` clients.
+    Pages,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, serde::Serialize)]
@@ -73,6 +78,27 @@ pub struct Args {
     /// Show the server's own log lines (warnings and errors) on this terminal.
     #[arg(long)]
     pub server_logs: bool,
+    /// `pages`: transfers to seed in all (each user's grant counts as one).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub transfers: usize,
+    /// `pages`: users with long histories…
+    #[arg(long, default_value_t = 10)]
+    pub heavy_users: usize,
+    /// …of this many transfers each.
+    #[arg(long, default_value_t = 10_000)]
+    pub heavy_transfers: usize,
+    /// `pages`: ordinary users who sign in on the web form and whose pages are requested.
+    #[arg(long, default_value_t = 100)]
+    pub sessions: usize,
+    /// `pages`: clients requesting pages at once (modest, so latency is not queueing).
+    #[arg(long, default_value_t = 8)]
+    pub page_clients: usize,
+    /// `pages`: requests per page and kind of user (CSV exports for heavy users: a quarter).
+    #[arg(long, default_value_t = 1000)]
+    pub page_requests: usize,
+    /// `pages`: keep the database after a passing run too (to EXPLAIN its queries).
+    #[arg(long)]
+    pub keep_database: bool,
     /// Where to write the JSON result.
     #[arg(long, default_value = "bench-result.json")]
     pub out: PathBuf,
@@ -98,6 +124,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<bool> {
+    if matches!(args.profile, Profile::Pages) {
+        return pages::run(&args).await;
+    }
     let server = server::Server::start(&args).await?;
     let fixture = std::sync::Arc::new(setup::prepare(&server, &args).await?);
     eprintln!(

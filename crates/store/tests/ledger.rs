@@ -45,6 +45,7 @@ on_both_backends!(
     any_text_round_trips_through_a_batch,
     settled_holds_stop_reserving_in_later_batches,
     history_lists_indexed_and_unindexed_transfers_alike,
+    history_filters_kind_and_time_in_the_database,
     concurrent_balance_reads_each_get_their_own_users_balance,
 );
 
@@ -1070,6 +1071,103 @@ async fn history_lists_indexed_and_unindexed_transfers_alike(backend: Backend) {
     assert_eq!(listed.len(), 8);
     assert_eq!(listed, journal_ids(&store, &u).await);
     assert_ledger_consistent(&store).await;
+}
+
+/// `Store::history` applies kind and time filters in the database, page by page, and lists
+/// what filtering the plain listing would: as written (on SQLite the newest transfers may still
+/// be in the unindexed tail) and once everything is indexed.
+async fn history_filters_kind_and_time_in_the_database(backend: Backend) {
+    use bursar_store::ledger::read::HistoryFilter;
+    let store = open(backend, "history_filter").await;
+    let (u, other) = (
+        user(&store, "filter@example.com").await,
+        user(&store, "filter-other@example.com").await,
+    );
+    for who in [&u, &other] {
+        ok(&store, grant(who, 1_000, GrantSource::Purchase, 0, None)).await;
+        for amount in 1..=7 {
+            ok(&store, spend(who, amount)).await;
+        }
+        ok(&store, grant(who, 5, GrantSource::Bonus, 0, None)).await;
+    }
+    for indexed in [false, true] {
+        if indexed && backend == Backend::Sqlite {
+            indexed_through_everything(&store).await;
+        }
+        let all = store
+            .transactions(
+                &u,
+                &PageRequest {
+                    limit: 200,
+                    before: None,
+                },
+            )
+            .await
+            .expect("history reads")
+            .data;
+        assert_eq!(all.len(), 9);
+        let at = |created_at: &str| {
+            chrono::DateTime::parse_from_rfc3339(created_at)
+                .expect("RFC 3339")
+                .timestamp_millis()
+        };
+        let oldest_kind = all.last().expect("rows").kind.clone();
+        let cases = [
+            HistoryFilter::default(),
+            HistoryFilter {
+                kind: Some("spend".into()),
+                ..HistoryFilter::default()
+            },
+            HistoryFilter {
+                kind: Some(oldest_kind),
+                ..HistoryFilter::default()
+            },
+            HistoryFilter {
+                kind: Some("refund".into()),
+                ..HistoryFilter::default()
+            },
+            HistoryFilter {
+                from_ms: Some(at(&all[3].created_at)),
+                ..HistoryFilter::default()
+            },
+            HistoryFilter {
+                kind: Some("spend".into()),
+                from_ms: Some(at(&all[6].created_at)),
+                until_ms: Some(at(&all[2].created_at)),
+            },
+        ];
+        for filter in &cases {
+            let expected: Vec<&str> = all
+                .iter()
+                .filter(|t| {
+                    filter.kind.as_deref().is_none_or(|k| k == t.kind)
+                        && filter.from_ms.is_none_or(|f| at(&t.created_at) >= f)
+                        && filter.until_ms.is_none_or(|u| at(&t.created_at) < u)
+                })
+                .map(|t| t.id.as_str())
+                .collect();
+            let mut listed = Vec::new();
+            let mut before = None;
+            loop {
+                let page = store
+                    .history(&u, filter, &PageRequest { limit: 2, before })
+                    .await
+                    .expect("history reads");
+                assert!(page.data.iter().all(|t| t.paid_by.is_empty()));
+                listed.extend(page.data.into_iter().map(|t| (t.id, t.amount)));
+                match page.next_cursor {
+                    Some(cursor) => before = Some(cursor),
+                    None => break,
+                }
+            }
+            let ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+            assert_eq!(ids, expected, "{filter:?}, indexed: {indexed}");
+            for (id, amount) in &listed {
+                let plain = all.iter().find(|t| &t.id == id).expect("listed");
+                assert_eq!(*amount, plain.amount, "signed as in the plain listing");
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,35 +80,49 @@ impl Store {
             .fetch_all(&self.db.pool)
             .await?;
         let views = rows
-            .into_iter()
-            .map(|r| {
-                let amount: i64 = r.try_get("amount")?;
-                let debit_account: String = r.try_get("debit_account_id")?;
-                let account: String = r.try_get("account_id")?;
-                Ok(TransactionView {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    amount: if debit_account == account {
-                        -amount
-                    } else {
-                        amount
-                    },
-                    balance_after: r.try_get("balance_after")?,
-                    order_id: r.try_get("order_id")?,
-                    hold_id: r.try_get("hold_id")?,
-                    refund_of: r.try_get("refund_of")?,
-                    description: r.try_get("description")?,
-                    metadata: r
-                        .try_get::<Option<String>, _>("metadata")?
-                        .and_then(|m| serde_json::from_str(&m).ok()),
-                    paid_by: Vec::new(),
-                    created_at: rfc3339(r.try_get("created_at")?),
-                })
-            })
+            .iter()
+            .map(transaction_view)
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let mut page = page.finish(views, |t| t.id.clone());
         self.attach_paid_by(&mut page.data).await?;
         Ok(page)
+    }
+
+    /// The user's transfers that `filter` keeps, newest first, a page at a time: the filter is
+    /// applied in the database, so a page is one statement however far back in the history its
+    /// rows lie (a kind the user rarely has, or a date range long ago, reads the whole history
+    /// there instead of in the caller). Without `paid_by`, which the pages and the CSV export
+    /// do not show (`transactions` adds it, with a query per page). `limit` is capped at
+    /// `HISTORY_LIMIT_MAX` (an export reads in batches of that many).
+    pub async fn history(
+        &self,
+        user_id: &str,
+        filter: &HistoryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<TransactionView>, StoreError> {
+        let page = PageRequest {
+            limit: page.limit.clamp(1, HISTORY_LIMIT_MAX),
+            before: page.before.clone(),
+        };
+        let sql = match self.db.dialect {
+            Dialect::Postgres => HISTORY_FILTERED,
+            Dialect::Sqlite => HISTORY_FILTERED_IN_RUNS,
+        };
+        let rows = sqlx::query(sql)
+            .bind(user_id)
+            .bind(&self.asset)
+            .bind(page.before_or_max())
+            .bind(page.fetch_limit())
+            .bind(filter.kind.as_deref().unwrap_or_default())
+            .bind(filter.from_ms.unwrap_or(i64::MIN))
+            .bind(filter.until_ms.unwrap_or(i64::MAX))
+            .fetch_all(&self.db.pool)
+            .await?;
+        let views = rows
+            .iter()
+            .map(transaction_view)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(page.finish(views, |t| t.id.clone()))
     }
 
     /// Fills `paid_by` for the debits on a page, in one query.
@@ -162,16 +176,70 @@ impl Store {
     }
 }
 
-/// An account's history where every transfer is indexed by account as it is written.
+/// What `Store::history` keeps. Empty keeps everything.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// One transfer kind (`TransferKind::as_str`).
+    pub kind: Option<String>,
+    /// Created at or after this, in milliseconds since the epoch.
+    pub from_ms: Option<i64>,
+    /// Created before this (exclusive).
+    pub until_ms: Option<i64>,
+}
+
+/// The most rows one `Store::history` call returns.
+pub const HISTORY_LIMIT_MAX: i64 = 5_000;
+
+fn transaction_view(r: &sqlx::any::AnyRow) -> Result<TransactionView, sqlx::Error> {
+    let amount: i64 = r.try_get("amount")?;
+    let debit_account: String = r.try_get("debit_account_id")?;
+    let account: String = r.try_get("account_id")?;
+    Ok(TransactionView {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        amount: if debit_account == account {
+            -amount
+        } else {
+            amount
+        },
+        balance_after: r.try_get("balance_after")?,
+        order_id: r.try_get("order_id")?,
+        hold_id: r.try_get("hold_id")?,
+        refund_of: r.try_get("refund_of")?,
+        description: r.try_get("description")?,
+        metadata: r
+            .try_get::<Option<String>, _>("metadata")?
+            .and_then(|m| serde_json::from_str(&m).ok()),
+        paid_by: Vec::new(),
+        created_at: rfc3339(r.try_get("created_at")?),
+    })
+}
+
+/// An account's history where every transfer is indexed by account as it is written: its
+/// debits and its credits as two ordered scans of `transfers_debit` and `transfers_credit`, each
+/// stopping after `$4` rows, merged. (An `OR` join planned either a bitmap scan of every
+/// transfer of the account, sorted for each page, or a backward walk of the primary key
+/// filtered by account, which for a user with a short history reads most of the table: 0.06 s
+/// for 11 rows of 10,000 at a million transfers.) A transfer never debits and credits one
+/// account (`CHECK`), so no row comes twice.
 const TRANSACTIONS_INDEXED: &str = "
+    WITH account AS (
+        SELECT id FROM accounts WHERE owner_kind = 'user' AND owner_id = $1 AND asset = $2
+    )
     SELECT t.id, t.kind, t.amount, t.order_id, t.hold_id, t.refund_of, t.description,
            t.metadata, t.created_at,
            t.debit_account_id, a.id AS account_id,
            CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
                 ELSE t.credit_balance_after END AS balance_after
-    FROM accounts a JOIN transfers t
-      ON (t.debit_account_id = a.id OR t.credit_account_id = a.id)
-    WHERE a.owner_kind = 'user' AND a.owner_id = $1 AND a.asset = $2 AND t.id < $3
+    FROM (
+        (SELECT * FROM transfers
+         WHERE debit_account_id = (SELECT id FROM account) AND id < $3
+         ORDER BY id DESC LIMIT $4)
+        UNION ALL
+        (SELECT * FROM transfers
+         WHERE credit_account_id = (SELECT id FROM account) AND id < $3
+         ORDER BY id DESC LIMIT $4)
+    ) t CROSS JOIN account a
     ORDER BY t.id DESC LIMIT $4";
 
 /// SQLite, where the history index is built in runs (`ledger/history.rs`): the newest indexed
@@ -200,6 +268,63 @@ const TRANSACTIONS_INDEXED_IN_RUNS: &str = "
           AND t.rowid < (SELECT below FROM cursor)
           AND (t.debit_account_id = (SELECT id FROM account)
                OR t.credit_account_id = (SELECT id FROM account))
+    )
+    SELECT t.id, t.kind, t.amount, t.order_id, t.hold_id, t.refund_of, t.description,
+           t.metadata, t.created_at,
+           t.debit_account_id, a.id AS account_id,
+           CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
+                ELSE t.credit_balance_after END AS balance_after
+    FROM entries JOIN transfers t ON t.rowid = entries.transfer CROSS JOIN account a
+    ORDER BY t.rowid DESC LIMIT $4";
+
+/// `Store::history` on PostgreSQL: `TRANSACTIONS_INDEXED` with `$5` a kind or '' for any and
+/// `$6`..`$7` the creation time, applied in both scans before their limits.
+const HISTORY_FILTERED: &str = "
+    WITH account AS (
+        SELECT id FROM accounts WHERE owner_kind = 'user' AND owner_id = $1 AND asset = $2
+    )
+    SELECT t.id, t.kind, t.amount, t.order_id, t.hold_id, t.refund_of, t.description,
+           t.metadata, t.created_at,
+           t.debit_account_id, a.id AS account_id,
+           CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
+                ELSE t.credit_balance_after END AS balance_after
+    FROM (
+        (SELECT * FROM transfers
+         WHERE debit_account_id = (SELECT id FROM account) AND id < $3
+           AND ($5 = '' OR kind = $5) AND created_at >= $6 AND created_at < $7
+         ORDER BY id DESC LIMIT $4)
+        UNION ALL
+        (SELECT * FROM transfers
+         WHERE credit_account_id = (SELECT id FROM account) AND id < $3
+           AND ($5 = '' OR kind = $5) AND created_at >= $6 AND created_at < $7
+         ORDER BY id DESC LIMIT $4)
+    ) t CROSS JOIN account a
+    ORDER BY t.id DESC LIMIT $4";
+
+/// `Store::history` on SQLite: `TRANSACTIONS_INDEXED_IN_RUNS` with the filter applied inside
+/// both parts, before their limits.
+const HISTORY_FILTERED_IN_RUNS: &str = "
+    WITH account AS (
+        SELECT rowid AS seq, id FROM accounts
+        WHERE owner_kind = 'user' AND owner_id = $1 AND asset = $2
+    ),
+    cursor AS (
+        SELECT COALESCE((SELECT rowid FROM transfers WHERE id = $3), 9223372036854775807) AS below
+    ),
+    entries AS (
+        SELECT transfer FROM (
+            SELECT e.transfer FROM account_entries e JOIN transfers t ON t.rowid = e.transfer
+            WHERE e.account = (SELECT seq FROM account) AND e.transfer < (SELECT below FROM cursor)
+              AND ($5 = '' OR t.kind = $5) AND t.created_at >= $6 AND t.created_at < $7
+            ORDER BY e.transfer DESC LIMIT $4
+        )
+        UNION ALL
+        SELECT t.rowid FROM transfers t
+        WHERE t.rowid > (SELECT indexed_through FROM history_index)
+          AND t.rowid < (SELECT below FROM cursor)
+          AND (t.debit_account_id = (SELECT id FROM account)
+               OR t.credit_account_id = (SELECT id FROM account))
+          AND ($5 = '' OR t.kind = $5) AND t.created_at >= $6 AND t.created_at < $7
     )
     SELECT t.id, t.kind, t.amount, t.order_id, t.hold_id, t.refund_of, t.description,
            t.metadata, t.created_at,
