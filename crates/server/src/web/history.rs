@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use bursar_core::TransferKind;
-use bursar_store::ledger::read::TransactionView;
+use bursar_store::ledger::read::{HISTORY_LIMIT_MAX, HistoryFilter, TransactionView};
 use bursar_store::page::PageRequest;
 use chrono::{NaiveDate, TimeZone};
 use serde::Deserialize;
@@ -15,9 +15,7 @@ use super::context::{Page, SignedIn};
 use super::errors::{OrPage, PageResult, render};
 use crate::AppState;
 
-const PAGE_ROWS: usize = 25;
-/// Rows read from the store at a time while filtering.
-const SCAN_BATCH: i64 = 200;
+const PAGE_ROWS: i64 = 25;
 /// The most rows one CSV export holds.
 const EXPORT_ROWS_MAX: usize = 100_000;
 
@@ -30,84 +28,29 @@ pub struct Filters {
     cursor: Option<String>,
 }
 
-/// The filters as the store's rows are tested against them.
-struct Selection {
-    kind: Option<TransferKind>,
-    from_ms: Option<i64>,
-    /// Exclusive: the start of the day after `to`.
-    until_ms: Option<i64>,
-}
-
-impl Selection {
-    fn new(filters: &Filters, page: &Page) -> Self {
-        let day_start = |text: &Option<String>, days_after: i64| {
-            let date = NaiveDate::parse_from_str(text.as_deref()?.trim(), "%Y-%m-%d").ok()?;
-            let date = date.checked_add_days(chrono::Days::new(days_after as u64))?;
-            let midnight = date.and_hms_opt(0, 0, 0)?;
-            page.fmt
-                .zone
-                .from_local_datetime(&midnight)
-                .earliest()
-                .map(|t| t.timestamp_millis())
-        };
-        Self {
-            kind: filters.kind.as_deref().and_then(TransferKind::parse),
-            from_ms: day_start(&filters.from, 0),
-            until_ms: day_start(&filters.to, 1),
-        }
-    }
-
-    fn keeps(&self, row: &TransactionView) -> bool {
-        let at = chrono::DateTime::parse_from_rfc3339(&row.created_at)
+/// The filters as the store applies them.
+fn selection(filters: &Filters, page: &Page) -> HistoryFilter {
+    let day_start = |text: &Option<String>, days_after: u64| {
+        let date = NaiveDate::parse_from_str(text.as_deref()?.trim(), "%Y-%m-%d").ok()?;
+        let midnight = date
+            .checked_add_days(chrono::Days::new(days_after))?
+            .and_hms_opt(0, 0, 0)?;
+        page.fmt
+            .zone
+            .from_local_datetime(&midnight)
+            .earliest()
             .map(|t| t.timestamp_millis())
-            .unwrap_or_default();
-        self.kind.is_none_or(|k| k.as_str() == row.kind)
-            && self.from_ms.is_none_or(|from| at >= from)
-            && self.until_ms.is_none_or(|until| at < until)
-    }
-
-    /// Rows older than `from` cannot match, and the history runs newest first.
-    fn past_the_start(&self, row: &TransactionView) -> bool {
-        let at = chrono::DateTime::parse_from_rfc3339(&row.created_at)
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_default();
-        self.from_ms.is_some_and(|from| at < from)
-    }
-}
-
-/// Up to `wanted` matching rows after `cursor`, and the cursor of the next page when there is
-/// more to read.
-async fn select(
-    state: &AppState,
-    user_id: &str,
-    selection: &Selection,
-    cursor: Option<String>,
-    wanted: usize,
-) -> Result<(Vec<TransactionView>, Option<String>), bursar_store::StoreError> {
-    let mut rows = Vec::new();
-    let mut before = cursor.filter(|c| !c.is_empty());
-    loop {
-        let request = PageRequest {
-            limit: SCAN_BATCH,
-            before: before.clone(),
-        };
-        let batch = state.store.transactions(user_id, &request).await?;
-        for row in batch.data {
-            if selection.past_the_start(&row) {
-                return Ok((rows, None));
-            }
-            before = Some(row.id.clone());
-            if selection.keeps(&row) {
-                rows.push(row);
-                if rows.len() == wanted {
-                    let more = before.clone();
-                    return Ok((rows, more));
-                }
-            }
-        }
-        if batch.next_cursor.is_none() {
-            return Ok((rows, None));
-        }
+    };
+    HistoryFilter {
+        // A kind that names none is no filter, as an empty one is.
+        kind: filters
+            .kind
+            .as_deref()
+            .and_then(TransferKind::parse)
+            .map(|k| k.as_str().to_string()),
+        from_ms: day_start(&filters.from, 0),
+        // Exclusive: the start of the day after `to`.
+        until_ms: day_start(&filters.to, 1),
     }
 }
 
@@ -159,16 +102,16 @@ pub async fn list(
     SignedIn { page, user }: SignedIn,
     Query(filters): Query<Filters>,
 ) -> PageResult {
-    let selection = Selection::new(&filters, &page);
-    let (rows, next) = select(
-        &state,
-        &user.id,
-        &selection,
-        filters.cursor.clone(),
-        PAGE_ROWS,
-    )
-    .await
-    .or_page(&page)?;
+    let request = PageRequest {
+        limit: PAGE_ROWS,
+        before: filters.cursor.clone().filter(|c| !c.is_empty()),
+    };
+    let found = state
+        .store
+        .history(&user.id, &selection(&filters, &page), &request)
+        .await
+        .or_page(&page)?;
+    let (rows, next) = (found.data, found.next_cursor);
     let view = HistoryPage {
         page: &page,
         rows,
@@ -187,10 +130,27 @@ pub async fn csv(
     SignedIn { page, user }: SignedIn,
     Query(filters): Query<Filters>,
 ) -> PageResult {
-    let selection = Selection::new(&filters, &page);
-    let (rows, _) = select(&state, &user.id, &selection, None, EXPORT_ROWS_MAX)
-        .await
-        .or_page(&page)?;
+    let filter = selection(&filters, &page);
+    let mut rows = Vec::new();
+    let mut before = None;
+    // In the store's largest batches, until the history (or the export's bound) ends.
+    loop {
+        let request = PageRequest {
+            limit: HISTORY_LIMIT_MAX,
+            before,
+        };
+        let batch = state
+            .store
+            .history(&user.id, &filter, &request)
+            .await
+            .or_page(&page)?;
+        rows.extend(batch.data);
+        before = batch.next_cursor;
+        if before.is_none() || rows.len() >= EXPORT_ROWS_MAX {
+            break;
+        }
+    }
+    rows.truncate(EXPORT_ROWS_MAX);
     let mut writer = csv::Writer::from_writer(Vec::new());
     let columns = [
         "id",

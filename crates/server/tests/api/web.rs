@@ -604,6 +604,27 @@ async fn the_csv_export_matches_the_api(app: TestApp) {
     // The kind filter selects the same rows in the page and in the export.
     let spends = browser.get("/account/transactions.csv?kind=spend").await;
     assert_eq!(spends.text.lines().count(), 3, "a header and two spends");
+    // Dates are days in the user's zone (UTC here): today holds all three, yesterday none.
+    let now = chrono::DateTime::from_timestamp_millis(app.state.store.clock.now_ms()).expect("now");
+    let today = now.format("%Y-%m-%d").to_string();
+    let yesterday = (now - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let from_today = browser
+        .get(&format!(
+            "/account/transactions.csv?from={today}&to={today}"
+        ))
+        .await;
+    assert_eq!(from_today.text.lines().count(), 4, "{}", from_today.text);
+    let before = browser
+        .get(&format!("/account/transactions.csv?to={yesterday}"))
+        .await;
+    assert_eq!(
+        before.text.lines().count(),
+        1,
+        "only the header: {}",
+        before.text
+    );
     let page = browser.get("/account/transactions?kind=purchase").await;
     assert!(
         page.text.contains("+500") && !page.text.contains("-45"),
