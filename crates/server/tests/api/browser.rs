@@ -321,12 +321,20 @@ async fn journey(app: &TestApp, browser: &Client) {
         .await
         .expect("dashboard");
     wait_for_path(browser, "/login").await;
-    for path in ["/", "/login"] {
-        browser
-            .goto(&format!("{base}{path}"))
-            .await
-            .expect("public page");
-        accessible(browser, path).await;
+    // The pages for visitors, in every language.
+    for language in ["en", "zh-Hans", "zh-Hant"] {
+        for path in ["/", "/login", "/register", "/login/code"] {
+            browser
+                .goto(&format!("{base}{path}?lang={language}"))
+                .await
+                .expect("public page");
+            let html = browser.source().await.expect("source");
+            assert!(
+                !html.contains('⟦'),
+                "{path} in {language} lacks a catalog key"
+            );
+            accessible(browser, &format!("{path} {language}")).await;
+        }
     }
 
     // A merchant lists a product; the merchant's pages in three languages.
