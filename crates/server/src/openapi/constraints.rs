@@ -304,6 +304,12 @@ fn body_rules(providers: &[&str]) -> Vec<(&'static str, &'static str, Value)> {
             json!({"pattern": "^(\\+[1-9][0-9]{6,14})?$"}),
         ),
         (
+            "ProfileChanges",
+            "time_zone",
+            // Every IANA zone the server knows, or "" for the server's own.
+            one_of(std::iter::once("").chain(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()))),
+        ),
+        (
             "PaymentMethodRequest",
             "card_number",
             json!({"maxLength": 64}),
