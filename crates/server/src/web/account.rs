@@ -11,7 +11,6 @@ use bursar_store::users::{User, UserChanges};
 use serde::Deserialize;
 
 use super::context::{Page, SignedIn};
-use super::cookies;
 use super::errors::{OrPage, PageResult, render, render_with};
 use super::forms::FieldErrors;
 use crate::AppState;
@@ -221,17 +220,13 @@ pub async fn change_password(
         .update_user(&user.id, &changes)
         .await
         .or_page(&page)?;
-    let token = state
-        .store
-        .start_web_session(
-            &user.id,
-            state.config.refresh_token_ttl_s * 1000,
-            "password",
-        )
-        .await
-        .or_page(&page)?;
-    let secure = state.config.public_url.starts_with("https://");
-    let mut response = Redirect::to("/account/settings?saved=password").into_response();
-    cookies::append(response.headers_mut(), cookies::session(token, secure));
-    Ok(response)
+    // The new password ended every session, this one too: the browser that set it gets a new one.
+    super::auth_pages::start_session(
+        &state,
+        &page,
+        &user.id,
+        "/account/settings?saved=password",
+        "password",
+    )
+    .await
 }

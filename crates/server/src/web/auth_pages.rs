@@ -109,7 +109,7 @@ pub async fn login(
 
 /// Starts a web session for `user_id` (signed in `with` a password or a code) and sends the
 /// browser on to `next`.
-async fn start_session(
+pub(super) async fn start_session(
     state: &AppState,
     page: &Page,
     user_id: &str,
