@@ -291,6 +291,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 21,
+        name: "history filters",
+        sql: "",
+        sqlite_only: Some(include_str!("../migrations/021_history_filters.sqlite.sql")),
+        postgres_only: None,
+    },
 ];
 
 impl Db {

@@ -218,6 +218,11 @@ const SQLITE_CHECKS: &[(&str, &str)] = &[
                              AND a.id IN (t.debit_account_id, t.credit_account_id)
                              AND t.rowid <= (SELECT indexed_through FROM history_index))",
     ),
+    (
+        "account history entry whose kind or time differs from its transfer's",
+        "SELECT t.id FROM account_entries e JOIN transfers t ON t.rowid = e.transfer
+         WHERE e.kind <> t.kind OR e.created_at <> t.created_at",
+    ),
 ];
 
 /// PostgreSQL enforces the journal's references here rather than with foreign keys, whose

@@ -85,6 +85,17 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Forgets sessions that ended (expired or revoked) more than a day ago: a cookie that
+    /// names a forgotten session is refused just as one naming an ended session is.
+    pub async fn delete_ended_web_sessions(&self) -> Result<u64, StoreError> {
+        let cutoff = self.clock.now_ms() - 24 * 3600 * 1000;
+        let done = sqlx::query("DELETE FROM web_sessions WHERE expires_at < $1 OR revoked_at < $1")
+            .bind(cutoff)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// Ends every web session of a user on `conn`, inside the caller's transaction.

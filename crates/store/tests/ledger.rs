@@ -1181,7 +1181,8 @@ async fn verify_reports_a_history_index_that_differs_from_the_journal() {
     ok(&store, grant(&other, 100, GrantSource::Purchase, 0, None)).await;
     indexed_through_everything(&store).await;
     assert_ledger_consistent(&store).await;
-    // One entry lost, and one filed under an account the transfer never touched.
+    // One entry lost, one filed under an account the transfer never touched, and one whose
+    // copy of its transfer's kind no longer agrees.
     sqlx::query(
         "DELETE FROM account_entries WHERE transfer = 1
            AND account = (SELECT a.rowid FROM transfers t JOIN accounts a
@@ -1191,13 +1192,22 @@ async fn verify_reports_a_history_index_that_differs_from_the_journal() {
     .await
     .expect("drops an entry");
     sqlx::query(
-        "INSERT INTO account_entries (account, transfer)
-         SELECT a.rowid, (SELECT MAX(rowid) FROM transfers) FROM accounts a WHERE a.owner_id = $1",
+        "INSERT INTO account_entries (account, transfer, kind, created_at)
+         SELECT a.rowid, t.rowid, t.kind, t.created_at FROM accounts a, transfers t
+         WHERE a.owner_id = $1 AND t.rowid = (SELECT MAX(rowid) FROM transfers)",
     )
     .bind(&u)
     .execute(&store.db.pool)
     .await
     .expect("adds a stray entry");
+    sqlx::query(
+        "UPDATE account_entries SET kind = 'spend'
+         WHERE account = (SELECT rowid FROM accounts WHERE owner_id = $1)",
+    )
+    .bind(&other)
+    .execute(&store.db.pool)
+    .await
+    .expect("changes an entry's kind");
     let report = verify::verify(&store.db).await.expect("verify runs");
     let mentions = |what: &str| report.problems.iter().any(|p| p.contains(what));
     assert!(
@@ -1207,6 +1217,11 @@ async fn verify_reports_a_history_index_that_differs_from_the_journal() {
     );
     assert!(
         mentions("entry without an indexed transfer of that account"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        mentions("entry whose kind or time differs from its transfer's"),
         "{:?}",
         report.problems
     );

@@ -2,6 +2,7 @@
 //! filters select. It reads the same history as `GET /api/v1/me/transactions`.
 
 use askama::Template;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -9,6 +10,7 @@ use bursar_core::TransferKind;
 use bursar_store::ledger::read::{HISTORY_LIMIT_MAX, HistoryFilter, TransactionView};
 use bursar_store::page::PageRequest;
 use chrono::{NaiveDate, TimeZone};
+use futures::StreamExt;
 use serde::Deserialize;
 
 use super::context::{Page, SignedIn};
@@ -16,8 +18,6 @@ use super::errors::{OrPage, PageResult, render};
 use crate::AppState;
 
 const PAGE_ROWS: i64 = 25;
-/// The most rows one CSV export holds.
-const EXPORT_ROWS_MAX: usize = 100_000;
 
 #[derive(Debug, Default, Deserialize, Clone)]
 pub struct Filters {
@@ -124,60 +124,40 @@ pub async fn list(
 }
 
 /// Every row the filters select, as CSV (amounts in credits, times in RFC 3339 UTC, as the API
-/// gives them).
+/// gives them), streamed in the store's largest batches: memory stays at one batch however long
+/// the history, and the first batch is read before the answer starts, so a store that fails at
+/// once gives an error page. A failure later can only cut the download short (logged).
 pub async fn csv(
     State(state): State<AppState>,
     SignedIn { page, user }: SignedIn,
     Query(filters): Query<Filters>,
 ) -> PageResult {
     let filter = selection(&filters, &page);
-    let mut rows = Vec::new();
-    let mut before = None;
-    // In the store's largest batches, until the history (or the export's bound) ends.
-    loop {
-        let request = PageRequest {
-            limit: HISTORY_LIMIT_MAX,
-            before,
-        };
-        let batch = state
-            .store
-            .history(&user.id, &filter, &request)
-            .await
-            .or_page(&page)?;
-        rows.extend(batch.data);
-        before = batch.next_cursor;
-        if before.is_none() || rows.len() >= EXPORT_ROWS_MAX {
-            break;
+    let first = state
+        .store
+        .history(&user.id, &filter, &export_batch(None))
+        .await
+        .or_page(&page)?;
+    let head = csv_lines(&first.data, true).map_err(|_| super::errors::internal_page())?;
+    let store = state.store.clone();
+    let rest = futures::stream::try_unfold(first.next_cursor, move |cursor| {
+        let (store, user_id, filter) = (store.clone(), user.id.clone(), filter.clone());
+        async move {
+            let Some(before) = cursor else {
+                return Ok(None);
+            };
+            let batch = store
+                .history(&user_id, &filter, &export_batch(Some(before)))
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "transaction export cut short");
+                    std::io::Error::other("the export could not be read to its end")
+                })?;
+            let lines = csv_lines(&batch.data, false).map_err(std::io::Error::other)?;
+            Ok(Some((lines, batch.next_cursor)))
         }
-    }
-    rows.truncate(EXPORT_ROWS_MAX);
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let columns = [
-        "id",
-        "created_at",
-        "kind",
-        "amount",
-        "balance_after",
-        "order_id",
-        "description",
-    ];
-    let write = move || -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-        writer.write_record(columns)?;
-        for row in &rows {
-            writer.write_record([
-                row.id.as_str(),
-                row.created_at.as_str(),
-                row.kind.as_str(),
-                &row.amount.to_string(),
-                &row.balance_after.to_string(),
-                row.order_id.as_deref().unwrap_or_default(),
-                row.description.as_deref().unwrap_or_default(),
-            ])?;
-        }
-        writer.flush()?;
-        Ok(writer.into_inner()?)
-    };
-    let body = write().map_err(|_| super::errors::internal_page())?;
+    });
+    let body = futures::stream::once(async { Ok::<_, std::io::Error>(head) }).chain(rest);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -186,7 +166,43 @@ pub async fn csv(
                 "attachment; filename=\"transactions.csv\"",
             ),
         ],
-        body,
+        Body::from_stream(body),
     )
         .into_response())
+}
+
+fn export_batch(before: Option<String>) -> PageRequest {
+    PageRequest {
+        limit: HISTORY_LIMIT_MAX,
+        before,
+    }
+}
+
+/// `rows` as CSV lines, after the column names when `with_header`.
+fn csv_lines(rows: &[TransactionView], with_header: bool) -> Result<Bytes, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 96 + 64));
+    if with_header {
+        writer.write_record([
+            "id",
+            "created_at",
+            "kind",
+            "amount",
+            "balance_after",
+            "order_id",
+            "description",
+        ])?;
+    }
+    for row in rows {
+        writer.write_record([
+            row.id.as_str(),
+            row.created_at.as_str(),
+            row.kind.as_str(),
+            &row.amount.to_string(),
+            &row.balance_after.to_string(),
+            row.order_id.as_deref().unwrap_or_default(),
+            row.description.as_deref().unwrap_or_default(),
+        ])?;
+    }
+    let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(Bytes::from(bytes))
 }

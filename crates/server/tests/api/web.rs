@@ -18,6 +18,7 @@ crate::on_both_backends!(
     the_language_follows_the_setting_then_the_browser_then_the_switcher,
     every_page_is_translated_in_both_chinese_scripts,
     the_csv_export_matches_the_api,
+    an_export_longer_than_one_batch_streams_every_row_once,
     a_coupon_recomputes_the_price_and_a_bad_one_is_shown_beside_its_field,
     a_member_cannot_open_another_members_order,
     pages_carry_security_headers_and_browsers_get_an_html_404,
@@ -631,6 +632,44 @@ async fn the_csv_export_matches_the_api(app: TestApp) {
         "{}",
         page.text
     );
+}
+
+/// The export is streamed in the store's batches of 5,000: a history of 5,201 transfers comes
+/// out whole, newest first, each row once, across the batch boundaries.
+async fn an_export_longer_than_one_batch_streams_every_row_once(app: TestApp) {
+    use bursar_core::Credits;
+    use bursar_store::ledger::Command;
+    let (browser, user_id, _) = member_browser(&app).await;
+    app.grant(&user_id, 100_000).await;
+    let spends = 5_200;
+    for chunk in (0..spends).collect::<Vec<_>>().chunks(400) {
+        let runs = chunk.iter().map(|_| {
+            app.state.store.ledger.execute(Command::Spend {
+                user_id: user_id.clone(),
+                amount: Credits::new(1).expect("valid amount"),
+                description: None,
+                metadata: None,
+                actor: "test".into(),
+            })
+        });
+        for outcome in futures::future::join_all(runs).await {
+            outcome.expect("spend applies");
+        }
+    }
+    let export = browser.get("/account/transactions.csv").await;
+    assert_eq!(export.status, 200);
+    let mut reader = csv::Reader::from_reader(export.text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a row")).collect();
+    assert_eq!(rows.len(), spends + 1, "every spend and the grant");
+    let ids: std::collections::HashSet<&str> = rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(ids.len(), rows.len(), "no row twice");
+    let balances: Vec<i64> = rows
+        .iter()
+        .map(|r| r[4].parse().expect("balance_after"))
+        .collect();
+    let newest_first: Vec<i64> = (100_000 - spends as i64..=100_000).collect();
+    assert_eq!(balances, newest_first, "newest first");
+    assert_eq!(&rows[rows.len() - 1][2], "purchase");
 }
 
 async fn a_coupon_recomputes_the_price_and_a_bad_one_is_shown_beside_its_field(app: TestApp) {

@@ -2,7 +2,9 @@
 //! batches only append to `transfers`; between batches the writer moves the transfers after
 //! `history_index.indexed_through` into `account_entries`, in key order and in one
 //! transaction, so each account's index page is written once per run instead of once per
-//! transfer. Reads take the index plus the short unindexed tail (`read.rs`). PostgreSQL indexes
+//! transfer. Each entry carries its transfer's kind and time, so a filtered history reads only
+//! the entries (migration 021). Reads take the index plus the short unindexed tail (`read.rs`).
+//! PostgreSQL indexes
 //! each transfer as it is inserted and never runs this.
 
 use std::time::{Duration, Instant};
@@ -99,13 +101,14 @@ pub(crate) async fn index_run(db: &Db, conn: &mut AnyConnection) -> Result<Run, 
         });
     }
     sqlx::query(
-        "INSERT INTO account_entries (account, transfer)
-         SELECT account, transfer FROM (
-             SELECT a.rowid AS account, t.rowid AS transfer
+        "INSERT INTO account_entries (account, transfer, kind, created_at)
+         SELECT account, transfer, kind, created_at FROM (
+             SELECT a.rowid AS account, t.rowid AS transfer, t.kind, t.created_at
              FROM transfers t JOIN accounts a ON a.id = t.debit_account_id
              WHERE t.rowid > $1 AND t.rowid <= $2
              UNION ALL
-             SELECT a.rowid, t.rowid FROM transfers t JOIN accounts a ON a.id = t.credit_account_id
+             SELECT a.rowid, t.rowid, t.kind, t.created_at
+             FROM transfers t JOIN accounts a ON a.id = t.credit_account_id
              WHERE t.rowid > $1 AND t.rowid <= $2
          ) ORDER BY account, transfer",
     )

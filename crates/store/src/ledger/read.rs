@@ -302,7 +302,9 @@ const HISTORY_FILTERED: &str = "
     ORDER BY t.id DESC LIMIT $4";
 
 /// `Store::history` on SQLite: `TRANSACTIONS_INDEXED_IN_RUNS` with the filter applied inside
-/// both parts, before their limits.
+/// both parts, before their limits. The indexed part tests the kind and time the entries carry
+/// (migration 021), so a filter that keeps little reads the account's entries, which lie
+/// together, and visits only the transfers it keeps.
 const HISTORY_FILTERED_IN_RUNS: &str = "
     WITH account AS (
         SELECT rowid AS seq, id FROM accounts
@@ -313,9 +315,9 @@ const HISTORY_FILTERED_IN_RUNS: &str = "
     ),
     entries AS (
         SELECT transfer FROM (
-            SELECT e.transfer FROM account_entries e JOIN transfers t ON t.rowid = e.transfer
+            SELECT e.transfer FROM account_entries e
             WHERE e.account = (SELECT seq FROM account) AND e.transfer < (SELECT below FROM cursor)
-              AND ($5 = '' OR t.kind = $5) AND t.created_at >= $6 AND t.created_at < $7
+              AND ($5 = '' OR e.kind = $5) AND e.created_at >= $6 AND e.created_at < $7
             ORDER BY e.transfer DESC LIMIT $4
         )
         UNION ALL
