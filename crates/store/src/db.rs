@@ -298,6 +298,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: Some(include_str!("../migrations/021_history_filters.sqlite.sql")),
         postgres_only: None,
     },
+    Migration {
+        version: 22,
+        name: "web sign-in tickets",
+        sql: include_str!("../migrations/022_web_sign_in_tickets.sql"),
+        sqlite_only: None,
+        postgres_only: None,
+    },
 ];
 
 impl Db {

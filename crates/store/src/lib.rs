@@ -29,6 +29,7 @@ pub mod testing;
 pub mod users;
 pub mod verify;
 pub mod web_sessions;
+pub mod web_sign_in_tickets;
 pub mod webhooks;
 
 pub use clock::Clock;

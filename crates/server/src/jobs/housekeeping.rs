@@ -1,5 +1,6 @@
 //! `housekeeping`: forgets idempotency keys past the time the API promises to keep them, old
-//! sign-in codes, web sessions that ended, and jobs that finished long ago. Scheduled at local midnight (`BURSAR_TIMEZONE`).
+//! sign-in codes, web sessions that ended, web sign-in tickets nobody came back for, and jobs
+//! that finished long ago. Scheduled at local midnight (`BURSAR_TIMEZONE`).
 
 use bursar_store::jobs::ClaimedJob;
 use bursar_worker::{Job, JobError, JobFuture};
@@ -32,6 +33,7 @@ impl Job<AppState> for Housekeeping {
                 .map_err(JobError::from)?;
             store.delete_old_sign_in_codes().await?;
             store.delete_ended_web_sessions().await?;
+            store.delete_expired_sign_in_tickets().await?;
             let before = store.clock.now_ms() - DONE_JOBS_KEEP_MS;
             for _ in 0..STEPS_MAX {
                 if store.jobs.purge_done(before, DONE_JOBS_PER_STEP).await?
