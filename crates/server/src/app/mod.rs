@@ -10,6 +10,7 @@ pub mod bank_statements;
 pub mod checkout;
 pub mod daily_gift;
 pub mod fulfilment;
+pub mod identity_sign_in;
 pub mod marketplace;
 pub mod off_session;
 pub mod payment_methods;

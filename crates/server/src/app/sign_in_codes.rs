@@ -4,8 +4,7 @@
 //! Asking for a code answers the same whether or not the destination has an account, so the
 //! answer tells nobody who is registered.
 
-use bursar_core::{CodeChannel, IdentityProvider, LedgerError};
-use bursar_store::StoreError;
+use bursar_core::{CodeChannel, IdentityProvider};
 use bursar_store::identities::Claimed;
 use bursar_store::sign_in_codes::{ATTEMPTS_MAX, CodeLimits, Issued, NewCode};
 use bursar_store::users::User;
@@ -178,11 +177,5 @@ pub async fn verify(
         email_verified: email.is_some(),
         display_name: None,
     };
-    match state.store.sign_in_with(&claimed).await {
-        Ok(signed_in) => Ok((signed_in.user, signed_in.created)),
-        Err(StoreError::Domain(LedgerError::AccountSuspended)) => {
-            Err(ApiError::unauthorized("this account is suspended"))
-        }
-        Err(other) => Err(other.into()),
-    }
+    crate::app::identity_sign_in::sign_in_claimed(state, &claimed).await
 }

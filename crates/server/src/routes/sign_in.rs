@@ -5,15 +5,14 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bursar_core::{CodeChannel, IdentityProvider, LedgerError};
-use bursar_store::StoreError;
+use bursar_core::{CodeChannel, IdentityProvider};
 use bursar_store::identities::{Claimed, Identity, Linking, Unlinking};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::app::sign_in_codes;
-use crate::auth::oidc::{TokenError, VerifiedPerson};
+use crate::app::{identity_sign_in, sign_in_codes};
+use crate::auth::oidc::VerifiedPerson;
 use crate::auth::{Caller, ClientAddr};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::json::{Body, NoBody};
@@ -118,18 +117,6 @@ fn checked_token(token: &str, what: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn refused(error: TokenError) -> ApiError {
-    tracing::info!(%error, "a sign-in token was refused");
-    ApiError::unauthorized(error.to_string())
-}
-
-fn not_configured(provider: IdentityProvider) -> ApiError {
-    ApiError::invalid(format!(
-        "sign-in with {provider} is not configured on this server (GET /api/v1/auth/methods \
-         lists what is)"
-    ))
-}
-
 /// Sign in (or, signed in already, link) with a Google or Apple ID token. A new identity links
 /// to the account with the email the provider verified, else makes a member account.
 #[utoipa::path(post, path = "/api/v1/auth/oidc/{provider}", tag = "auth",
@@ -151,10 +138,9 @@ pub async fn oidc(
     let provider = IdentityProvider::parse(&provider)
         .filter(|p| matches!(p, IdentityProvider::Google | IdentityProvider::Apple))
         .ok_or_else(|| ApiError::not_found("ID token provider"))?;
-    let verifier = state
-        .sign_in
-        .oidc(provider)
-        .ok_or_else(|| not_configured(provider))?;
+    if state.sign_in.oidc(provider).is_none() {
+        return Err(identity_sign_in::not_configured(provider));
+    }
     let request = body.value;
     checked_token(&request.id_token, "id_token")?;
     if request
@@ -167,11 +153,13 @@ pub async fn oidc(
         )));
     }
     state.limiter.check_address(&address)?;
-    let now_s = state.store.clock.now_ms().div_euclid(1000);
-    let person = verifier
-        .verify(&request.id_token, request.nonce.as_deref(), now_s)
-        .await
-        .map_err(refused)?;
+    let person = identity_sign_in::verify_id_token(
+        &state,
+        provider,
+        &request.id_token,
+        request.nonce.as_deref(),
+    )
+    .await?;
     finish(&state, caller, provider, person).await
 }
 
@@ -190,18 +178,14 @@ pub async fn facebook(
     caller: Option<Caller>,
     body: Body<FacebookRequest>,
 ) -> ApiResult<Json<SignInSession>> {
-    let facebook = state
-        .sign_in
-        .facebook
-        .as_ref()
-        .ok_or_else(|| not_configured(IdentityProvider::Facebook))?;
+    if state.sign_in.facebook.is_none() {
+        return Err(identity_sign_in::not_configured(
+            IdentityProvider::Facebook,
+        ));
+    }
     checked_token(&body.value.access_token, "access_token")?;
     state.limiter.check_address(&address)?;
-    let now_s = state.store.clock.now_ms().div_euclid(1000);
-    let person = facebook
-        .verify(&body.value.access_token, now_s)
-        .await
-        .map_err(refused)?;
+    let person = identity_sign_in::verify_facebook_token(&state, &body.value.access_token).await?;
     finish(&state, caller, IdentityProvider::Facebook, person).await
 }
 
@@ -212,15 +196,15 @@ async fn finish(
     provider: IdentityProvider,
     person: VerifiedPerson,
 ) -> ApiResult<Json<SignInSession>> {
-    let claimed = Claimed {
-        provider,
-        subject: &person.subject,
-        email: person.email.as_deref(),
-        email_verified: person.email_verified,
-        display_name: person.name.as_deref(),
-    };
     let (user, created) = match caller {
         Some(caller) => {
+            let claimed = Claimed {
+                provider,
+                subject: &person.subject,
+                email: person.email.as_deref(),
+                email_verified: person.email_verified,
+                display_name: person.name.as_deref(),
+            };
             let user_id = caller.require_user()?;
             match state.store.link_identity(user_id, &claimed).await? {
                 Linking::Linked(_) => {}
@@ -237,13 +221,7 @@ async fn finish(
                 .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
             (user, false)
         }
-        None => match state.store.sign_in_with(&claimed).await {
-            Ok(signed_in) => (signed_in.user, signed_in.created),
-            Err(StoreError::Domain(LedgerError::AccountSuspended)) => {
-                return Err(ApiError::unauthorized("this account is suspended"));
-            }
-            Err(other) => return Err(other.into()),
-        },
+        None => identity_sign_in::sign_in(state, provider, &person).await?,
     };
     respond_signed_in(state, &user, created).await
 }
