@@ -12,7 +12,7 @@ pub mod wechatpay;
 
 pub use provider::{
     Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment,
-    CustomerRequest, EventKind, PaymentForm, PaymentProvider, PaymentQuery, PaymentRequest,
+    CustomerRequest, EventKind, HostedSetup, HostedSetupRequest, HostedSetupState, PaymentForm, PaymentProvider, PaymentQuery, PaymentRequest,
     PaymentStatus, ProviderError, RefundRequest, RefundResult, SavedMethod, SetupRequest,
     SetupState, StartedSetup, WebhookError, WebhookEvent, WebhookRequest,
 };

@@ -281,6 +281,39 @@ impl std::fmt::Debug for StartedSetup {
     }
 }
 
+/// A setup the person completes on the provider's own page (entering the card there, no
+/// script on Bursar's), after which the provider sends the browser to `success_url`.
+#[derive(Debug, Clone)]
+pub struct HostedSetupRequest {
+    pub customer_ref: String,
+    pub user_id: String,
+    /// The currency the method will be charged in (upper case, as Bursar writes it).
+    pub currency: String,
+    pub success_url: String,
+    pub cancel_url: String,
+    pub idempotency_key: String,
+}
+
+/// Where to send the person to complete a hosted setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedSetup {
+    /// The provider's id for the hosted page's session (`cs_…`).
+    pub provider_ref: String,
+    pub redirect_url: String,
+}
+
+/// A hosted setup's session as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedSetupState {
+    pub provider_ref: String,
+    /// The provider's status word (`open`, `complete`, `expired`).
+    pub status: String,
+    pub customer_ref: Option<String>,
+    /// The setup the session made (a SetupIntent, `seti_…`), which is read back and saved as
+    /// any other.
+    pub setup_ref: Option<String>,
+}
+
 /// A setup as the provider reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupState {
@@ -404,6 +437,23 @@ pub trait PaymentProvider: Send + Sync {
         &'a self,
         _provider_ref: &'a str,
     ) -> BoxFuture<'a, Result<SetupState, ProviderError>> {
+        Box::pin(async move { Err(setups_unsupported(self.name())) })
+    }
+
+    /// Starts a setup on the provider's hosted page, for a browser without the provider's
+    /// script.
+    fn start_hosted_setup<'a>(
+        &'a self,
+        _request: &'a HostedSetupRequest,
+    ) -> BoxFuture<'a, Result<HostedSetup, ProviderError>> {
+        Box::pin(async move { Err(setups_unsupported(self.name())) })
+    }
+
+    /// Reads a hosted setup's session back from the provider (never from the return URL).
+    fn fetch_hosted_setup<'a>(
+        &'a self,
+        _provider_ref: &'a str,
+    ) -> BoxFuture<'a, Result<HostedSetupState, ProviderError>> {
         Box::pin(async move { Err(setups_unsupported(self.name())) })
     }
 }

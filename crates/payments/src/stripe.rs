@@ -1,4 +1,5 @@
-//! Stripe: Checkout Sessions, refunds and `Stripe-Signature` webhooks over Stripe's HTTP API.
+//! Stripe: Checkout Sessions (payments, and cards saved on Stripe's page), SetupIntents, refunds
+//! and `Stripe-Signature` webhooks over Stripe's HTTP API.
 //!
 //! Requests are form-encoded in Stripe's bracket notation (`metadata[order_id]=…`) and
 //! authenticated with the secret key as a bearer token; every POST carries an
@@ -17,8 +18,9 @@ use serde_json::Value;
 
 use crate::provider::{
     Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment, CustomerRequest, EventKind,
-    PaymentProvider, PaymentRequest, ProviderError, RefundRequest, RefundResult, SavedMethod,
-    SetupRequest, SetupState, StartedSetup, WebhookError, WebhookEvent, WebhookRequest,
+    HostedSetup, HostedSetupRequest, HostedSetupState, PaymentProvider, PaymentRequest,
+    ProviderError, RefundRequest, RefundResult, SavedMethod, SetupRequest, SetupState,
+    StartedSetup, WebhookError, WebhookEvent, WebhookRequest,
 };
 use crate::signature::{TOLERANCE_S_DEFAULT, verify_v1};
 
@@ -276,6 +278,54 @@ impl PaymentProvider for Stripe {
         })
     }
 
+    /// A Checkout Session in setup mode: Stripe's own page takes the card and makes a
+    /// SetupIntent on the customer, then sends the browser to `success_url` (whose
+    /// `{CHECKOUT_SESSION_ID}` Stripe fills in).
+    fn start_hosted_setup<'a>(
+        &'a self,
+        request: &'a HostedSetupRequest,
+    ) -> BoxFuture<'a, Result<HostedSetup, ProviderError>> {
+        Box::pin(async move {
+            let form = Form::default()
+                .field("mode", "setup")
+                .field("customer", &request.customer_ref)
+                .field("currency", request.currency.to_ascii_lowercase())
+                .field("payment_method_types[0]", "card")
+                .field("success_url", &request.success_url)
+                .field("cancel_url", &request.cancel_url)
+                .field("metadata[bursar_user_id]", &request.user_id)
+                .field("setup_intent_data[metadata][bursar_user_id]", &request.user_id);
+            let session: CreatedSession =
+                send(self.post("/v1/checkout/sessions", &form, &request.idempotency_key)).await?;
+            Ok(HostedSetup {
+                provider_ref: session.id,
+                redirect_url: session.url,
+            })
+        })
+    }
+
+    fn fetch_hosted_setup<'a>(
+        &'a self,
+        provider_ref: &'a str,
+    ) -> BoxFuture<'a, Result<HostedSetupState, ProviderError>> {
+        Box::pin(async move {
+            path_safe(provider_ref, "Checkout Session")?;
+            let session: FetchedSetupSession =
+                send(self.get(&format!("/v1/checkout/sessions/{provider_ref}"))).await?;
+            if session.mode != "setup" {
+                return Err(ProviderError::Declined(format!(
+                    "Checkout Session {provider_ref} does not save a payment method"
+                )));
+            }
+            Ok(HostedSetupState {
+                provider_ref: session.id,
+                status: session.status.unwrap_or_default(),
+                customer_ref: session.customer.as_ref().and_then(id_of),
+                setup_ref: session.setup_intent.as_ref().and_then(id_of),
+            })
+        })
+    }
+
     fn refund<'a>(
         &'a self,
         request: &'a RefundRequest,
@@ -515,6 +565,16 @@ impl FetchedSetup {
             method,
         }
     }
+}
+
+/// A Checkout Session read back, for a hosted setup.
+#[derive(Deserialize)]
+struct FetchedSetupSession {
+    id: String,
+    mode: String,
+    status: Option<String>,
+    customer: Option<Value>,
+    setup_intent: Option<Value>,
 }
 
 #[derive(Deserialize)]

@@ -11,9 +11,9 @@ use axum::response::IntoResponse;
 use bursar_payments::signature::header_v1;
 use bursar_payments::stripe::{Stripe, StripeConfig};
 use bursar_payments::{
-    Amount, ChargeRequest, CustomerRequest, EventKind, PaymentProvider, PaymentRequest,
-    ProviderError, RefundRequest, SavedMethod, SetupRequest, WebhookError, WebhookEvent,
-    WebhookRequest,
+    Amount, ChargeRequest, CustomerRequest, EventKind, HostedSetupRequest, HostedSetupState,
+    PaymentProvider, PaymentRequest, ProviderError, RefundRequest, SavedMethod, SetupRequest,
+    WebhookError, WebhookEvent, WebhookRequest,
 };
 use serde_json::{Value, json};
 
@@ -577,6 +577,94 @@ async fn an_unfinished_setup_has_no_method_and_a_path_changing_id_is_never_sent(
         assert!(matches!(error, ProviderError::Declined(_)), "{error:?}");
     }
     assert_eq!(stub.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_hosted_setup_is_a_checkout_session_in_setup_mode_on_the_customer() {
+    let session = json!({"id": "cs_test_setup_1", "object": "checkout.session", "mode": "setup",
+        "url": "https://checkout.stripe.com/c/pay/cs_test_setup_1", "status": "open"});
+    let stub = Stub::start(&[("POST /v1/checkout/sessions", 200, session)]).await;
+    let request = HostedSetupRequest {
+        customer_ref: "cus_9".into(),
+        user_id: "usr_1".into(),
+        currency: "USD".into(),
+        success_url: "https://bursar.test/account/auto-top-up/cards/stripe/return?session_id={CHECKOUT_SESSION_ID}".into(),
+        cancel_url: "https://bursar.test/account/auto-top-up".into(),
+        idempotency_key: "setup_2".into(),
+    };
+    let started = stub
+        .stripe()
+        .start_hosted_setup(&request)
+        .await
+        .expect("started");
+    assert_eq!(started.provider_ref, "cs_test_setup_1");
+    assert_eq!(
+        started.redirect_url,
+        "https://checkout.stripe.com/c/pay/cs_test_setup_1"
+    );
+    let sent = &stub.requests()[0];
+    assert_eq!(sent.authorization.as_deref(), Some("Bearer sk_test_bursar"));
+    assert_eq!(sent.idempotency_key.as_deref(), Some("setup_2"));
+    for (key, value) in [
+        ("mode", "setup"),
+        ("customer", "cus_9"),
+        ("currency", "usd"),
+        ("payment_method_types[0]", "card"),
+        // Stripe fills the placeholder in, so it must reach Stripe as it is.
+        (
+            "success_url",
+            "https://bursar.test/account/auto-top-up/cards/stripe/return?session_id={CHECKOUT_SESSION_ID}",
+        ),
+        ("cancel_url", "https://bursar.test/account/auto-top-up"),
+        ("metadata[bursar_user_id]", "usr_1"),
+        ("setup_intent_data[metadata][bursar_user_id]", "usr_1"),
+    ] {
+        assert_eq!(sent.field(key), Some(value), "{key}");
+    }
+    assert_eq!(sent.field("line_items[0][quantity]"), None, "nothing to pay");
+}
+
+#[tokio::test]
+async fn a_hosted_setup_is_read_back_with_its_setup_intent_and_customer() {
+    let done = json!({"id": "cs_1", "object": "checkout.session", "mode": "setup",
+        "status": "complete", "customer": "cus_9", "setup_intent": "seti_7"});
+    let open = json!({"id": "cs_2", "object": "checkout.session", "mode": "setup",
+        "status": "open", "customer": {"id": "cus_9"}, "setup_intent": null});
+    let payment = json!({"id": "cs_3", "object": "checkout.session", "mode": "payment",
+        "status": "complete", "customer": "cus_9", "payment_intent": "pi_1"});
+    let stub = Stub::start(&[
+        ("GET /v1/checkout/sessions/cs_1", 200, done),
+        ("GET /v1/checkout/sessions/cs_2", 200, open),
+        ("GET /v1/checkout/sessions/cs_3", 200, payment),
+    ])
+    .await;
+    let stripe = stub.stripe();
+    let state = stripe.fetch_hosted_setup("cs_1").await.expect("read");
+    assert_eq!(
+        state,
+        HostedSetupState {
+            provider_ref: "cs_1".into(),
+            status: "complete".into(),
+            customer_ref: Some("cus_9".into()),
+            setup_ref: Some("seti_7".into()),
+        }
+    );
+    let unfinished = stripe.fetch_hosted_setup("cs_2").await.expect("read");
+    assert_eq!(unfinished.customer_ref.as_deref(), Some("cus_9"));
+    assert_eq!(unfinished.setup_ref, None);
+    // A payment's session saves no method; a session Stripe does not know is declined; an id
+    // that would change the path is never sent.
+    for id in ["cs_3", "cs_unknown"] {
+        let error = stripe.fetch_hosted_setup(id).await.expect_err("refused");
+        assert!(matches!(error, ProviderError::Declined(_)), "{id}: {error:?}");
+    }
+    for id in ["../customers/cus_9", "cs_1?expand[]=customer", ""] {
+        let error = stripe.fetch_hosted_setup(id).await.expect_err("refused");
+        assert!(matches!(error, ProviderError::Declined(_)), "{error:?}");
+    }
+    let sent = stub.requests();
+    assert_eq!(sent.len(), 4);
+    assert!(sent.iter().all(|r| r.method == Method::GET));
 }
 
 // ---- Webhooks ------------------------------------------------------------------------------
