@@ -329,3 +329,10 @@ code-too-many = Too many wrong codes. Ask for a new one.
 code-unavailable = Codes cannot be sent by email on this service.
 code-back = Sign in with a password instead
 settings-password-after-code = You signed in with a code, so you can set a new password without the old one.
+
+provider-or = Or
+provider-continue = Continue with { $provider }
+provider-cancelled = You cancelled signing in with { $provider }. Nothing was changed.
+provider-expired = Signing in with { $provider } took too long or was started in another browser. Please try again.
+provider-refused = { $provider } could not confirm who you are. Please try again, or sign in another way.
+provider-unlinked = This { $provider } account was removed from its Bursar account's ways to sign in. Please sign in another way.

@@ -329,3 +329,10 @@ code-too-many = 错误次数过多，请重新获取验证码。
 code-unavailable = 本服务无法通过邮件发送验证码。
 code-back = 改用密码登录
 settings-password-after-code = 你是用验证码登录的，因此无需旧密码即可设置新密码。
+
+provider-or = 或
+provider-continue = 使用 { $provider } 继续
+provider-cancelled = 你已取消使用 { $provider } 登录，未做任何更改。
+provider-expired = 使用 { $provider } 登录耗时过长，或是在另一个浏览器中开始的。请重试。
+provider-refused = { $provider } 无法确认你的身份。请重试，或改用其他方式登录。
+provider-unlinked = 此 { $provider } 账户已从其 Bursar 账户的登录方式中移除，请改用其他方式登录。

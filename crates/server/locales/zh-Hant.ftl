@@ -329,3 +329,10 @@ code-too-many = 錯誤次數過多，請重新取得驗證碼。
 code-unavailable = 本服務無法以電子郵件寄送驗證碼。
 code-back = 改用密碼登入
 settings-password-after-code = 你是以驗證碼登入的，因此不需舊密碼即可設定新密碼。
+
+provider-or = 或
+provider-continue = 使用 { $provider } 繼續
+provider-cancelled = 你已取消使用 { $provider } 登入，沒有任何變更。
+provider-expired = 使用 { $provider } 登入耗時過久，或是在另一個瀏覽器中開始的。請再試一次。
+provider-refused = { $provider } 無法確認你的身分。請再試一次，或改用其他方式登入。
+provider-unlinked = 此 { $provider } 帳戶已從其 Bursar 帳戶的登入方式中移除，請改用其他方式登入。

@@ -267,6 +267,8 @@ pub struct OidcSettings {
     pub jwks_url: String,
     /// The `iss` values accepted.
     pub issuers: Vec<String>,
+    /// Where the web pages send a browser to sign in (the provider's authorization endpoint).
+    pub authorize_url: String,
     /// The least time between two fetches of the keys caused by tokens naming unknown keys.
     pub min_refetch: std::time::Duration,
 }
@@ -276,6 +278,8 @@ impl OidcSettings {
     pub const GOOGLE_ISSUERS: &str = "https://accounts.google.com,accounts.google.com";
     pub const APPLE_JWKS_URL: &str = "https://appleid.apple.com/auth/keys";
     pub const APPLE_ISSUERS: &str = "https://appleid.apple.com";
+    pub const GOOGLE_AUTHORIZE_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+    pub const APPLE_AUTHORIZE_URL: &str = "https://appleid.apple.com/auth/authorize";
     /// A flood of tokens with invented key ids makes at most one fetch a minute.
     pub const MIN_REFETCH: std::time::Duration = std::time::Duration::from_secs(60);
 }
@@ -285,6 +289,13 @@ pub struct FacebookSettings {
     pub app_id: String,
     pub app_secret: String,
     pub graph_url: String,
+    /// Where the web pages send a browser to sign in (Facebook Login's dialog).
+    pub dialog_url: String,
+}
+
+impl FacebookSettings {
+    pub const GRAPH_URL: &str = "https://graph.facebook.com";
+    pub const DIALOG_URL: &str = "https://www.facebook.com/v19.0/dialog/oauth";
 }
 
 impl std::fmt::Debug for FacebookSettings {
@@ -292,6 +303,7 @@ impl std::fmt::Debug for FacebookSettings {
         f.debug_struct("FacebookSettings")
             .field("app_id", &self.app_id)
             .field("graph_url", &self.graph_url)
+            .field("dialog_url", &self.dialog_url)
             .finish_non_exhaustive()
     }
 }
@@ -303,19 +315,24 @@ fn list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// `BURSAR_<NAME>_CLIENT_IDS` turns the provider on; its JWKS URL and issuers default to the
-/// provider's own.
+/// `BURSAR_<NAME>_CLIENT_IDS` turns the provider on; its JWKS URL, issuers and authorization
+/// endpoint default to the provider's own.
 fn oidc_settings(
     src: &Sources<'_>,
-    names: [&'static str; 3],
-    defaults: (&str, &str),
+    names: [&'static str; 4],
+    defaults: [&str; 3],
 ) -> Option<OidcSettings> {
-    let [client_ids, jwks_url, issuers] = names;
+    let [client_ids, jwks_url, issuers, authorize_url] = names;
+    let [default_jwks_url, default_issuers, default_authorize_url] = defaults;
     let client_ids = list(&src.var(client_ids)?);
     (!client_ids.is_empty()).then(|| OidcSettings {
         client_ids,
-        jwks_url: src.var(jwks_url).unwrap_or_else(|| defaults.0.into()),
-        issuers: list(&src.var(issuers).unwrap_or_else(|| defaults.1.into())),
+        jwks_url: src.var(jwks_url).unwrap_or_else(|| default_jwks_url.into()),
+        issuers: list(&src.var(issuers).unwrap_or_else(|| default_issuers.into())),
+        authorize_url: src
+            .var(authorize_url)
+            .map(|url| url.trim().to_string())
+            .unwrap_or_else(|| default_authorize_url.into()),
         min_refetch: OidcSettings::MIN_REFETCH,
     })
 }
@@ -428,8 +445,13 @@ impl Config {
                     "BURSAR_GOOGLE_CLIENT_IDS",
                     "BURSAR_GOOGLE_JWKS_URL",
                     "BURSAR_GOOGLE_ISSUER",
+                    "BURSAR_GOOGLE_AUTHORIZE_URL",
                 ],
-                (OidcSettings::GOOGLE_JWKS_URL, OidcSettings::GOOGLE_ISSUERS),
+                [
+                    OidcSettings::GOOGLE_JWKS_URL,
+                    OidcSettings::GOOGLE_ISSUERS,
+                    OidcSettings::GOOGLE_AUTHORIZE_URL,
+                ],
             ),
             apple: oidc_settings(
                 &src,
@@ -437,8 +459,13 @@ impl Config {
                     "BURSAR_APPLE_CLIENT_IDS",
                     "BURSAR_APPLE_JWKS_URL",
                     "BURSAR_APPLE_ISSUER",
+                    "BURSAR_APPLE_AUTHORIZE_URL",
                 ],
-                (OidcSettings::APPLE_JWKS_URL, OidcSettings::APPLE_ISSUERS),
+                [
+                    OidcSettings::APPLE_JWKS_URL,
+                    OidcSettings::APPLE_ISSUERS,
+                    OidcSettings::APPLE_AUTHORIZE_URL,
+                ],
             ),
             facebook: match (
                 src.var("BURSAR_FACEBOOK_APP_ID"),
@@ -449,7 +476,11 @@ impl Config {
                     app_secret,
                     graph_url: src
                         .var("BURSAR_FACEBOOK_GRAPH_URL")
-                        .unwrap_or_else(|| "https://graph.facebook.com".into()),
+                        .unwrap_or_else(|| FacebookSettings::GRAPH_URL.into()),
+                    dialog_url: src
+                        .var("BURSAR_FACEBOOK_DIALOG_URL")
+                        .map(|url| url.trim().to_string())
+                        .unwrap_or_else(|| FacebookSettings::DIALOG_URL.into()),
                 }),
                 (None, None) => None,
                 _ => {
@@ -676,6 +707,56 @@ mod tests {
         )]);
         let config = Config::from_sources(&file).expect("valid");
         assert_eq!(config.daily_gift_schedule.credits_for(4), 1);
+    }
+
+    #[test]
+    fn the_web_sign_in_addresses_default_to_the_providers_own() {
+        let on = HashMap::from([
+            (
+                "BURSAR_GOOGLE_CLIENT_IDS".to_string(),
+                "web.apps".to_string(),
+            ),
+            (
+                "BURSAR_APPLE_CLIENT_IDS".to_string(),
+                "com.example".to_string(),
+            ),
+            ("BURSAR_FACEBOOK_APP_ID".to_string(), "123".to_string()),
+            ("BURSAR_FACEBOOK_APP_SECRET".to_string(), "s".to_string()),
+        ]);
+        let config = Config::from_sources(&on).expect("valid");
+        let google = config.google.expect("google on");
+        assert_eq!(
+            google.authorize_url,
+            "https://accounts.google.com/o/oauth2/v2/auth"
+        );
+        assert_eq!(
+            config.apple.expect("apple on").authorize_url,
+            "https://appleid.apple.com/auth/authorize"
+        );
+        let facebook = config.facebook.expect("facebook on");
+        assert_eq!(
+            facebook.dialog_url,
+            "https://www.facebook.com/v19.0/dialog/oauth"
+        );
+        assert_eq!(facebook.graph_url, "https://graph.facebook.com");
+        let mut moved = on.clone();
+        moved.insert(
+            "BURSAR_GOOGLE_AUTHORIZE_URL".to_string(),
+            " https://login.example/auth ".to_string(),
+        );
+        moved.insert(
+            "BURSAR_FACEBOOK_DIALOG_URL".to_string(),
+            "https://www.facebook.com/v20.0/dialog/oauth".to_string(),
+        );
+        let config = Config::from_sources(&moved).expect("valid");
+        assert_eq!(
+            config.google.expect("on").authorize_url,
+            "https://login.example/auth"
+        );
+        assert_eq!(
+            config.facebook.expect("on").dialog_url,
+            "https://www.facebook.com/v20.0/dialog/oauth"
+        );
     }
 
     /// A's vectors: A4's app key (PKCS#1 PEM) and A1's Alipay key (bare Base64 SPKI).

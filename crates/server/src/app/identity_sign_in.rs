@@ -54,10 +54,7 @@ pub async fn verify_facebook_token(
         .as_ref()
         .ok_or_else(|| not_configured(IdentityProvider::Facebook))?;
     let now_s = state.store.clock.now_ms().div_euclid(1000);
-    facebook
-        .verify(access_token, now_s)
-        .await
-        .map_err(refused)
+    facebook.verify(access_token, now_s).await.map_err(refused)
 }
 
 /// Signs in with an identity the provider has vouched for: its account, else the account with

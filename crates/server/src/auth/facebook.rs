@@ -1,6 +1,8 @@
 //! Sign in with Facebook: the client's user access token is checked with the Graph API's
 //! `debug_token` under the app's own credentials (issued for this app, valid, not expired)
-//! before the profile is read with it.
+//! before the profile is read with it. The web pages get that token by exchanging the code
+//! Facebook Login's dialog returns. Errors never carry a URL: the app secret and the tokens
+//! travel in query strings.
 
 use std::time::Duration;
 
@@ -30,6 +32,12 @@ struct TokenFacts {
     /// 0 for a token that does not expire.
     #[serde(default)]
     expires_at: i64,
+}
+
+/// Facebook's answer to a code exchange.
+#[derive(Deserialize)]
+struct Exchanged {
+    access_token: String,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +100,34 @@ impl Facebook {
             email: profile.email,
             name: profile.name.filter(|n| !n.trim().is_empty()),
         })
+    }
+
+    /// The settings, for the web pages' sign-in dialog.
+    pub fn settings(&self) -> &FacebookSettings {
+        &self.settings
+    }
+
+    /// Exchanges the code Facebook Login's dialog sent the browser back with (server to server,
+    /// with the app secret) for the person's user access token, which is then checked with
+    /// [`Self::verify`] like any other. `redirect_uri` must be the one the dialog was opened
+    /// with.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<String, TokenError> {
+        let exchanged: Exchanged = self
+            .get(
+                "/oauth/access_token",
+                &[
+                    ("client_id", self.settings.app_id.as_str()),
+                    ("redirect_uri", redirect_uri),
+                    ("client_secret", self.settings.app_secret.as_str()),
+                    ("code", code),
+                ],
+            )
+            .await?;
+        Ok(exchanged.access_token)
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(

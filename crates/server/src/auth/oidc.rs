@@ -93,6 +93,11 @@ impl OidcProvider {
         })
     }
 
+    /// The settings, for the web pages' redirect to the provider.
+    pub fn settings(&self) -> &OidcSettings {
+        &self.settings
+    }
+
     /// Verifies `token` at `now_s` (Unix seconds): signature with the provider's key, issuer,
     /// audience (one of the client ids), expiry and issue time with `LEEWAY_S`, and the nonce
     /// when the client sent one.

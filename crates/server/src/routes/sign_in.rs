@@ -179,9 +179,7 @@ pub async fn facebook(
     body: Body<FacebookRequest>,
 ) -> ApiResult<Json<SignInSession>> {
     if state.sign_in.facebook.is_none() {
-        return Err(identity_sign_in::not_configured(
-            IdentityProvider::Facebook,
-        ));
+        return Err(identity_sign_in::not_configured(IdentityProvider::Facebook));
     }
     checked_token(&body.value.access_token, "access_token")?;
     state.limiter.check_address(&address)?;

@@ -13,6 +13,7 @@ use super::context::Page;
 use super::cookies;
 use super::errors::{OrPage, PageResult, render, render_with};
 use super::forms::{FieldErrors, filled, safe_next};
+use super::provider_sign_in::{self, ProviderButton};
 use crate::AppState;
 use crate::app::accounts::{self, Registration};
 use crate::app::sign_in_codes;
@@ -43,8 +44,11 @@ pub async fn home(State(state): State<AppState>, page: Page) -> PageResult {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct NextQuery {
+pub struct LoginQuery {
     next: Option<String>,
+    /// Why a sign-in with a provider did not happen (one of a fixed set of catalog keys).
+    error: Option<String>,
+    provider: Option<String>,
 }
 
 #[derive(Template)]
@@ -54,17 +58,30 @@ struct LoginPage<'a> {
     email: String,
     next: String,
     errors: FieldErrors,
+    /// Sign in with Google, Apple, Facebook: those configured.
+    providers: Vec<ProviderButton>,
 }
 
-pub async fn login_form(page: Page, Query(query): Query<NextQuery>) -> PageResult {
+pub async fn login_form(
+    State(state): State<AppState>,
+    page: Page,
+    Query(query): Query<LoginQuery>,
+) -> PageResult {
     if page.signed_in() {
         return Ok(Redirect::to(&safe_next(query.next.as_deref())).into_response());
+    }
+    let mut errors = FieldErrors::default();
+    if let Some(message) =
+        provider_sign_in::failure_message(&page, query.error.as_deref(), query.provider.as_deref())
+    {
+        errors.add("", message);
     }
     let view = LoginPage {
         page: &page,
         email: String::new(),
         next: safe_next(query.next.as_deref()),
-        errors: FieldErrors::default(),
+        errors,
+        providers: provider_sign_in::buttons(&state),
     };
     render(&page, &view)
 }
@@ -101,14 +118,15 @@ pub async fn login(
                 email: form.email,
                 next,
                 errors,
+                providers: provider_sign_in::buttons(&state),
             };
             render_with(&page, &view, status)
         }
     }
 }
 
-/// Starts a web session for `user_id` (signed in `with` a password or a code) and sends the
-/// browser on to `next`.
+/// Starts a web session for `user_id` (signed in `with` a password, a code or a provider) and
+/// sends the browser on to `next`.
 pub(super) async fn start_session(
     state: &AppState,
     page: &Page,
@@ -135,9 +153,13 @@ struct RegisterPage<'a> {
     display_name: String,
     merchant: bool,
     errors: FieldErrors,
+    /// Sign up with Google, Apple, Facebook (as a member): those configured.
+    providers: Vec<ProviderButton>,
+    /// Where a provider's sign-up goes afterwards.
+    next: &'static str,
 }
 
-pub async fn register_form(page: Page) -> PageResult {
+pub async fn register_form(State(state): State<AppState>, page: Page) -> PageResult {
     if page.signed_in() {
         return Ok(Redirect::to("/account").into_response());
     }
@@ -147,6 +169,8 @@ pub async fn register_form(page: Page) -> PageResult {
         display_name: String::new(),
         merchant: false,
         errors: FieldErrors::default(),
+        providers: provider_sign_in::buttons(&state),
+        next: "/account",
     };
     render(&page, &view)
 }
@@ -219,6 +243,8 @@ pub async fn register(
         display_name: form.display_name.unwrap_or_default(),
         merchant,
         errors,
+        providers: provider_sign_in::buttons(&state),
+        next: "/account",
     };
     render_with(&page, &view, StatusCode::UNPROCESSABLE_ENTITY)
 }

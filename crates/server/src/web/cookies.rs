@@ -10,6 +10,11 @@ pub const SESSION: &str = "bursar_session";
 pub const VISITOR_CSRF: &str = "bursar_csrf";
 /// A visitor's language, chosen with the switcher.
 pub const LANGUAGE: &str = "bursar_lang";
+/// A sign-in with Google, Apple or Facebook under way: the secret that binds the provider's
+/// answer to this browser (see `web::provider_sign_in`).
+pub const SIGN_IN_FLOW: &str = "bursar_sign_in";
+/// Sent only to the sign-in pages, which are the only ones that read it.
+const SIGN_IN_FLOW_PATH: &str = "/login";
 
 fn base(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
     Cookie::build((name, value))
@@ -34,6 +39,21 @@ pub fn session_removed(secure: bool) -> Cookie<'static> {
 
 pub fn visitor_csrf(token: String, secure: bool) -> Cookie<'static> {
     base(VISITOR_CSRF, token, secure)
+}
+
+/// Lives as long as the person may take at the provider; removed when the sign-in ends.
+pub fn sign_in_flow(value: String, max_age_s: i64, secure: bool) -> Cookie<'static> {
+    let mut cookie = base(SIGN_IN_FLOW, value, secure);
+    cookie.set_path(SIGN_IN_FLOW_PATH);
+    cookie.set_max_age(Some(time::Duration::seconds(max_age_s)));
+    cookie
+}
+
+pub fn sign_in_flow_removed(secure: bool) -> Cookie<'static> {
+    let mut cookie = base(SIGN_IN_FLOW, String::new(), secure);
+    cookie.set_path(SIGN_IN_FLOW_PATH);
+    cookie.make_removal();
+    cookie
 }
 
 pub fn language(language: Language, secure: bool) -> Cookie<'static> {

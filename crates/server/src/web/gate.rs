@@ -1,6 +1,7 @@
 //! The middleware every page passes through: it finds the session, picks the language, refuses
-//! a form posted without its CSRF token (so no handler can forget), and adds the security
-//! headers and the cookies the page needs.
+//! a form posted without its CSRF token (so no handler can forget; the one exception is where
+//! Google and Apple post their sign-in answers), and adds the security headers and the cookies
+//! the page needs.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -131,7 +132,10 @@ pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -
             Ok(bytes) => bytes,
             Err(_) => return errors::page(&found.page, errors::Problem::TooLarge),
         };
-        if !carries_token(&bytes, &found.page.csrf) {
+        // A provider posting its answer from its own site sends no cookie and no token: the
+        // answer's `state`, checked against the browser's cookie afterwards, protects it.
+        let from_provider = super::provider_sign_in::posted_from_provider(parts.uri.path());
+        if !from_provider && !carries_token(&bytes, &found.page.csrf) {
             return errors::page(&found.page, errors::Problem::Csrf);
         }
         Body::from(bytes)
@@ -175,7 +179,7 @@ fn carries_token(form: &Bytes, expected: &str) -> bool {
     !sent.is_empty() && constant_time_eq(sent.as_bytes(), expected.as_bytes())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

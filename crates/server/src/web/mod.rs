@@ -23,6 +23,7 @@ mod marketplace;
 mod merchant;
 mod orders;
 pub mod pay_result;
+mod provider_sign_in;
 mod rewards;
 mod subscriptions;
 mod topup;
@@ -51,6 +52,12 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(auth_pages::code_form).post(auth_pages::send_code),
         )
         .route("/login/code/verify", post(auth_pages::verify_code))
+        .route("/login/{provider}", post(provider_sign_in::start))
+        .route(
+            "/login/{provider}/callback",
+            get(provider_sign_in::callback_get).post(provider_sign_in::callback_post),
+        )
+        .route("/login/{provider}/finish", get(provider_sign_in::finish))
         .route("/logout", post(auth_pages::logout))
         .route("/account", get(account::dashboard))
         .route(

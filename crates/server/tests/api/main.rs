@@ -28,5 +28,6 @@ mod stripe_methods;
 mod subscriptions;
 mod web;
 mod web_features;
+mod web_sign_in;
 mod webhooks_out;
 mod wechatpay;

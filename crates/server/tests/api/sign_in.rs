@@ -28,34 +28,34 @@ for_both_backends!(
     facebook_tokens_are_checked_with_debug_token,
 );
 
-const RSA_A: &[u8] = include_bytes!("keys/rsa_a.pem");
+pub(crate) const RSA_A: &[u8] = include_bytes!("keys/rsa_a.pem");
 const RSA_A_PUBLIC: &[u8] = include_bytes!("keys/rsa_a.pub.pem");
 const RSA_B: &[u8] = include_bytes!("keys/rsa_b.pem");
-const EC_P256: &[u8] = include_bytes!("keys/ec_p256.pem");
+pub(crate) const EC_P256: &[u8] = include_bytes!("keys/ec_p256.pem");
 /// The public halves, as a JWKS publishes them.
-const RSA_A_N: &str = "rxWVDsSL6Ik0SchCR8JgRyVvfxJF_3ltnBb42VuXXnzS6WCaiAyxRX7wN0IB-C2jniUtuViEsPHv7q4kAA3JQviUXlFrA2TxloHSpqP3k9GIvxsUazJ5wns0f-8vTsBDFjicC8NfJlZTNJjrkqaGtqeKGZVRNWqdMDuoeAmJ3bFU1OyMHNxtFzv5HioGwyPepN6kkfYhvyV1tGVuk2vPtdC4kGnCiC0CeBl4JLgYyafIN2BJstrZtoNQm5LuTTTLsqeuH8ozLWXtuy6ctZoyDjmGy9GCzk4HgIFTxIzkoYpOaEx9BM97cME79-A68TFrokgRYMMS4EYtnwVeENWkbw";
+pub(crate) const RSA_A_N: &str = "rxWVDsSL6Ik0SchCR8JgRyVvfxJF_3ltnBb42VuXXnzS6WCaiAyxRX7wN0IB-C2jniUtuViEsPHv7q4kAA3JQviUXlFrA2TxloHSpqP3k9GIvxsUazJ5wns0f-8vTsBDFjicC8NfJlZTNJjrkqaGtqeKGZVRNWqdMDuoeAmJ3bFU1OyMHNxtFzv5HioGwyPepN6kkfYhvyV1tGVuk2vPtdC4kGnCiC0CeBl4JLgYyafIN2BJstrZtoNQm5LuTTTLsqeuH8ozLWXtuy6ctZoyDjmGy9GCzk4HgIFTxIzkoYpOaEx9BM97cME79-A68TFrokgRYMMS4EYtnwVeENWkbw";
 const RSA_B_N: &str = "xhC09tSy6DY7Ej94_ZYgPdeJo9nQvCQxW53Ra313AZYjYEpxqxioqV0fYsUdsqgNuBHHz6qx7QtGTCVsTKM8RG35np1cAMn6Jd776CaF4JX4RdRphFxnRRQ8h7Cq2an1x2xiqOUq6cf8-kxsJGRXF1km07-RYGcwvncs0o33bqwhjPEFw6KZd-hCDXztnMzu-1k2xW3sB0n-DFeiSP5fPXdzob4TD8ZWMgw6IoTmNG_5M2AGFxZKKRH6orMcYYpddFxvU4XUgc0SUPKUWcBi8CPrEJfGKvgxGaNMBlzFZ8kimUfznVoxgC6EfdexA1YdOAGGuVan0VRILPmMgxUmSw";
-const EC_X: &str = "JsmTcFzBp3nSAyi4-SVJh2mmbo2dgoSa12HvtPQ6Vus";
-const EC_Y: &str = "OokejPGK39Z4GcCO6XVqJol5Va2tgO0pnG4vchKEI3E";
+pub(crate) const EC_X: &str = "JsmTcFzBp3nSAyi4-SVJh2mmbo2dgoSa12HvtPQ6Vus";
+pub(crate) const EC_Y: &str = "OokejPGK39Z4GcCO6XVqJol5Va2tgO0pnG4vchKEI3E";
 
-const ISSUER: &str = "https://accounts.google.test";
-const CLIENT_ID: &str = "bursar-web.apps.test";
-const APPLE_ISSUER: &str = "https://appleid.apple.test";
-const APPLE_CLIENT_ID: &str = "com.example.bursar";
-const FB_APP_ID: &str = "1234567890";
+pub(crate) const ISSUER: &str = "https://accounts.google.test";
+pub(crate) const CLIENT_ID: &str = "bursar-web.apps.test";
+pub(crate) const APPLE_ISSUER: &str = "https://appleid.apple.test";
+pub(crate) const APPLE_CLIENT_ID: &str = "com.example.bursar";
+pub(crate) const FB_APP_ID: &str = "1234567890";
 
-fn rsa_jwk(kid: &str, n: &str) -> Value {
+pub(crate) fn rsa_jwk(kid: &str, n: &str) -> Value {
     json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"})
 }
 
 /// A JWKS server whose key set the test can change, counting its fetches.
-struct Jwks {
-    url: String,
+pub(crate) struct Jwks {
+    pub(crate) url: String,
     keys: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
 }
 
-async fn jwks(keys: Value) -> Jwks {
+pub(crate) async fn jwks(keys: Value) -> Jwks {
     let keys = Arc::new(Mutex::new(keys));
     let fetches = Arc::new(AtomicUsize::new(0));
     let (served, counted) = (keys.clone(), fetches.clone());
@@ -79,8 +79,9 @@ async fn jwks(keys: Value) -> Jwks {
 }
 
 /// A Graph API stub: tokens `good-<id>` belong to this app's user <id>; `other-app` to another
-/// app; `revoked` is not valid; `old` has expired.
-async fn graph() -> String {
+/// app; `revoked` is not valid; `old` has expired. Facebook Login's code `code-<id>` is
+/// exchanged for `good-<id>`, `code-revoked` for `revoked`; any other code is refused.
+pub(crate) async fn graph() -> String {
     async fn debug_token(Query(q): Query<Vec<(String, String)>>) -> axum::Json<Value> {
         let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         assert_eq!(
@@ -111,9 +112,38 @@ async fn graph() -> String {
         let id = token.strip_prefix("good-").unwrap_or("55");
         axum::Json(json!({"id": id, "name": "Face Book", "email": format!("fb{id}@example.com")}))
     }
+    async fn exchange(Query(q): Query<Vec<(String, String)>>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        assert_eq!(get("client_id").as_deref(), Some(FB_APP_ID));
+        assert_eq!(get("client_secret").as_deref(), Some("fb-secret"));
+        let redirect_uri = get("redirect_uri").unwrap_or_default();
+        assert!(
+            redirect_uri.ends_with("/login/facebook/callback"),
+            "{redirect_uri}"
+        );
+        match get("code").unwrap_or_default().strip_prefix("code-") {
+            Some(id) => {
+                let token = if id == "revoked" {
+                    "revoked".to_string()
+                } else {
+                    format!("good-{id}")
+                };
+                axum::Json(json!({"access_token": token, "token_type": "bearer",
+                    "expires_in": 5_183_944}))
+                .into_response()
+            }
+            None => {
+                let error = json!({"error": {"message": "Invalid verification code format.",
+                    "type": "OAuthException", "code": 100}});
+                (axum::http::StatusCode::BAD_REQUEST, axum::Json(error)).into_response()
+            }
+        }
+    }
     let app = Router::new()
         .route("/debug_token", get(debug_token))
-        .route("/me", get(me));
+        .route("/me", get(me))
+        .route("/oauth/access_token", get(exchange));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
@@ -129,24 +159,27 @@ async fn start(backend: Backend, name: &str, jwks_url: &str, min_refetch: Durati
             client_ids: vec!["another-client".into(), CLIENT_ID.into()],
             jwks_url: jwks_url.clone(),
             issuers: vec![ISSUER.into()],
+            authorize_url: OidcSettings::GOOGLE_AUTHORIZE_URL.into(),
             min_refetch,
         });
         config.apple = Some(OidcSettings {
             client_ids: vec![APPLE_CLIENT_ID.into()],
             jwks_url,
             issuers: vec![APPLE_ISSUER.into()],
+            authorize_url: OidcSettings::APPLE_AUTHORIZE_URL.into(),
             min_refetch,
         });
         config.facebook = Some(FacebookSettings {
             app_id: FB_APP_ID.into(),
             app_secret: "fb-secret".into(),
             graph_url,
+            dialog_url: FacebookSettings::DIALOG_URL.into(),
         });
     })
     .await
 }
 
-fn now_s(app: &TestApp) -> i64 {
+pub(crate) fn now_s(app: &TestApp) -> i64 {
     app.state.store.clock.now_ms() / 1000
 }
 
@@ -156,7 +189,7 @@ fn claims(app: &TestApp, sub: &str, email: Option<&str>, verified: bool) -> Valu
            "email": email, "email_verified": verified, "name": "Test Person", "nonce": "n-1"})
 }
 
-fn sign(kid: &str, alg: Algorithm, pem: &[u8], claims: &Value) -> String {
+pub(crate) fn sign(kid: &str, alg: Algorithm, pem: &[u8], claims: &Value) -> String {
     let key = match alg {
         Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
         _ => EncodingKey::from_rsa_pem(pem),
