@@ -12,7 +12,8 @@ pub mod wechatpay;
 
 pub use provider::{
     Acknowledgement, Amount, BoxFuture, ChargeRequest, ChargeResult, CreatedPayment,
-    CustomerRequest, EventKind, HostedSetup, HostedSetupRequest, HostedSetupState, PaymentForm, PaymentProvider, PaymentQuery, PaymentRequest,
-    PaymentStatus, ProviderError, RefundRequest, RefundResult, SavedMethod, SetupRequest,
-    SetupState, StartedSetup, WebhookError, WebhookEvent, WebhookRequest,
+    CustomerRequest, EventKind, HostedSetup, HostedSetupRequest, HostedSetupState, PaymentForm,
+    PaymentProvider, PaymentQuery, PaymentRequest, PaymentStatus, ProviderError, RefundRequest,
+    RefundResult, SavedMethod, SetupRequest, SetupState, StartedSetup, WebhookError, WebhookEvent,
+    WebhookRequest,
 };

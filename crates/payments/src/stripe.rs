@@ -294,7 +294,10 @@ impl PaymentProvider for Stripe {
                 .field("success_url", &request.success_url)
                 .field("cancel_url", &request.cancel_url)
                 .field("metadata[bursar_user_id]", &request.user_id)
-                .field("setup_intent_data[metadata][bursar_user_id]", &request.user_id);
+                .field(
+                    "setup_intent_data[metadata][bursar_user_id]",
+                    &request.user_id,
+                );
             let session: CreatedSession =
                 send(self.post("/v1/checkout/sessions", &form, &request.idempotency_key)).await?;
             Ok(HostedSetup {

@@ -621,7 +621,11 @@ async fn a_hosted_setup_is_a_checkout_session_in_setup_mode_on_the_customer() {
     ] {
         assert_eq!(sent.field(key), Some(value), "{key}");
     }
-    assert_eq!(sent.field("line_items[0][quantity]"), None, "nothing to pay");
+    assert_eq!(
+        sent.field("line_items[0][quantity]"),
+        None,
+        "nothing to pay"
+    );
 }
 
 #[tokio::test]
@@ -656,7 +660,10 @@ async fn a_hosted_setup_is_read_back_with_its_setup_intent_and_customer() {
     // that would change the path is never sent.
     for id in ["cs_3", "cs_unknown"] {
         let error = stripe.fetch_hosted_setup(id).await.expect_err("refused");
-        assert!(matches!(error, ProviderError::Declined(_)), "{id}: {error:?}");
+        assert!(
+            matches!(error, ProviderError::Declined(_)),
+            "{id}: {error:?}"
+        );
     }
     for id in ["../customers/cus_9", "cs_1?expand[]=customer", ""] {
         let error = stripe.fetch_hosted_setup(id).await.expect_err("refused");
