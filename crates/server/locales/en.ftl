@@ -336,3 +336,6 @@ provider-cancelled = You cancelled signing in with { $provider }. Nothing was ch
 provider-expired = Signing in with { $provider } took too long or was started in another browser. Please try again.
 provider-refused = { $provider } could not confirm who you are. Please try again, or sign in another way.
 provider-unlinked = This { $provider } account was removed from its Bursar account's ways to sign in. Please sign in another way.
+topup-stripe-lead = Or save a card with Stripe: you enter it on Stripe's page, and Bursar keeps only its brand and last four digits.
+topup-add-stripe-card = Add a card with Stripe
+error-card-not-saved = The card was not saved. Nothing was changed; please try again.

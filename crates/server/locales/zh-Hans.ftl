@@ -336,3 +336,6 @@ provider-cancelled = 你已取消使用 { $provider } 登录，未做任何更�
 provider-expired = 使用 { $provider } 登录耗时过长，或是在另一个浏览器中开始的。请重试。
 provider-refused = { $provider } 无法确认你的身份。请重试，或改用其他方式登录。
 provider-unlinked = 此 { $provider } 账户已从其 Bursar 账户的登录方式中移除，请改用其他方式登录。
+topup-stripe-lead = 也可以通过 Stripe 保存银行卡：卡号在 Stripe 的页面上输入，Bursar 只保存卡的品牌和末四位。
+topup-add-stripe-card = 通过 Stripe 添加银行卡
+error-card-not-saved = 银行卡未能保存，未做任何更改，请重试。

@@ -336,3 +336,6 @@ provider-cancelled = 你已取消使用 { $provider } 登入，沒有任何變�
 provider-expired = 使用 { $provider } 登入耗時過久，或是在另一個瀏覽器中開始的。請再試一次。
 provider-refused = { $provider } 無法確認你的身分。請再試一次，或改用其他方式登入。
 provider-unlinked = 此 { $provider } 帳戶已從其 Bursar 帳戶的登入方式中移除，請改用其他方式登入。
+topup-stripe-lead = 也可以透過 Stripe 儲存信用卡：卡號在 Stripe 的頁面上輸入，Bursar 只保存卡片的品牌與末四碼。
+topup-add-stripe-card = 透過 Stripe 新增信用卡
+error-card-not-saved = 信用卡未能儲存，沒有任何變更，請再試一次。

@@ -1,11 +1,13 @@
 //! Saved payment methods: a member saves a card once and auto top-up or a renewal charges it
 //! without them. Only what the provider gives back is kept (brand, last four digits, its
 //! token). The sandbox takes its test cards directly; Stripe saves a card through a
-//! SetupIntent the member completes with Stripe, on the Customer made for them on first use.
+//! SetupIntent the member completes with Stripe, on the Customer made for them on first use:
+//! with Stripe.js and the API, or on Stripe's own page (Checkout in setup mode) from the web
+//! pages, whose SetupIntent is then saved exactly as the API saves one.
 
 use axum::http::StatusCode;
 use bursar_payments::{
-    CustomerRequest, PaymentProvider, ProviderError, SetupRequest, StartedSetup,
+    CustomerRequest, HostedSetupRequest, PaymentProvider, ProviderError, SetupRequest, StartedSetup,
 };
 use bursar_store::ids::new_id;
 use bursar_store::payment_methods::{NewPaymentMethod, PaymentMethod, Removal, Saving};
@@ -43,13 +45,7 @@ pub async fn save(state: &AppState, user_id: &str, request: MethodToSave<'_>) ->
             .await
             .map(Saved::Method);
     }
-    let provider: &dyn PaymentProvider = state.payments.for_order(request.provider)?.as_ref();
-    if !provider.saves_methods_by_setup() {
-        return Err(ApiError::invalid(format!(
-            "payment methods cannot be saved with {}; use sandbox or stripe",
-            request.provider
-        )));
-    }
+    let provider = setup_provider(state, request.provider)?;
     if request.card_number.is_some() {
         return Err(ApiError::invalid(
             "card numbers are never sent to Bursar for this provider: start a setup and enter \
@@ -69,6 +65,93 @@ pub async fn save(state: &AppState, user_id: &str, request: MethodToSave<'_>) ->
             .await
             .map(Saved::SetupStarted),
     }
+}
+
+/// A setup the member completes on the provider's own page: where to send their browser. The
+/// provider sends it back to `success_url`.
+pub async fn start_hosted_setup(
+    state: &AppState,
+    user_id: &str,
+    provider_name: &str,
+    success_url: &str,
+    cancel_url: &str,
+) -> ApiResult<String> {
+    let provider = setup_provider(state, provider_name)?;
+    let customer_ref = customer_of(state, provider, user_id).await?;
+    let request = HostedSetupRequest {
+        customer_ref,
+        user_id: user_id.to_string(),
+        currency: state.config.topup.currency.clone(),
+        success_url: success_url.to_string(),
+        cancel_url: cancel_url.to_string(),
+        idempotency_key: new_id("setup"),
+    };
+    let started = provider
+        .start_hosted_setup(&request)
+        .await
+        .map_err(|error| provider_failure(provider, error))?;
+    Ok(started.redirect_url)
+}
+
+/// Saves the method a hosted setup made, once the member is back: the session is read from
+/// the provider (never from the return URL), must be on the member's own customer record, and
+/// its setup is saved through [`save`] as the API saves a `setup_intent_id`, so however often
+/// the member returns or the provider's webhook reports it, it is saved once.
+pub async fn finish_hosted_setup(
+    state: &AppState,
+    user_id: &str,
+    provider_name: &str,
+    session_ref: &str,
+) -> ApiResult<PaymentMethod> {
+    let provider = setup_provider(state, provider_name)?;
+    if session_ref.is_empty() || session_ref.chars().count() > SETUP_REF_CHARS_MAX {
+        return Err(ApiError::not_found("setup"));
+    }
+    let session = provider
+        .fetch_hosted_setup(session_ref)
+        .await
+        .map_err(|error| match error {
+            ProviderError::Declined(_) => ApiError::not_found("setup"),
+            other => provider_failure(provider, other),
+        })?;
+    let owner = match &session.customer_ref {
+        Some(customer) => {
+            state
+                .store
+                .user_of_customer(provider.name(), customer)
+                .await?
+        }
+        None => None,
+    };
+    if owner.as_deref() != Some(user_id) {
+        return Err(ApiError::not_found("setup"));
+    }
+    let setup_ref = session.setup_ref.ok_or_else(|| {
+        ApiError::conflict(format!(
+            "the setup is {}: the member must complete it with the provider first",
+            session.status
+        ))
+    })?;
+    let request = MethodToSave {
+        provider: provider_name,
+        card_number: None,
+        setup_ref: Some(&setup_ref),
+    };
+    match save(state, user_id, request).await? {
+        Saved::Method(method) => Ok(method),
+        Saved::SetupStarted(_) => Err(ApiError::conflict("the setup saved nothing")),
+    }
+}
+
+/// A provider that saves methods through a setup, by name.
+fn setup_provider<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a dyn PaymentProvider> {
+    let provider: &dyn PaymentProvider = state.payments.for_order(name)?.as_ref();
+    if !provider.saves_methods_by_setup() {
+        return Err(ApiError::invalid(format!(
+            "payment methods cannot be saved with {name}; use sandbox or stripe"
+        )));
+    }
+    Ok(provider)
 }
 
 async fn save_sandbox_card(

@@ -81,6 +81,7 @@ const FLASH_KEYS: &[&str] = &[
     "error-limit-reached",
     "error-not-pending",
     "error-action-failed",
+    "error-card-not-saved",
 ];
 
 impl Flash {

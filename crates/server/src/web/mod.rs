@@ -90,6 +90,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/account/auto-top-up/preview", get(topup::preview))
         .route("/account/auto-top-up/cards", post(topup::add_card))
         .route(
+            "/account/auto-top-up/cards/stripe",
+            post(topup::add_stripe_card),
+        )
+        .route(
+            "/account/auto-top-up/cards/stripe/return",
+            get(topup::stripe_card_return),
+        )
+        .route(
             "/account/auto-top-up/cards/{id}/remove",
             post(topup::remove_card),
         )

@@ -22,6 +22,7 @@ use crate::app::payment_methods::{self, MethodToSave};
 use crate::auth::ClientAddr;
 
 const HERE: &str = "/account/auto-top-up";
+const STRIPE: &str = "stripe";
 
 /// The rule form as typed.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -87,6 +88,8 @@ struct TopupPage<'a> {
     errors: FieldErrors,
     notice: Option<String>,
     error: Option<String>,
+    /// Cards can be saved on Stripe's page (Stripe is configured here).
+    stripe: bool,
 }
 
 #[derive(Template)]
@@ -127,6 +130,7 @@ async fn topup_page(
         errors,
         notice: flash.notice(page),
         error: flash.error(page),
+        stripe: state.payments.get(STRIPE).is_some(),
     };
     render_with(page, &view, status)
 }
@@ -249,7 +253,7 @@ pub struct CardForm {
     card_number: String,
 }
 
-/// Saves a sandbox test card (cards at a real provider are saved through its own page).
+/// Saves a sandbox test card (a Stripe card is entered on Stripe's page: [`add_stripe_card`]).
 pub async fn add_card(
     State(state): State<AppState>,
     SignedIn { user, .. }: SignedIn,
@@ -273,4 +277,54 @@ pub async fn remove_card(
 ) -> Response {
     let removed = payment_methods::remove(&state, &user.id, &id).await;
     after(HERE, removed.as_ref().map(|_| "notice-card-removed"))
+}
+
+/// Sends the member to Stripe's page (Checkout in setup mode) to enter a card; Stripe sends
+/// them back to [`stripe_card_return`].
+pub async fn add_stripe_card(
+    State(state): State<AppState>,
+    SignedIn { user, .. }: SignedIn,
+) -> Response {
+    let public = state.config.public_url.trim_end_matches('/');
+    let success_url =
+        format!("{public}{HERE}/cards/stripe/return?session_id={{CHECKOUT_SESSION_ID}}");
+    let cancel_url = format!("{public}{HERE}");
+    let started =
+        payment_methods::start_hosted_setup(&state, &user.id, STRIPE, &success_url, &cancel_url)
+            .await;
+    match started {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(error) => card_not_saved(&error),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct StripeReturn {
+    session_id: Option<String>,
+}
+
+/// Back from Stripe's page: the session is read from Stripe and its card saved as the API
+/// saves a SetupIntent (once, however often this page or Stripe's webhook reports it).
+pub async fn stripe_card_return(
+    State(state): State<AppState>,
+    SignedIn { user, .. }: SignedIn,
+    Query(query): Query<StripeReturn>,
+) -> Response {
+    let session_id = query.session_id.unwrap_or_default();
+    let saved =
+        payment_methods::finish_hosted_setup(&state, &user.id, STRIPE, session_id.trim()).await;
+    match saved {
+        Ok(_) => after(HERE, Ok("notice-card-saved")),
+        Err(error) => card_not_saved(&error),
+    }
+}
+
+fn card_not_saved(error: &crate::error::ApiError) -> Response {
+    if error.status.is_server_error() {
+        tracing::warn!(
+            code = error.code,
+            "saving a Stripe card from the page failed"
+        );
+    }
+    Redirect::to(&format!("{HERE}?error=error-card-not-saved")).into_response()
 }

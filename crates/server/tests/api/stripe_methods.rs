@@ -2,7 +2,9 @@
 //! keeps its customers, SetupIntents and off-session PaymentIntents: the Customer made once on
 //! first use, the card saved once whether the member's client or Stripe's webhook reports the
 //! setup, another member's setup never saved, and auto top-up charging the card off-session on
-//! its customer (and an "authentication required" decline recorded as such).
+//! its customer (and an "authentication required" decline recorded as such). From the web
+//! pages, without Stripe.js: the card is entered on Stripe Checkout in setup mode, and the
+//! session is read back from Stripe when the member returns.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,9 +20,11 @@ use serde_json::{Value, json};
 
 use crate::for_both_backends;
 use crate::helpers::{Backend, Member, TestApp};
+use crate::web::{Browser, location};
 
 for_both_backends!(
     a_card_is_saved_once_through_a_setup_intent,
+    a_card_is_saved_from_the_web_page_through_stripe_checkout,
     auto_topup_charges_a_stripe_card_off_session_on_its_customer,
     bad_setup_requests_are_refused_and_save_nothing,
 );
@@ -39,6 +43,8 @@ struct Stripe {
     charges: Vec<Vec<(String, String)>>,
     /// How long a charge takes to answer.
     charge_delay: std::time::Duration,
+    /// Checkout Session id → (its form, its SetupIntent).
+    checkout_sessions: HashMap<String, (Vec<(String, String)>, String)>,
 }
 
 type Shared = Arc<Mutex<Stripe>>;
@@ -89,6 +95,42 @@ async fn read_setup(State(stripe): State<Shared>, Path(id): Path<String>) -> Res
     .into_response()
 }
 
+/// Checkout in setup mode: the session makes its SetupIntent on the customer at once, and the
+/// member completes it on Stripe's page.
+async fn create_checkout_session(
+    State(stripe): State<Shared>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    assert_eq!(field(&form, "mode"), Some("setup"));
+    let customer = field(&form, "customer").expect("a customer").to_string();
+    let mut stripe = stripe.lock().expect("lock");
+    let setup = format!("seti_{}", stripe.setups.len() + 1);
+    stripe.setups.insert(setup.clone(), (customer, None));
+    let id = format!("cs_test_{}", stripe.checkout_sessions.len() + 1);
+    stripe.checkout_sessions.insert(id.clone(), (form, setup));
+    axum::Json(
+        json!({"id": id, "object": "checkout.session", "mode": "setup",
+        "status": "open", "url": format!("https://checkout.stripe.test/c/pay/{id}")}),
+    )
+    .into_response()
+}
+
+async fn read_checkout_session(State(stripe): State<Shared>, Path(id): Path<String>) -> Response {
+    let stripe = stripe.lock().expect("lock");
+    let Some((_, setup)) = stripe.checkout_sessions.get(&id) else {
+        let error = json!({"error": {"type": "invalid_request_error",
+            "code": "resource_missing", "message": format!("No such checkout.session: '{id}'")}});
+        return (StatusCode::NOT_FOUND, axum::Json(error)).into_response();
+    };
+    let (customer, card) = &stripe.setups[setup];
+    let status = if card.is_some() { "complete" } else { "open" };
+    axum::Json(
+        json!({"id": id, "object": "checkout.session", "mode": "setup",
+        "status": status, "customer": customer, "setup_intent": setup}),
+    )
+    .into_response()
+}
+
 async fn charge(State(stripe): State<Shared>, Form(form): Form<Vec<(String, String)>>) -> Response {
     let declined = field(&form, "payment_method") == Some(CARD_NEEDING_AUTHENTICATION);
     let delay = {
@@ -118,6 +160,8 @@ async fn start(backend: Backend, name: &str) -> (TestApp, Shared) {
         .route("/v1/setup_intents", post(create_setup))
         .route("/v1/setup_intents/{id}", get(read_setup))
         .route("/v1/payment_intents", post(charge))
+        .route("/v1/checkout/sessions", post(create_checkout_session))
+        .route("/v1/checkout/sessions/{id}", get(read_checkout_session))
         .with_state(stripe.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -461,4 +505,189 @@ async fn bad_setup_requests_are_refused_and_save_nothing(backend: Backend) {
         .await;
     assert_eq!(resp.status, 422, "{}", resp.text);
     assert!(resp.is_problem());
+}
+
+/// A member signed up on the web pages: their browser and id.
+async fn web_member(app: &TestApp, email: &str) -> (Browser, String) {
+    let browser = Browser::new(app);
+    browser.sign_up(email).await;
+    let user = app
+        .state
+        .store
+        .user_by_email(email)
+        .await
+        .expect("reads")
+        .expect("signed up");
+    (browser, user.id)
+}
+
+async fn saved_cards(app: &TestApp, user_id: &str) -> Vec<(String, String)> {
+    app.state
+        .store
+        .payment_methods(user_id)
+        .await
+        .expect("reads")
+        .into_iter()
+        .map(|m| (m.provider, m.last4))
+        .collect()
+}
+
+/// Clicks "Add a card with Stripe": the Checkout page's address.
+async fn to_checkout(browser: &Browser) -> String {
+    let page = browser.get(TOPUP_PAGE).await;
+    assert!(
+        page.text
+            .contains(r#"action="/account/auto-top-up/cards/stripe""#),
+        "{}",
+        page.text
+    );
+    let resp = browser
+        .submit(TOPUP_PAGE, "/account/auto-top-up/cards/stripe", &[])
+        .await;
+    assert_eq!(resp.status, 303, "{}", resp.text);
+    location(&resp)
+}
+
+const TOPUP_PAGE: &str = "/account/auto-top-up";
+const RETURN: &str = "/account/auto-top-up/cards/stripe/return?session_id=";
+
+async fn a_card_is_saved_from_the_web_page_through_stripe_checkout(backend: Backend) {
+    let (app, stripe) = start(backend, "stripe_web_checkout_setup").await;
+    let (browser, member) = web_member(&app, "web-saver@example.com").await;
+    let page = browser.get(TOPUP_PAGE).await;
+    assert!(
+        page.text.contains("Add a card with Stripe"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains('⟦'));
+
+    // To Stripe Checkout in setup mode, on the member's one customer, made now.
+    let checkout = to_checkout(&browser).await;
+    assert_eq!(checkout, "https://checkout.stripe.test/c/pay/cs_test_1");
+    let customer = app
+        .state
+        .store
+        .provider_customer(&member, "stripe")
+        .await
+        .expect("reads")
+        .expect("a customer");
+    let (form, setup) = stripe.lock().expect("lock").checkout_sessions["cs_test_1"].clone();
+    for (key, value) in [
+        ("mode", "setup"),
+        ("customer", customer.as_str()),
+        ("currency", "usd"),
+        ("payment_method_types[0]", "card"),
+        (
+            "success_url",
+            "http://127.0.0.1/account/auto-top-up/cards/stripe/return?session_id={CHECKOUT_SESSION_ID}",
+        ),
+        ("cancel_url", "http://127.0.0.1/account/auto-top-up"),
+    ] {
+        assert_eq!(field(&form, key), Some(value), "{key}");
+    }
+    // A second click reuses the customer.
+    let second = to_checkout(&browser).await;
+    assert_eq!(second, "https://checkout.stripe.test/c/pay/cs_test_2");
+    assert_eq!(stripe.lock().expect("lock").customers.len(), 1);
+
+    // Back before the card was entered (or by typing the address): nothing is saved.
+    let early = browser.get(&format!("{RETURN}cs_test_1")).await;
+    assert_eq!(early.status, 303, "{}", early.text);
+    assert_eq!(
+        location(&early),
+        "/account/auto-top-up?error=error-card-not-saved"
+    );
+    assert!(saved_cards(&app, &member).await.is_empty());
+
+    complete(&stripe, &setup, "pm_card_web", "4242");
+    // Another member with a Stripe customer of their own cannot save it with its session id.
+    let (thief, thief_id) = web_member(&app, "web-thief@example.com").await;
+    to_checkout(&thief).await;
+    let stolen = thief.get(&format!("{RETURN}cs_test_1")).await;
+    assert_eq!(
+        location(&stolen),
+        "/account/auto-top-up?error=error-card-not-saved"
+    );
+    assert!(saved_cards(&app, &thief_id).await.is_empty());
+    let shown = thief.get(&location(&stolen)).await;
+    assert!(
+        shown
+            .text
+            .contains("The card was not saved. Nothing was changed; please try again."),
+        "{}",
+        shown.text
+    );
+
+    // The member is back from Stripe: the session read from Stripe, its card saved.
+    let saved = browser.get(&format!("{RETURN}cs_test_1")).await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    assert_eq!(
+        location(&saved),
+        "/account/auto-top-up?notice=notice-card-saved"
+    );
+    assert_eq!(
+        saved_cards(&app, &member).await,
+        [("stripe".to_string(), "4242".to_string())]
+    );
+    let page = browser.get(&location(&saved)).await;
+    assert!(page.text.contains("visa •••• 4242"), "{}", page.text);
+    assert!(
+        !page.text.contains("pm_card_web"),
+        "the token stays private"
+    );
+    // The return page reloaded, and Stripe's webhook for the same SetupIntent twice: still one.
+    let again = browser.get(&format!("{RETURN}cs_test_1")).await;
+    assert_eq!(
+        location(&again),
+        "/account/auto-top-up?notice=notice-card-saved"
+    );
+    assert_eq!(
+        deliver_setup_succeeded(&app, &setup, "evt_web_1").await,
+        200
+    );
+    assert_eq!(
+        deliver_setup_succeeded(&app, &setup, "evt_web_2").await,
+        200
+    );
+    assert_eq!(saved_cards(&app, &member).await.len(), 1);
+
+    // Session ids Stripe does not know, that would change the path, or none at all.
+    for bad in ["cs_unknown", "..%2Fcustomers%2Fcus_1", ""] {
+        let resp = browser.get(&format!("{RETURN}{bad}")).await;
+        assert_eq!(
+            location(&resp),
+            "/account/auto-top-up?error=error-card-not-saved",
+            "{bad}"
+        );
+    }
+    let none = browser
+        .get("/account/auto-top-up/cards/stripe/return")
+        .await;
+    assert_eq!(
+        location(&none),
+        "/account/auto-top-up?error=error-card-not-saved"
+    );
+    assert_eq!(saved_cards(&app, &member).await.len(), 1);
+    // A visitor is sent to sign in; the form without its CSRF token is refused.
+    let visitor = Browser::new(&app);
+    let resp = visitor.get(&format!("{RETURN}cs_test_1")).await;
+    assert_eq!(resp.status, 303);
+    assert!(location(&resp).starts_with("/login?next="));
+    let forged = browser.post("/account/auto-top-up/cards/stripe", &[]).await;
+    assert_eq!(forged.status, 403);
+
+    // Without Stripe configured there is no Stripe button, and the form saves nothing.
+    let plain = TestApp::spawn(backend, "stripe_web_unconfigured").await;
+    let (browser, member) = web_member(&plain, "web-plain@example.com").await;
+    let page = browser.get(TOPUP_PAGE).await;
+    assert!(!page.text.contains("cards/stripe"), "{}", page.text);
+    let refused = browser
+        .submit(TOPUP_PAGE, "/account/auto-top-up/cards/stripe", &[])
+        .await;
+    assert_eq!(
+        location(&refused),
+        "/account/auto-top-up?error=error-card-not-saved"
+    );
+    assert!(saved_cards(&plain, &member).await.is_empty());
 }
