@@ -554,13 +554,15 @@ const RETURN: &str = "/account/auto-top-up/cards/stripe/return?session_id=";
 async fn a_card_is_saved_from_the_web_page_through_stripe_checkout(backend: Backend) {
     let (app, stripe) = start(backend, "stripe_web_checkout_setup").await;
     let (browser, member) = web_member(&app, "web-saver@example.com").await;
-    let page = browser.get(TOPUP_PAGE).await;
-    assert!(
-        page.text.contains("Add a card with Stripe"),
-        "{}",
-        page.text
-    );
-    assert!(!page.text.contains('⟦'));
+    for (language, button) in [
+        ("zh-Hans", "通过 Stripe 添加银行卡"),
+        ("zh-Hant", "透過 Stripe 新增信用卡"),
+        ("en", "Add a card with Stripe"),
+    ] {
+        let page = browser.get(&format!("{TOPUP_PAGE}?lang={language}")).await;
+        assert!(page.text.contains(button), "{language}: {}", page.text);
+        assert!(!page.text.contains('⟦'), "{language}");
+    }
 
     // To Stripe Checkout in setup mode, on the member's one customer, made now.
     let checkout = to_checkout(&browser).await;

@@ -206,6 +206,31 @@ async fn google_signs_a_browser_in_through_its_posted_token_and_a_one_time_ticke
             assert!(!page.text.contains('⟦'), "{path} in {language}");
         }
     }
+    // Every reason a sign-in did not happen, in every language, beside the form.
+    for key in [
+        "provider-cancelled",
+        "provider-expired",
+        "provider-refused",
+        "provider-unlinked",
+        "login-suspended",
+        "login-too-many",
+    ] {
+        for language in ["en", "zh-Hans", "zh-Hant"] {
+            let page = browser
+                .get(&format!(
+                    "/login?error={key}&provider=google&lang={language}"
+                ))
+                .await;
+            assert_eq!(page.status, 200);
+            assert!(page.text.contains("role=\"alert\""), "{key} in {language}");
+            assert!(!page.text.contains('⟦'), "{key} in {language}");
+        }
+    }
+    // Only those: a link cannot put other text on the page.
+    let page = browser
+        .get("/login?error=error-internal&provider=google")
+        .await;
+    assert!(!page.text.contains("role=\"alert\""));
     let page = browser.get("/login?lang=en").await;
     assert!(page.text.contains("Continue with Apple"));
     assert!(page.text.contains("Continue with Facebook"));
