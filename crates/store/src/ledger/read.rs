@@ -247,7 +247,10 @@ const TRANSACTIONS_INDEXED: &str = "
 /// Newest first is by rowid, the order of commit (for one process, also the order of ids); the
 /// cursor is the rowid of the id given, and an id that names no transfer starts from the newest.
 /// One statement, so both parts come from one snapshot and a run between them cannot hide or
-/// repeat a transfer.
+/// repeat a transfer. `CROSS JOIN` keeps the entries as the outer loop (SQLite does not reorder
+/// it): for a large limit the planner otherwise walked the whole journal newest first, probing
+/// an automatic index of the entries, to save sorting them (0.11 s instead of 0.03 s for 5,000
+/// rows of a million).
 const TRANSACTIONS_INDEXED_IN_RUNS: &str = "
     WITH account AS (
         SELECT rowid AS seq, id FROM accounts
@@ -274,7 +277,7 @@ const TRANSACTIONS_INDEXED_IN_RUNS: &str = "
            t.debit_account_id, a.id AS account_id,
            CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
                 ELSE t.credit_balance_after END AS balance_after
-    FROM entries JOIN transfers t ON t.rowid = entries.transfer CROSS JOIN account a
+    FROM entries CROSS JOIN transfers t ON t.rowid = entries.transfer CROSS JOIN account a
     ORDER BY t.rowid DESC LIMIT $4";
 
 /// `Store::history` on PostgreSQL: `TRANSACTIONS_INDEXED` with `$5` a kind or '' for any and
@@ -333,5 +336,5 @@ const HISTORY_FILTERED_IN_RUNS: &str = "
            t.debit_account_id, a.id AS account_id,
            CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
                 ELSE t.credit_balance_after END AS balance_after
-    FROM entries JOIN transfers t ON t.rowid = entries.transfer CROSS JOIN account a
+    FROM entries CROSS JOIN transfers t ON t.rowid = entries.transfer CROSS JOIN account a
     ORDER BY t.rowid DESC LIMIT $4";
