@@ -436,7 +436,9 @@ impl Store {
 
     /// Records one attempt: `delivered`, or still `pending` until `next_attempt_at`, or
     /// `failed` after the last attempt. A delivered one stays delivered: a slower attempt of an
-    /// earlier round (an admin's retry runs beside it) cannot undo it.
+    /// earlier round (an admin's retry runs beside it) cannot undo it. With `completes` (the
+    /// sending job, when this attempt ends its work) the job's completion is recorded in the
+    /// same transaction: one write where there were two.
     pub async fn record_attempt(
         &self,
         id: &str,
@@ -444,8 +446,10 @@ impl Store {
         status_code: Option<i64>,
         error: Option<&str>,
         next_attempt_at_ms: Option<i64>,
+        completes: Option<&crate::jobs::ClaimedJob>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let now = self.clock.now_ms();
+        let record = sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,
                  last_status_code = $2, last_error = $3, next_attempt_at = $4, updated_at = $5
              WHERE id = $6 AND status <> 'delivered'",
@@ -454,10 +458,17 @@ impl Store {
         .bind(status_code)
         .bind(error)
         .bind(next_attempt_at_ms)
-        .bind(self.clock.now_ms())
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?;
+        .bind(now)
+        .bind(id);
+        let Some(job) = completes else {
+            record.execute(&self.db.pool).await?;
+            return Ok(());
+        };
+        let mut tx = self.db.begin_write().await?;
+        record.execute(&mut *tx).await?;
+        let kept = crate::jobs::complete_in(&mut tx, &job.claim(), now).await?;
+        tx.commit().await?;
+        job.completed(kept);
         Ok(())
     }
 
