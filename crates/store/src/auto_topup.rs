@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, Row};
 use crate::clock::rfc3339;
 use crate::db::Dialect;
 use crate::ids::new_id;
-use crate::jobs::NewJob;
+use crate::jobs::{ClaimedJob, NewJob};
 use crate::ledger::epoch;
 use crate::notifications;
 use crate::orders::{NewOrder, Order, close_pending_on, insert_order_on, order_on, take_charge_on};
@@ -312,15 +312,46 @@ impl Store {
 
     /// Decides the user's top-up and records the decision (see `TopupStep`). A pending top-up
     /// order whose charge has no answer yet is handed back to be charged again (with the same
-    /// idempotency key, so the provider charges it once) rather than a second one made.
+    /// idempotency key, so the provider charges it once) rather than a second one made. With
+    /// `completes` (the job running the rule), a decision that ends the job's work (nothing to
+    /// do, or stopped) records the job's completion in the same transaction; a charge's job is
+    /// completed with its outcome (the fulfilment, or `record_topup_decline`).
     pub async fn prepare_topup(
         &self,
         user_id: &str,
         settings: &TopupSettings,
+        completes: Option<&ClaimedJob>,
     ) -> Result<TopupStep, StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
-        let Some(rule) = rule_on(&mut tx, Some(self.db.dialect), user_id).await? else {
+        let step = self.decide_topup(&mut tx, user_id, settings, now).await?;
+        let completed = match (&step, completes) {
+            (TopupStep::Charge { .. }, _) | (_, None) => None,
+            (_, Some(job)) => Some((
+                job,
+                crate::jobs::complete_in(&mut tx, &job.claim(), now).await?,
+            )),
+        };
+        tx.commit().await?;
+        if let Some((job, kept)) = completed {
+            job.completed(kept);
+        }
+        if matches!(step, TopupStep::Stopped { .. }) {
+            self.jobs.wake().notify_one();
+        }
+        Ok(step)
+    }
+
+    /// `prepare_topup`'s decision and its records, in the caller's write transaction (which
+    /// commits whatever this answers; answering `Nothing`, it has written nothing).
+    async fn decide_topup(
+        &self,
+        tx: &mut AnyConnection,
+        user_id: &str,
+        settings: &TopupSettings,
+        now: i64,
+    ) -> Result<TopupStep, StoreError> {
+        let Some(rule) = rule_on(&mut *tx, Some(self.db.dialect), user_id).await? else {
             return Ok(TopupStep::Nothing);
         };
         let waiting = rule.next_attempt_at_ms.is_some_and(|at| at > now);
@@ -346,7 +377,7 @@ impl Store {
         let token: String = method.try_get("token")?;
         let provider: String = method.try_get("provider")?;
         let unanswered = order_on(
-            &mut tx,
+            &mut *tx,
             "user_id = $1 AND kind = 'auto_topup' AND status = 'pending' AND payment_status = 'pending'
              ORDER BY id LIMIT 1",
             &[user_id],
@@ -355,11 +386,10 @@ impl Store {
         if let Some(order) = unanswered {
             // Charged again with the method it was first charged with, under the same key;
             // unless another run is charging it right now.
-            if !take_charge_on(&mut tx, &order.id, now).await? {
+            if !take_charge_on(&mut *tx, &order.id, now).await? {
                 return Ok(TopupStep::Nothing);
             }
-            let first_token = live_token_on(&mut tx, order.payment_method_id.as_deref()).await?;
-            tx.commit().await?;
+            let first_token = live_token_on(&mut *tx, order.payment_method_id.as_deref()).await?;
             return Ok(match first_token {
                 Some(token) => TopupStep::Charge {
                     order: Box::new(order),
@@ -383,10 +413,10 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let (topups_today, _) =
-            charged_since(&mut tx, user_id, settings.day_start_ms, None).await?;
+            charged_since(&mut *tx, user_id, settings.day_start_ms, None).await?;
         let limit_currency = rule.monthly_limit.as_ref().map(|m| m.currency.as_str());
         let (_, charged_this_month) =
-            charged_since(&mut tx, user_id, settings.month_start_ms, limit_currency).await?;
+            charged_since(&mut *tx, user_id, settings.month_start_ms, limit_currency).await?;
         let situation = TopupSituation {
             balance: balance.unwrap_or(0),
             threshold: rule.threshold,
@@ -439,11 +469,11 @@ impl Store {
             payment_id: new_id("pay"),
             expires_at_ms: now + settings.order_ttl_ms,
         };
-        insert_order_on(&mut tx, &order, now).await?;
+        insert_order_on(&mut *tx, &order, now).await?;
         let step = match plan {
             TopupPlan::Stopped(reason, quote) => {
                 close_pending_on(
-                    &mut tx,
+                    &mut *tx,
                     &order.id,
                     OrderStatus::Failed,
                     Some(reason.as_str()),
@@ -466,21 +496,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 let message = messages::topup_stopped(
-                    notifications::language_on(&mut tx, user_id).await?,
+                    notifications::language_on(&mut *tx, user_id).await?,
                     quote.credits,
                     &charged_text(order.total, &order.currency),
                     reason.as_str(),
                     &rfc3339(resumes_at),
                 );
-                notifications::notify_on(&mut tx, user_id, &message, now).await?;
+                notifications::notify_on(&mut *tx, user_id, &message, now).await?;
                 let mut data = webhooks::order_data(
-                    &order_on(&mut tx, "id = $1", &[&order.id])
+                    &order_on(&mut *tx, "id = $1", &[&order.id])
                         .await?
                         .ok_or_else(|| StoreError::Config("the new order vanished".into()))?,
                     "failed",
                 );
                 data["reason"] = reason.as_str().into();
-                webhooks::emit_and_enqueue_on(&mut tx, EventType::AutoTopupFailed, &data, now)
+                webhooks::emit_and_enqueue_on(&mut *tx, EventType::AutoTopupFailed, &data, now)
                     .await?;
                 TopupStep::Stopped {
                     order_id: order.id.clone(),
@@ -489,25 +519,25 @@ impl Store {
             }
             _ => TopupStep::Charge {
                 order: Box::new(
-                    order_on(&mut tx, "id = $1", &[&order.id])
+                    order_on(&mut *tx, "id = $1", &[&order.id])
                         .await?
                         .ok_or_else(|| StoreError::Config("the new order vanished".into()))?,
                 ),
                 token,
             },
         };
-        tx.commit().await?;
-        self.jobs.wake().notify_one();
         Ok(step)
     }
 
     /// A top-up's charge was declined: the order fails with the reason, the rule counts the
     /// decline and waits (minutes, then hours) or turns itself off, and the user is told. Once
-    /// per order, however often it is reported.
+    /// per order, however often it is reported. With `completes` (the job that charged), the
+    /// job's completion is recorded in the same transaction.
     pub async fn record_topup_decline(
         &self,
         order: &Order,
         reason: &str,
+        completes: Option<&ClaimedJob>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
@@ -515,14 +545,36 @@ impl Store {
         if self.db.dialect == Dialect::Postgres {
             epoch::advance(&mut tx, &self.asset).await?;
         }
+        self.decline_on(&mut tx, order, reason, now).await?;
+        let completed = match completes {
+            Some(job) => Some((
+                job,
+                crate::jobs::complete_in(&mut tx, &job.claim(), now).await?,
+            )),
+            None => None,
+        };
+        tx.commit().await?;
+        if let Some((job, kept)) = completed {
+            job.completed(kept);
+        }
+        self.jobs.wake().notify_one();
+        Ok(())
+    }
+
+    /// `record_topup_decline`'s records, in the caller's write transaction.
+    async fn decline_on(
+        &self,
+        tx: &mut AnyConnection,
+        order: &Order,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let closed =
-            close_pending_on(&mut tx, &order.id, OrderStatus::Failed, Some(reason), now).await?;
-        let Some(rule) = rule_on(&mut tx, Some(self.db.dialect), &order.user_id).await? else {
-            tx.commit().await?;
+            close_pending_on(&mut *tx, &order.id, OrderStatus::Failed, Some(reason), now).await?;
+        let Some(rule) = rule_on(&mut *tx, Some(self.db.dialect), &order.user_id).await? else {
             return Ok(());
         };
         if !closed || rule.status == AutoTopupStatus::Off {
-            tx.commit().await?;
             return Ok(());
         }
         let failures = rule.consecutive_failures + 1;
@@ -542,7 +594,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let total = charged_text(order.total, &order.currency);
-        let lang = notifications::language_on(&mut tx, &order.user_id).await?;
+        let lang = notifications::language_on(&mut *tx, &order.user_id).await?;
         let mut told: Vec<Message> = vec![messages::topup_declined(
             lang,
             order.credits,
@@ -553,23 +605,21 @@ impl Store {
         match next_attempt_at {
             Some(at) => {
                 let job = topup_job(&order.user_id, &format!("retry:{}", order.id)).at(at);
-                crate::jobs::enqueue_in(&mut tx, &job, now).await?;
+                crate::jobs::enqueue_in(&mut *tx, &job, now).await?;
             }
             None => {
-                set_threshold_on(&mut tx, &self.asset, &order.user_id, None).await?;
+                set_threshold_on(&mut *tx, &self.asset, &order.user_id, None).await?;
                 told.push(messages::topup_disabled(lang, reason));
             }
         }
         for message in &told {
-            notifications::notify_on(&mut tx, &order.user_id, message, now).await?;
+            notifications::notify_on(&mut *tx, &order.user_id, message, now).await?;
         }
         let mut data = webhooks::order_data(order, "failed");
         data["reason"] = reason.into();
         for event in [EventType::OrderFailed, EventType::AutoTopupFailed] {
-            webhooks::emit_and_enqueue_on(&mut tx, event, &data, now).await?;
+            webhooks::emit_and_enqueue_on(&mut *tx, event, &data, now).await?;
         }
-        tx.commit().await?;
-        self.jobs.wake().notify_one();
         Ok(())
     }
 }

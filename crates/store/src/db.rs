@@ -1,6 +1,8 @@
 //! Connecting to either backend, per-connection pragmas, migrations and write transactions.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -43,6 +45,10 @@ pub struct Db {
     pub dialect: Dialect,
     options: AnyConnectOptions,
     sync: SqliteSync,
+    /// Write transactions begun (`begin_write`, `begin_write_on`), shared by every clone: on
+    /// SQLite each takes the database's one write lock, so this is what tests count to keep
+    /// the writes on a path few (`write_transactions_begun`).
+    write_begins: Arc<AtomicU64>,
 }
 
 /// How long a request waits for a pooled connection before it fails.
@@ -351,6 +357,7 @@ impl Db {
             dialect,
             options,
             sync,
+            write_begins: Arc::default(),
         })
     }
 
@@ -421,10 +428,19 @@ impl Db {
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails as busy
     /// under concurrency, whatever the busy timeout.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        self.write_begins.fetch_add(1, Ordering::Relaxed);
         Ok(match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// How many write transactions this database's handles have begun (with `begin_write` or
+    /// `begin_write_on`, the ledger writer's batches included), committed or not. Writes made
+    /// outside such a transaction (a single statement on the pool) are not counted here; on
+    /// SQLite `testing::SqliteCommits` counts every commit whoever makes it.
+    pub fn write_transactions_begun(&self) -> u64 {
+        self.write_begins.load(Ordering::Relaxed)
     }
 
     /// A connection of its own, outside the pool, set up like the pool's.
@@ -506,6 +522,7 @@ impl Db {
         conn: &'c mut sqlx::AnyConnection,
     ) -> Result<sqlx::Transaction<'c, sqlx::Any>, StoreError> {
         use sqlx::Connection;
+        self.write_begins.fetch_add(1, Ordering::Relaxed);
         Ok(match self.dialect {
             Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => conn.begin().await?,

@@ -5,6 +5,7 @@
 //! jobs is `bursar_worker`'s; this module only stores them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use bursar_core::JobState;
 use sqlx::{AnyConnection, Row};
@@ -60,12 +61,78 @@ pub struct ClaimedJob {
     pub max_attempts: i64,
     /// This claim's token (in `locked_by`): only its holder records the outcome.
     pub lease: String,
+    /// Whether the job's own work recorded its success (`complete_in`), shared by the clones
+    /// the worker hands out: `NOT_RECORDED`, `RECORDED` or `LEASE_LOST`.
+    recorded: Arc<AtomicU8>,
 }
+
+const NOT_RECORDED: u8 = 0;
+const RECORDED: u8 = 1;
+const LEASE_LOST: u8 = 2;
 
 impl ClaimedJob {
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
     }
+
+    /// What recording this claim's outcome is guarded by, for `complete_in`.
+    pub fn claim(&self) -> JobClaim {
+        JobClaim {
+            id: self.id.clone(),
+            attempt: self.attempt,
+            lease: self.lease.clone(),
+        }
+    }
+
+    /// Notes, once the transaction holding `complete_in` has committed, what it recorded
+    /// (`kept`: whether this claim still held the lease). The worker then records nothing.
+    pub fn completed(&self, kept: bool) {
+        let value = if kept { RECORDED } else { LEASE_LOST };
+        self.recorded.store(value, Ordering::Release);
+    }
+
+    /// `Some(kept)` once the job's own work recorded its success (see `completed`).
+    pub fn recorded(&self) -> Option<bool> {
+        match self.recorded.load(Ordering::Acquire) {
+            NOT_RECORDED => None,
+            value => Some(value == RECORDED),
+        }
+    }
+}
+
+/// One claim of one job: what recording its outcome is guarded by (the job, the attempt and
+/// the lease's token), so a job whose work is one transaction records its success in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobClaim {
+    pub id: String,
+    pub attempt: i64,
+    pub lease: String,
+}
+
+/// Records inside the caller's transaction that the claimed job succeeded, as
+/// `JobQueue::complete` does in a transaction of its own: a job whose work is one transaction
+/// commits its work and its completion together, one write where there were two. After the
+/// commit, tell the job (`ClaimedJob::completed`) so the worker records nothing more. `false`:
+/// the claim no longer held the lease (it ran out and the job was taken over), and the record
+/// was left to the new holder.
+pub async fn complete_in(
+    conn: &mut AnyConnection,
+    claim: &JobClaim,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let changed = sqlx::query(
+        "UPDATE jobs SET state = 'done', last_error = NULL, run_at = $1, locked_by = NULL,
+             updated_at = $1
+         WHERE id = $2 AND state = 'running' AND attempts = $3 AND locked_by = $4",
+    )
+    .bind(now_ms)
+    .bind(&claim.id)
+    .bind(claim.attempt)
+    .bind(&claim.lease)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(changed == 1)
 }
 
 /// A job as admins see it.
@@ -246,6 +313,7 @@ impl JobQueue {
                     attempt: row.try_get("attempts")?,
                     max_attempts: row.try_get("max_attempts")?,
                     lease: lease.clone(),
+                    recorded: Arc::default(),
                 })
             })
             .collect()

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::clock::rfc3339;
 use crate::ids::new_id;
-use crate::jobs::NewJob;
+use crate::jobs::{ClaimedJob, NewJob};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
@@ -169,14 +169,17 @@ impl Store {
     }
 
     /// Records how sending went, through which channel and to where: `sent`, `failed` with
-    /// the reason, or still `queued` with the last error while it is retried.
+    /// the reason, or still `queued` with the last error while it is retried. With `completes`
+    /// (the sending job, on success) the job's completion is recorded in the same transaction:
+    /// one write where there were two.
     pub async fn mark_notification(
         &self,
         id: &str,
         delivery: &Delivery<'_>,
+        completes: Option<&ClaimedJob>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
-        sqlx::query(
+        let mark = sqlx::query(
             "UPDATE notifications SET status = $1, error = $2, channel = $3, destination = $4,
                  sent_at = CASE WHEN $1 = 'sent' THEN $5 ELSE sent_at END
              WHERE id = $6",
@@ -186,9 +189,16 @@ impl Store {
         .bind(delivery.channel.as_str())
         .bind(delivery.destination)
         .bind(now)
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?;
+        .bind(id);
+        let Some(job) = completes else {
+            mark.execute(&self.db.pool).await?;
+            return Ok(());
+        };
+        let mut tx = self.db.begin_write().await?;
+        mark.execute(&mut *tx).await?;
+        let kept = crate::jobs::complete_in(&mut tx, &job.claim(), now).await?;
+        tx.commit().await?;
+        job.completed(kept);
         Ok(())
     }
 }

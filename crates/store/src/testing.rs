@@ -82,3 +82,91 @@ pub async fn remove_database(url: &str) {
         }
     }
 }
+
+/// Counts the commits made to a SQLite database file from `start` on, by every connection (the
+/// ledger writer's, the pool's, any process's): each commit appends its pages to the
+/// write-ahead log, the last of them marked as a commit, and with durable commits each is one
+/// fsync of the log. A test holds a read transaction open meanwhile, so the log cannot be
+/// started afresh (by a checkpoint and the next write) and forget what it counts; should it be
+/// anyway, `count` says so rather than count short.
+pub struct SqliteCommits {
+    wal: std::path::PathBuf,
+    /// Holds a read transaction on the log, so no writer restarts it.
+    pin: sqlx::AnyConnection,
+    salts: [u8; 8],
+    at_start: usize,
+}
+
+impl SqliteCommits {
+    pub async fn start(db: &crate::Db) -> Result<Self, crate::StoreError> {
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&db.pool)
+                .await?;
+        let wal = std::path::PathBuf::from(format!("{file}-wal"));
+        // A log read while it is wholly checkpointed is not pinned by its readers: a write
+        // first, so the read below reads from it.
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('test_commit_count', '0')
+             ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
+        )
+        .execute(&db.pool)
+        .await?;
+        let mut pin = db.connect_one().await?;
+        pin.execute("BEGIN").await?;
+        sqlx::query("SELECT COUNT(*) FROM settings")
+            .fetch_one(&mut pin)
+            .await?;
+        let (salts, at_start) = wal_commits(&wal)?;
+        Ok(Self {
+            wal,
+            pin,
+            salts,
+            at_start,
+        })
+    }
+
+    /// Commits since `start`. `Err` if the log was started afresh meanwhile (the count would
+    /// be short).
+    pub fn count(&self) -> Result<usize, crate::StoreError> {
+        let (salts, commits) = wal_commits(&self.wal)?;
+        if salts != self.salts {
+            return Err(crate::StoreError::Config(
+                "the write-ahead log was restarted during the count".into(),
+            ));
+        }
+        Ok(commits - self.at_start)
+    }
+
+    /// Ends the read transaction.
+    pub async fn finish(mut self) -> Result<(), crate::StoreError> {
+        self.pin.execute("ROLLBACK").await?;
+        Ok(())
+    }
+}
+
+/// The log's salts and its commits: frames from the start that carry the header's salts (the
+/// current generation), counting those marked as a commit (a database size after it).
+fn wal_commits(wal: &std::path::Path) -> Result<([u8; 8], usize), crate::StoreError> {
+    let log = std::fs::read(wal)
+        .map_err(|e| crate::StoreError::Config(format!("cannot read {}: {e}", wal.display())))?;
+    let word = |at: usize| u32::from_be_bytes([log[at], log[at + 1], log[at + 2], log[at + 3]]);
+    if log.len() < 32 || !matches!(word(0), 0x377f_0682 | 0x377f_0683) {
+        return Err(crate::StoreError::Config(format!(
+            "{} is not a write-ahead log",
+            wal.display()
+        )));
+    }
+    let mut salts = [0u8; 8];
+    salts.copy_from_slice(&log[16..24]);
+    let frame = 24 + word(8) as usize;
+    let mut commits = 0;
+    let mut at = 32;
+    while at + frame <= log.len() && log[at + 8..at + 16] == salts {
+        if word(at + 4) != 0 {
+            commits += 1;
+        }
+        at += frame;
+    }
+    Ok((salts, commits))
+}

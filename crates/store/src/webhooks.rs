@@ -1,7 +1,7 @@
 //! Outgoing webhooks: events, the endpoints that receive them, and each delivery's record. An
-//! event is written in the transaction of what it reports (`emit_on`) together with the job
-//! that fans it out; the fan-out makes one delivery per subscribed endpoint, each sent by a job
-//! of its own, so a slow receiver holds up nobody else.
+//! event is written in the transaction of what it reports (`emit_on`) together with one
+//! delivery per enabled endpoint subscribed to its type, each sent by a job of its own (also
+//! enqueued in that transaction), so a slow receiver holds up nobody else.
 
 use bursar_core::{DeliveryStatus, EventType};
 use sqlx::Row;
@@ -14,7 +14,8 @@ use crate::jobs::NewJob;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
-/// The job that turns one event into a delivery per subscribed endpoint.
+/// The job that turns one event into a delivery per subscribed endpoint. Events now get their
+/// deliveries in their own transaction (`emit_on`); the kind stays for fan-outs enqueued before.
 pub const FAN_OUT_JOB: &str = "fan_out_event";
 /// The job that sends one delivery.
 pub const DELIVER_JOB: &str = "deliver_webhook";
@@ -88,14 +89,18 @@ pub struct Delivery {
     pub created_at: String,
 }
 
-/// Records `event_type` with `data` inside the caller's transaction and returns the job that
-/// fans it out, for the caller to enqueue in the same transaction.
+/// Records `event_type` with `data` inside the caller's transaction, with a delivery for each
+/// enabled endpoint subscribed to its type, and returns the jobs that send them, for the caller
+/// to enqueue in the same transaction. Doing the fan-out here rather than in a job of its own
+/// saves a transaction per event (three on SQLite: the job's claim, the fan-out and the job's
+/// completion), each of which waits for the database's one write lock; with no endpoint
+/// subscribed (the usual case) it is one read.
 pub(crate) async fn emit_on(
     conn: &mut sqlx::AnyConnection,
     event_type: EventType,
     data: &serde_json::Value,
     now_ms: i64,
-) -> Result<NewJob, StoreError> {
+) -> Result<Vec<NewJob>, StoreError> {
     let id = new_id("evt");
     sqlx::query("INSERT INTO events (id, type, data, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&id)
@@ -104,22 +109,62 @@ pub(crate) async fn emit_on(
         .bind(now_ms)
         .execute(&mut *conn)
         .await?;
-    let payload = FanOutPayload {
-        event_id: id.clone(),
-    };
-    Ok(NewJob::new(FAN_OUT_JOB, &payload, 10).unique(format!("{FAN_OUT_JOB}:{id}")))
+    deliveries_on(conn, &id, event_type.as_str(), now_ms).await
 }
 
-/// `emit_on` with the fan-out enqueued too, for transactions outside the ledger writer.
+/// `emit_on` with the deliveries' jobs enqueued too, for transactions outside the ledger writer.
 pub(crate) async fn emit_and_enqueue_on(
     conn: &mut sqlx::AnyConnection,
     event_type: EventType,
     data: &serde_json::Value,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    let job = emit_on(conn, event_type, data, now_ms).await?;
-    crate::jobs::enqueue_in(conn, &job, now_ms).await?;
+    for job in emit_on(conn, event_type, data, now_ms).await? {
+        crate::jobs::enqueue_in(conn, &job, now_ms).await?;
+    }
     Ok(())
+}
+
+/// Makes a delivery of event `event_id` (of type `event_type`) to every enabled endpoint
+/// subscribed to its type, inside the caller's transaction, and returns their sending jobs. A
+/// delivery the event already has is not made again.
+async fn deliveries_on(
+    conn: &mut sqlx::AnyConnection,
+    event_id: &str,
+    event_type: &str,
+    now_ms: i64,
+) -> Result<Vec<NewJob>, StoreError> {
+    let endpoints: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, events FROM webhook_endpoints
+         WHERE enabled = 1 AND deleted_at IS NULL ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut jobs = Vec::new();
+    for (endpoint_id, events) in endpoints {
+        let names: Vec<String> = serde_json::from_str(&events).unwrap_or_default();
+        if !names.iter().any(|name| name == event_type) {
+            continue;
+        }
+        let id = new_id("whd");
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, next_attempt_at,
+                 created_at, updated_at)
+             VALUES ($1, $2, $3, 'pending', $4, $4, $4)
+             ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&endpoint_id)
+        .bind(event_id)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            jobs.push(deliver_job(&id, 0));
+        }
+    }
+    Ok(jobs)
 }
 
 /// The job that sends `delivery_id`, once per `round` (a retry by hand starts a new round).
@@ -328,50 +373,30 @@ impl Store {
     }
 
     /// Makes a delivery of `event_id` to every enabled endpoint subscribed to its type, each
-    /// with its sending job, in one transaction. Running it again adds nothing.
+    /// with its sending job, in one transaction (a `fan_out_event` job enqueued before events
+    /// got their deliveries with them). Running it again adds nothing; with no endpoint to
+    /// deliver to it writes nothing and takes no write lock.
     pub async fn fan_out(&self, event_id: &str) -> Result<usize, StoreError> {
         let Some(event) = self.event(event_id).await? else {
             return Ok(0);
         };
+        let subscribed = self
+            .endpoints()
+            .await?
+            .iter()
+            .any(|e| e.enabled && e.events.iter().any(|t| t.as_str() == event.event_type));
+        if !subscribed {
+            return Ok(0);
+        }
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints
-             WHERE enabled = 1 AND deleted_at IS NULL ORDER BY id"
-        ));
-        let rows = sqlx::query(sql).fetch_all(&mut *tx).await?;
-        let mut made = 0;
-        for endpoint in rows.iter().map(endpoint_from_row) {
-            let endpoint = endpoint?;
-            if !endpoint
-                .events
-                .iter()
-                .any(|e| e.as_str() == event.event_type)
-            {
-                continue;
-            }
-            let id = new_id("whd");
-            let inserted = sqlx::query(
-                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, status, next_attempt_at,
-                     created_at, updated_at)
-                 VALUES ($1, $2, $3, 'pending', $4, $4, $4)
-                 ON CONFLICT (endpoint_id, event_id) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(&endpoint.id)
-            .bind(&event.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                crate::jobs::enqueue_in(&mut tx, &deliver_job(&id, 0), now).await?;
-                made += 1;
-            }
+        let jobs = deliveries_on(&mut tx, &event.id, &event.event_type, now).await?;
+        for job in &jobs {
+            crate::jobs::enqueue_in(&mut tx, job, now).await?;
         }
         tx.commit().await?;
         self.jobs.wake().notify_one();
-        Ok(made)
+        Ok(jobs.len())
     }
 
     pub async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
@@ -411,7 +436,9 @@ impl Store {
 
     /// Records one attempt: `delivered`, or still `pending` until `next_attempt_at`, or
     /// `failed` after the last attempt. A delivered one stays delivered: a slower attempt of an
-    /// earlier round (an admin's retry runs beside it) cannot undo it.
+    /// earlier round (an admin's retry runs beside it) cannot undo it. With `completes` (the
+    /// sending job, when this attempt ends its work) the job's completion is recorded in the
+    /// same transaction: one write where there were two.
     pub async fn record_attempt(
         &self,
         id: &str,
@@ -419,8 +446,10 @@ impl Store {
         status_code: Option<i64>,
         error: Option<&str>,
         next_attempt_at_ms: Option<i64>,
+        completes: Option<&crate::jobs::ClaimedJob>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let now = self.clock.now_ms();
+        let record = sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,
                  last_status_code = $2, last_error = $3, next_attempt_at = $4, updated_at = $5
              WHERE id = $6 AND status <> 'delivered'",
@@ -429,10 +458,17 @@ impl Store {
         .bind(status_code)
         .bind(error)
         .bind(next_attempt_at_ms)
-        .bind(self.clock.now_ms())
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?;
+        .bind(now)
+        .bind(id);
+        let Some(job) = completes else {
+            record.execute(&self.db.pool).await?;
+            return Ok(());
+        };
+        let mut tx = self.db.begin_write().await?;
+        record.execute(&mut *tx).await?;
+        let kept = crate::jobs::complete_in(&mut tx, &job.claim(), now).await?;
+        tx.commit().await?;
+        job.completed(kept);
         Ok(())
     }
 

@@ -13,6 +13,10 @@ pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<(), JobError>> + Sen
 /// A job must be idempotent: it may run again after a crash, a lost lease or a retry, so each
 /// effect carries a key derived from the job (a provider call's idempotency key, a grant's
 /// reference).
+///
+/// A job whose work ends in one write transaction may record its own success in it
+/// (`bursar_store::jobs::complete_in`, then `ClaimedJob::completed`): the work and the record
+/// commit together, and the worker, seeing it recorded, writes nothing more for this run.
 pub trait Job<C>: Send + Sync + 'static {
     /// The `kind` stored with its jobs.
     fn kind(&self) -> &'static str;

@@ -199,6 +199,11 @@ impl<C: Clone + Send + Sync + 'static> Registry<C> {
                     }
                 };
                 match outcome {
+                    // The job's work recorded its success in its own transaction: that record
+                    // stands, whatever happened after it.
+                    _ if job.recorded().is_some() => {
+                        lease_kept(Ok(job.recorded() == Some(true)), Ran::Done, &job)
+                    }
                     None => self.released(queue, &job).await,
                     Some(Ok(Ok(Ok(())))) => lease_kept(queue.complete(&job).await, Ran::Done, &job),
                     Some(Ok(Ok(Err(error)))) => {

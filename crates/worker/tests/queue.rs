@@ -39,6 +39,7 @@ on_both_backends!(
     shutdown_gives_back_the_lease_of_a_job_still_running,
     two_instances_run_each_of_a_thousand_jobs_exactly_once,
     a_scheduled_job_runs_once_per_period_across_two_instances,
+    a_job_that_records_its_own_success_leaves_nothing_to_record,
 );
 
 /// What the test jobs saw: runs per label.
@@ -119,6 +120,46 @@ impl Job<Seen> for Sleeps {
         Box::pin(async move {
             seen.record("started");
             tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        })
+    }
+}
+
+/// Does its work in one transaction (a `settings` row named by its label) and records its
+/// success in it. `then_fails` returns an error after that; `taken_over` finds its lease taken
+/// by another worker first.
+struct RecordsItself(Store);
+impl Job<Seen> for RecordsItself {
+    fn kind(&self) -> &'static str {
+        "records_itself"
+    }
+    fn run<'a>(&'a self, seen: &'a Seen, job: &'a ClaimedJob) -> JobFuture<'a> {
+        Box::pin(async move {
+            let payload: serde_json::Value =
+                serde_json::from_str(&job.payload).map_err(JobError::fatal)?;
+            let label = payload["label"].as_str().unwrap_or("?").to_string();
+            seen.record(&label);
+            let store = &self.0;
+            if label == "taken_over" {
+                sqlx::query("UPDATE jobs SET locked_by = 'another worker' WHERE id = $1")
+                    .bind(&job.id)
+                    .execute(&store.db.pool)
+                    .await
+                    .map_err(JobError::retry)?;
+            }
+            let now = store.clock.now_ms();
+            let mut tx = store.db.begin_write().await?;
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'done')")
+                .bind(format!("work:{label}"))
+                .execute(&mut *tx)
+                .await
+                .map_err(JobError::retry)?;
+            let kept = bursar_store::jobs::complete_in(&mut tx, &job.claim(), now).await?;
+            tx.commit().await.map_err(JobError::retry)?;
+            job.completed(kept);
+            if label == "then_fails" {
+                return Err(JobError::retry("failed after recording its success"));
+            }
             Ok(())
         })
     }
@@ -599,4 +640,51 @@ async fn a_scheduled_job_runs_once_per_period_across_two_instances(backend: Back
         "a period ran twice: {runs:?}"
     );
     workers.stop().await;
+}
+
+async fn a_job_that_records_its_own_success_leaves_nothing_to_record(backend: Backend) {
+    let store = open(backend, "jobs_record_themselves").await;
+    let seen = Seen::default();
+    let registry = Arc::new(Registry::default().with(RecordsItself(store.clone())));
+    for label in ["plain", "then_fails", "taken_over"] {
+        let job =
+            NewJob::new("records_itself", &serde_json::json!({ "label": label }), 3).unique(label);
+        store.jobs.enqueue(&job).await.expect("enqueues");
+    }
+    let commits = match backend {
+        Backend::Sqlite => Some(
+            bursar_store::testing::SqliteCommits::start(&store.db)
+                .await
+                .expect("counting starts"),
+        ),
+        Backend::Postgres => None,
+    };
+    let mut ran = registry
+        .run_due(&store.jobs, &seen, "w", 10)
+        .await
+        .expect("runs");
+    ran.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(ran, [Ran::Done, Ran::Done, Ran::LeaseLost]);
+    for label in ["plain", "then_fails"] {
+        let record = job_with_key(&store, label).await;
+        assert_eq!(
+            (record.state, record.attempts, record.last_error),
+            (JobState::Done, 1, None),
+            "{label}"
+        );
+    }
+    // Its work is done, and its record left to the worker that took it over.
+    let taken = job_with_key(&store, "taken_over").await;
+    assert_eq!(taken.state, JobState::Running);
+    let work: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM settings WHERE key LIKE 'work:%'")
+            .fetch_one(&store.db.pool)
+            .await
+            .expect("reads");
+    assert_eq!(work, 3);
+    if let Some(commits) = commits {
+        // The claim, the three jobs' work and the takeover: nothing more for the records.
+        assert_eq!(commits.count().expect("counted"), 5);
+        commits.finish().await.expect("counting ends");
+    }
 }

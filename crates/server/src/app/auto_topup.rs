@@ -6,6 +6,7 @@
 use bursar_core::topup::{self, TopupQuote};
 use bursar_core::{MAX_CREDITS, Money};
 use bursar_store::auto_topup::{Rule, RuleChange, TopupSettings, TopupStep};
+use bursar_store::jobs::ClaimedJob;
 use bursar_worker::LocalCalendar;
 
 use crate::AppState;
@@ -149,8 +150,14 @@ pub enum RunOutcome {
 
 /// Runs the user's rule once: decides, charges, applies the outcome. `Err` only for what is
 /// worth retrying (a provider that could not be reached, a database error); the pending order
-/// is then charged again with the same idempotency key.
-pub async fn run(state: &AppState, user_id: &str) -> ApiResult<RunOutcome> {
+/// is then charged again with the same idempotency key. With `job` (the job running it), the
+/// run records the job's completion in the transaction that ends its work (the decision, the
+/// fulfilment or the decline), one write less each on SQLite's one write lock.
+pub async fn run(
+    state: &AppState,
+    user_id: &str,
+    job: Option<&ClaimedJob>,
+) -> ApiResult<RunOutcome> {
     let now = state.store.clock.now_ms();
     let bounds = &state.config.topup;
     let calendar = LocalCalendar::at(state.config.timezone, now);
@@ -167,15 +174,18 @@ pub async fn run(state: &AppState, user_id: &str) -> ApiResult<RunOutcome> {
         month_start_ms: calendar.month_start_ms,
         next_month_ms: calendar.next_month_ms,
     };
-    let (order, token) = match state.store.prepare_topup(user_id, &settings).await? {
+    let (order, token) = match state.store.prepare_topup(user_id, &settings, job).await? {
         TopupStep::Nothing => return Ok(RunOutcome::Nothing),
         TopupStep::Stopped { reason, .. } => return Ok(RunOutcome::Stopped(reason.as_str())),
         TopupStep::Charge { order, token } => (order, token),
     };
-    match off_session::charge(state, &order, token).await? {
+    match off_session::charge(state, &order, token, job).await? {
         Charged::Paid => Ok(RunOutcome::ToppedUp { order_id: order.id }),
         Charged::Declined(reason) => {
-            state.store.record_topup_decline(&order, &reason).await?;
+            state
+                .store
+                .record_topup_decline(&order, &reason, job)
+                .await?;
             Ok(RunOutcome::Declined {
                 order_id: order.id,
                 reason,

@@ -5,6 +5,7 @@
 
 use bursar_core::Money;
 use bursar_payments::{Amount, ChargeRequest, ProviderError};
+use bursar_store::jobs::ClaimedJob;
 use bursar_store::ledger::{PaymentEvent, PaymentOutcome};
 use bursar_store::orders::Order;
 
@@ -25,7 +26,15 @@ pub enum Charged {
     Declined(String),
 }
 
-pub async fn charge(state: &AppState, order: &Order, token: String) -> ApiResult<Charged> {
+/// Charges `order` to the saved method `token`. With `completes` (the job whose work ends with
+/// this charge), a successful charge's fulfilment records the job's completion in its own
+/// transaction.
+pub async fn charge(
+    state: &AppState,
+    order: &Order,
+    token: String,
+    completes: Option<&ClaimedJob>,
+) -> ApiResult<Charged> {
     let provider = state.payments.get(&order.provider).ok_or_else(|| {
         ApiError::invalid(format!("provider {} is not configured", order.provider))
     })?;
@@ -64,7 +73,10 @@ pub async fn charge(state: &AppState, order: &Order, token: String) -> ApiResult
                 }),
                 confirmed_by: None,
             };
-            state.store.ledger.fulfil(event).await?;
+            match completes {
+                Some(job) => state.store.ledger.fulfil_for_job(event, job).await?,
+                None => state.store.ledger.fulfil(event).await?,
+            };
             Ok(Charged::Paid)
         }
         Err(ProviderError::Declined(reason)) => Ok(Charged::Declined(reason)),

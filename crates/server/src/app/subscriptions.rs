@@ -61,7 +61,7 @@ pub async fn renew(state: &AppState, subscription_id: &str) -> ApiResult<Option<
     else {
         return Ok(None);
     };
-    let charged = off_session::charge(state, &renewal.order, renewal.token).await?;
+    let charged = off_session::charge(state, &renewal.order, renewal.token, None).await?;
     if let Charged::Declined(reason) = &charged {
         state
             .store

@@ -31,7 +31,7 @@ impl Job<AppState> for AutoTopup {
         Box::pin(async move {
             let payload: TopupPayload =
                 serde_json::from_str(&job.payload).map_err(JobError::fatal)?;
-            let outcome = auto_topup::run(state, &payload.user_id)
+            let outcome = auto_topup::run(state, &payload.user_id, Some(job))
                 .await
                 .map_err(|error| JobError::retry(error.problem().detail))?;
             let label = match &outcome {

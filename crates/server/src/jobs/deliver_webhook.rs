@@ -53,6 +53,7 @@ async fn deliver(state: &AppState, job: &ClaimedJob, delivery_id: &str) -> Resul
                 None,
                 Some("the endpoint is disabled or deleted"),
                 None,
+                Some(job),
             )
             .await?;
         return Ok(());
@@ -89,6 +90,7 @@ async fn deliver(state: &AppState, job: &ClaimedJob, delivery_id: &str) -> Resul
                     Some(code),
                     None,
                     None,
+                    Some(job),
                 )
                 .await?;
             return Ok(());
@@ -107,6 +109,7 @@ async fn deliver(state: &AppState, job: &ClaimedJob, delivery_id: &str) -> Resul
                 DeliveryStatus::Failed,
                 code,
                 Some(&error),
+                None,
                 None,
             )
             .await?;
@@ -128,6 +131,7 @@ async fn deliver(state: &AppState, job: &ClaimedJob, delivery_id: &str) -> Resul
             code,
             Some(&error),
             Some(next),
+            None,
         )
         .await?;
     Err(JobError::retry(error))

@@ -1,6 +1,7 @@
 //! `fan_out_event`: turns one recorded event into a delivery per enabled endpoint subscribed to
-//! its type, each with its own `deliver_webhook` job. Enqueued with the event, in the
-//! transaction of what it reports.
+//! its type, each with its own `deliver_webhook` job. Events now get their deliveries in the
+//! transaction that records them (`webhooks::emit_on`), which saves this job's three write
+//! transactions per event; it stays for fan-outs an earlier version enqueued.
 
 use bursar_store::jobs::ClaimedJob;
 use bursar_store::webhooks::{FAN_OUT_JOB, FanOutPayload};

@@ -59,7 +59,10 @@ impl Job<AppState> for SendNotification {
                         destination: sent.destination.as_deref(),
                         error: None,
                     };
-                    store.mark_notification(&notification.id, &delivery).await?;
+                    // Marked sent and the job done in one transaction.
+                    store
+                        .mark_notification(&notification.id, &delivery, Some(job))
+                        .await?;
                     Ok(())
                 }
                 Err(error) => {
@@ -74,7 +77,9 @@ impl Job<AppState> for SendNotification {
                         destination: notification.destination.as_deref(),
                         error: Some(&error),
                     };
-                    store.mark_notification(&notification.id, &delivery).await?;
+                    store
+                        .mark_notification(&notification.id, &delivery, None)
+                        .await?;
                     Err(JobError::retry(error))
                 }
             }

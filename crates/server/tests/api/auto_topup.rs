@@ -504,3 +504,95 @@ async fn bad_input_is_refused_and_changes_nothing(app: TestApp) {
         .await;
     assert_eq!(listed.status, 200, "{}", listed.text);
 }
+
+/// On SQLite every write transaction takes the database's one write lock, which the ledger
+/// writer's group commit needs too, and each commit is an fsync: the work one auto top-up
+/// makes outside the writer is counted here, end to end (the spend that crosses the threshold,
+/// the top-up, its order, charge and fulfilment, the notifications and events, and each job's
+/// claim and completion). The jobs run one claim each, as a worker woken for each would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_up_takes_few_write_transactions_on_sqlite() {
+    use bursar_store::testing::SqliteCommits;
+    let app = TestApp::spawn_with(
+        crate::helpers::Backend::Sqlite,
+        "topup_write_transactions",
+        |c| c.jobs_enabled = false,
+    )
+    .await;
+    let (member, card) = member_with_card(&app, "writes@example.com", 1000, GOOD_CARD).await;
+    put_rule(
+        &app,
+        &member,
+        json!({"enabled": true, "threshold": 500, "target": 1000, "payment_method_id": card}),
+    )
+    .await;
+    app.settle_jobs().await;
+    let (state, db) = (&app.state, &app.state.store.db);
+    let done_jobs = || async {
+        sqlx::query_as::<_, (String, String)>("SELECT id, kind FROM jobs WHERE state = 'done'")
+            .fetch_all(&db.pool)
+            .await
+            .expect("jobs read")
+    };
+    let mut totals = Vec::new();
+    for round in 1..=2 {
+        let counter = SqliteCommits::start(db).await.expect("counting starts");
+        let begun = db.write_transactions_begun();
+        let mut steps = Vec::new();
+        assert_eq!(spend(&app, &member, 600).await, 200);
+        let (mut commits, mut begins) = (counter.count().expect("counted"), begun);
+        let step = |name: String, commits: usize, begins: u64| (name, commits, begins);
+        steps.push(step(
+            "spend".into(),
+            commits,
+            db.write_transactions_begun() - begins,
+        ));
+        begins = db.write_transactions_begun();
+        loop {
+            let before = done_jobs().await;
+            let ran = state
+                .jobs
+                .run_due(&state.store.jobs, state, &state.worker_id, 1)
+                .await
+                .expect("jobs run");
+            if ran.is_empty() {
+                break;
+            }
+            let kinds: Vec<String> = done_jobs()
+                .await
+                .into_iter()
+                .filter(|job| !before.contains(job))
+                .map(|(_, kind)| kind)
+                .collect();
+            let now = counter.count().expect("counted");
+            steps.push(step(
+                format!("{kinds:?} {ran:?}"),
+                now - commits,
+                db.write_transactions_begun() - begins,
+            ));
+            (commits, begins) = (now, db.write_transactions_begun());
+        }
+        counter.finish().await.expect("counting ends");
+        assert_eq!(app.balance(&member).await.0, 1000, "topped up");
+        assert_eq!(topup_orders(&app, &member).await.len(), round);
+        let total: usize = steps.iter().map(|s| s.1).sum();
+        let begun_total: u64 = steps.iter().map(|s| s.2).sum();
+        for (name, commits, begins) in &steps {
+            eprintln!(
+                "round {round}: {name}: {commits} commits, {begins} write transactions begun"
+            );
+        }
+        eprintln!("round {round}: {total} commits, {begun_total} write transactions begun");
+        totals.push((total, begun_total));
+    }
+    assert_eq!(totals[0], totals[1], "the same each time");
+    // The spend's batch and the fulfilment's are the ledger writer's (under load each shares a
+    // group commit); the rest are the three jobs' claims, the top-up's decision and order, and
+    // two notifications each marked sent with its job done. Before the job bookkeeping was
+    // folded into the work's transactions and events got their deliveries with them: 17
+    // commits and 12 write transactions begun (three fan-outs that wrote nothing among them).
+    let (commits, begun) = totals[0];
+    assert!(commits <= 8, "{commits} commits for one top-up");
+    assert!(begun <= 8, "{begun} write transactions for one top-up");
+    app.assert_ledger_ok().await;
+}

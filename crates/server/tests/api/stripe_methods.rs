@@ -393,7 +393,7 @@ async fn auto_topup_charges_a_stripe_card_off_session_on_its_customer(backend: B
         )
         .await;
     assert_eq!(spent.status, 200, "{}", spent.text);
-    let runs = (0..3).map(|_| bursar_server::app::auto_topup::run(&app.state, &member.id));
+    let runs = (0..3).map(|_| bursar_server::app::auto_topup::run(&app.state, &member.id, None));
     for outcome in futures::future::join_all(runs).await {
         outcome.expect("a run ends");
     }

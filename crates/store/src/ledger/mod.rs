@@ -120,6 +120,9 @@ pub enum Command {
     },
     /// Applies a verified payment provider event to its order, exactly once.
     Fulfil(PaymentEvent),
+    /// `Fulfil`, with the job that charged the payment (an off-session charge, whose work ends
+    /// with its fulfilment) recorded as done in the same transaction.
+    FulfilForJob(PaymentEvent, crate::jobs::JobClaim),
     /// Redeems a marketplace product for a member: its stock is taken and the points move
     /// from the member (through the normal spend rules) to the merchant's account.
     Redeem {

@@ -153,9 +153,7 @@ pub(crate) async fn fulfil(
                 .await?;
                 let outcome = if closed {
                     let data = webhooks::order_data(order, "failed");
-                    let fan_out =
-                        webhooks::emit_on(conn, EventType::OrderFailed, &data, uow.now_ms).await?;
-                    uow.enqueue(conn, &fan_out).await?;
+                    uow.emit(conn, EventType::OrderFailed, &data).await?;
                     FulfilmentOutcome::Failed
                 } else {
                     FulfilmentOutcome::Ignored
@@ -189,6 +187,7 @@ fn fulfilment(
         outcome,
         order_id,
         refund_id,
+        job_completed: None,
     })
 }
 
@@ -327,8 +326,7 @@ async fn pay(
         ));
     }
     for (event, data) in events {
-        let fan_out = webhooks::emit_on(conn, event, &data, uow.now_ms).await?;
-        uow.enqueue(conn, &fan_out).await?;
+        uow.emit(conn, event, &data).await?;
     }
     // A subscription package starts or extends its subscription; today's allowance follows
     // at once from a job (it needs the local calendar, which the server keeps).
@@ -564,8 +562,7 @@ pub(crate) async fn refund_order(
     let mut data = webhooks::order_data(&order, new_status.as_str());
     data["refund"] = serde_json::json!({"id": refund.refund_id, "amount": amount,
                                         "credits_clawed_back": clawback});
-    let fan_out = webhooks::emit_on(conn, EventType::OrderRefunded, &data, uow.now_ms).await?;
-    uow.enqueue(conn, &fan_out).await?;
+    uow.emit(conn, EventType::OrderRefunded, &data).await?;
     if status == RefundStatus::Pending {
         // The money goes back through the provider after the commit, from the queue.
         uow.enqueue(conn, &crate::orders::provider_refund_job(&refund.refund_id))

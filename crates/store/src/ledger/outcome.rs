@@ -176,6 +176,9 @@ pub struct Fulfilment {
     pub order_id: Option<String>,
     /// For `refund_required`: the refund to send to the provider now.
     pub refund_id: Option<String>,
+    /// For `FulfilForJob`: whether the job's completion was recorded (`false`: its claim had
+    /// lost the lease, and the record was left to the new holder).
+    pub job_completed: Option<bool>,
 }
 
 /// A daily gift claimed.

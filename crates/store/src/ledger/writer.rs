@@ -103,6 +103,25 @@ impl Ledger {
         }
     }
 
+    /// `fulfil` for the claimed job that charged the payment: the job's completion commits with
+    /// the fulfilment (one write less on SQLite's one write lock), and `job` is told.
+    pub async fn fulfil_for_job(
+        &self,
+        event: PaymentEvent,
+        job: &crate::jobs::ClaimedJob,
+    ) -> Result<Fulfilment, StoreError> {
+        let command = Command::FulfilForJob(event, job.claim());
+        match self.execute(command).await?.outcome() {
+            Some(Outcome::Fulfilment(fulfilment)) => {
+                if let Some(kept) = fulfilment.job_completed {
+                    job.completed(kept);
+                }
+                Ok(fulfilment)
+            }
+            other => unreachable!("a fulfilment answers with its outcome, not {other:?}"),
+        }
+    }
+
     /// Settles overdue holds and grants on at most `max_accounts` accounts; answers how many.
     pub async fn expire_due(&self, max_accounts: i64) -> Result<usize, StoreError> {
         match self

@@ -60,14 +60,8 @@ pub(super) async fn debit_watching_threshold(
             uow.enqueue(conn, &send).await?;
             let data = serde_json::json!({"user_id": user_id, "balance": after,
                                           "threshold": threshold});
-            let fan_out = crate::webhooks::emit_on(
-                conn,
-                bursar_core::EventType::BalanceLow,
-                &data,
-                uow.now_ms,
-            )
-            .await?;
-            uow.enqueue(conn, &fan_out).await?;
+            uow.emit(conn, bursar_core::EventType::BalanceLow, &data)
+                .await?;
         }
     }
     Ok((transaction_id, paid_by))
@@ -88,6 +82,7 @@ pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {
         Command::Refund { .. }
         | Command::ExpireDue { .. }
         | Command::Fulfil(_)
+        | Command::FulfilForJob(..)
         | Command::RefundOrder(_)
         | Command::CancelRedemption { .. } => (None, None),
     }
@@ -201,6 +196,18 @@ pub(crate) async fn apply(
             claim_reward::claim(uow, conn, user_id, item_id).await
         }
         Command::Fulfil(event) => super::orders::fulfil(uow, conn, event).await,
+        Command::FulfilForJob(event, job) => {
+            // A fulfilment is never refused, so the job's record can follow it.
+            let outcome = super::orders::fulfil(uow, conn, event).await?;
+            let kept = crate::jobs::complete_in(conn, job, uow.now_ms).await?;
+            Ok(match outcome {
+                Outcome::Fulfilment(fulfilment) => Outcome::Fulfilment(super::Fulfilment {
+                    job_completed: Some(kept),
+                    ..fulfilment
+                }),
+                other => other,
+            })
+        }
         Command::Redeem {
             user_id,
             product_id,

@@ -12,11 +12,11 @@ use sqlx::{AnyConnection, Row};
 
 use super::refund::refund_expiry;
 use super::{balance, debit_watching_threshold, ensure_spendable, refuse_if_suspended};
+use crate::StoreError;
 use crate::ids::new_id;
 use crate::ledger::state::{GrantSpec, Side, TransferMeta, UnitOfWork};
 use crate::ledger::{Canceller, Outcome, RedemptionReceipt};
 use crate::marketplace::QUANTITY_MAX;
-use crate::{StoreError, webhooks};
 
 pub(super) async fn redeem(
     uow: &mut UnitOfWork,
@@ -244,7 +244,6 @@ async fn announce(
         "quantity": receipt.quantity, "points_cost": receipt.points_cost,
         "status": receipt.status.as_str(),
     });
-    let fan_out = webhooks::emit_on(conn, event, &data, uow.now_ms).await?;
-    uow.enqueue(conn, &fan_out).await?;
+    uow.emit(conn, event, &data).await?;
     Ok(())
 }

@@ -354,6 +354,21 @@ impl UnitOfWork {
         Ok(inserted)
     }
 
+    /// Records an event in the batch's transaction, with its webhook deliveries, and enqueues
+    /// their jobs (see `webhooks::emit_on`). Like `enqueue`, only once the command can no longer
+    /// be refused.
+    pub async fn emit(
+        &mut self,
+        conn: &mut AnyConnection,
+        event_type: bursar_core::EventType,
+        data: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        for job in crate::webhooks::emit_on(conn, event_type, data, self.now_ms).await? {
+            self.enqueue(conn, &job).await?;
+        }
+        Ok(())
+    }
+
     pub fn jobs_enqueued(&self) -> usize {
         self.jobs_enqueued
     }
