@@ -328,6 +328,10 @@ code-wrong = This code is wrong or has expired.
 code-too-many = Too many wrong codes. Ask for a new one.
 code-unavailable = Codes cannot be sent by email on this service.
 code-back = Sign in with a password instead
+code-lead-any = We send you a six-digit code by email, or by text message to a mobile number; it works once, for ten minutes. With it you can also set a new password.
+code-send-any = Send me a code
+field-email-or-phone = Email, or mobile number with its country code (+44…)
+code-phone-invalid = Enter the mobile number with its country code, such as +447700900123.
 settings-password-after-code = You signed in with a code, so you can set a new password without the old one.
 
 provider-or = Or

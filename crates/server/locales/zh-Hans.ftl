@@ -328,6 +328,10 @@ code-wrong = 验证码错误或已过期。
 code-too-many = 错误次数过多，请重新获取验证码。
 code-unavailable = 本服务无法通过邮件发送验证码。
 code-back = 改用密码登录
+code-lead-any = 我们会通过电子邮件或短信把六位数验证码发给您；验证码只能使用一次，十分钟内有效。登录后您也可以设置新密码。
+code-send-any = 发送验证码
+field-email-or-phone = 电子邮箱，或带国家代码的手机号码（+86…）
+code-phone-invalid = 请输入带国家代码的手机号码，例如 +8613800138000。
 settings-password-after-code = 你是用验证码登录的，因此无需旧密码即可设置新密码。
 
 provider-or = 或

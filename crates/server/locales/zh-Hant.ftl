@@ -328,6 +328,10 @@ code-wrong = 驗證碼錯誤或已逾期。
 code-too-many = 錯誤次數過多，請重新取得驗證碼。
 code-unavailable = 本服務無法以電子郵件寄送驗證碼。
 code-back = 改用密碼登入
+code-lead-any = 我們會透過電子郵件或簡訊將六位數驗證碼傳送給您；驗證碼只能使用一次，十分鐘內有效。登入後您也可以設定新密碼。
+code-send-any = 傳送驗證碼
+field-email-or-phone = 電子郵件，或含國碼的手機號碼（+886…）
+code-phone-invalid = 請輸入含國碼的手機號碼，例如 +886912345678。
 settings-password-after-code = 你是以驗證碼登入的，因此不需舊密碼即可設定新密碼。
 
 provider-or = 或

@@ -5,6 +5,7 @@ use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use bursar_core::CodeChannel;
 use bursar_store::packages::Package;
 use bursar_store::users::UserChanges;
 use serde::Deserialize;
@@ -273,19 +274,37 @@ pub async fn logout(
 #[template(path = "web/login_code.html")]
 struct CodePage<'a> {
     page: &'a Page,
+    /// An email address, or a phone number when codes go by text message here too.
     email: String,
     /// The code was sent: ask for it.
     sent: bool,
+    /// Codes can be sent by text message: the field takes a phone number as well.
+    by_sms: bool,
     errors: FieldErrors,
+}
+
+/// Where a code goes: a phone number (E.164, so it starts with `+`) by text message when this
+/// server sends them, anything else by email.
+fn code_channel(state: &AppState, destination: &str) -> CodeChannel {
+    if destination.trim_start().starts_with('+') && sms_codes(state) {
+        CodeChannel::Sms
+    } else {
+        CodeChannel::Email
+    }
+}
+
+fn sms_codes(state: &AppState) -> bool {
+    sign_in_codes::channels(state).contains(&CodeChannel::Sms)
 }
 
 /// Signing in with a one-time code sent by email: for someone without a password, or who
 /// forgot it (they can set a new one right after).
-pub async fn code_form(page: Page) -> PageResult {
+pub async fn code_form(State(state): State<AppState>, page: Page) -> PageResult {
     let view = CodePage {
         page: &page,
         email: String::new(),
         sent: false,
+        by_sms: sms_codes(&state),
         errors: FieldErrors::default(),
     };
     render(&page, &view)
@@ -303,10 +322,14 @@ pub async fn send_code(
     Form(form): Form<CodeRequestForm>,
 ) -> PageResult {
     let mut errors = FieldErrors::default();
-    let channel = bursar_core::CodeChannel::Email;
+    let channel = code_channel(&state, &form.email);
     let sent = match sign_in_codes::destination(channel, &form.email) {
         Err(_) => {
-            errors.add("email", page.t.t("register-email-invalid"));
+            let key = match channel {
+                CodeChannel::Email => "register-email-invalid",
+                CodeChannel::Sms => "code-phone-invalid",
+            };
+            errors.add("email", page.t.t(key));
             false
         }
         Ok(email) => {
@@ -337,6 +360,7 @@ pub async fn send_code(
         page: &page,
         email: form.email,
         sent,
+        by_sms: sms_codes(&state),
         errors,
     };
     render_with(&page, &view, status)
@@ -354,7 +378,7 @@ pub async fn verify_code(
     page: Page,
     Form(form): Form<CodeVerifyForm>,
 ) -> PageResult {
-    let channel = bursar_core::CodeChannel::Email;
+    let channel = code_channel(&state, &form.email);
     let verified = async {
         let email = sign_in_codes::destination(channel, &form.email)?;
         state.limiter.check_address(&address)?;
@@ -389,6 +413,7 @@ pub async fn verify_code(
                 page: &page,
                 email: form.email,
                 sent: true,
+                by_sms: sms_codes(&state),
                 errors,
             };
             render_with(&page, &view, StatusCode::UNAUTHORIZED)

@@ -19,6 +19,7 @@ crate::for_both_backends!(
     a_bank_transfer_order_shows_its_reference_and_the_account_to_pay,
     an_ecpay_order_page_carries_the_signed_form_that_sends_itself,
     a_forgotten_password_is_replaced_after_signing_in_with_an_emailed_code,
+    a_code_sent_by_text_message_signs_in_on_the_web,
 );
 
 async fn signed_up(app: &TestApp, merchant: bool) -> (Browser, String) {
@@ -621,6 +622,69 @@ fn last_code(mails: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> String {
         .map(|w| w.iter().collect::<String>())
         .find(|w| w.chars().all(|c| c.is_ascii_digit()))
         .expect("six digits in the mail")
+}
+
+/// With an SMS gateway (and no mail), the code page takes a phone number: the code goes by text
+/// message and signs in (here creating the account, as the API's code sign-in does); a number
+/// without its country code is refused beside the field and nothing is sent.
+async fn a_code_sent_by_text_message_signs_in_on_the_web(backend: Backend) {
+    let (url, texts) = crate::notifications::sms_gateway(0).await;
+    let app = TestApp::spawn_with(backend, "sms_code_page", move |config| {
+        config.sms_gateway_url = Some(url);
+        config.sms_gateway_token = Some("sms-secret".into());
+    })
+    .await;
+    let browser = Browser::new(&app);
+    let form = browser.get("/login/code").await;
+    assert!(form.text.contains("type=\"text\""), "{}", form.text);
+
+    let refused = browser
+        .submit("/login/code", "/login/code", &[("email", "+12")])
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("id=\"email-error\""));
+
+    let phone = "+447700900123";
+    let asked = browser
+        .submit("/login/code", "/login/code", &[("email", phone)])
+        .await;
+    assert_eq!(asked.status, 200, "{}", asked.text);
+    assert!(
+        asked.text.contains("id=\"code\""),
+        "the page asks for the code"
+    );
+    let mut code = String::new();
+    for _ in 0..100 {
+        app.settle_jobs().await;
+        let sent = texts.lock().expect("lock").first().cloned();
+        if let Some((_, body)) = sent {
+            let text = body.to_string();
+            code = text
+                .as_bytes()
+                .windows(6)
+                .map(|w| String::from_utf8_lossy(w).to_string())
+                .find(|w| w.chars().all(|c| c.is_ascii_digit()))
+                .expect("six digits in the text message");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(code.len(), 6, "the code was sent by text message");
+    assert_eq!(
+        texts.lock().expect("lock").len(),
+        1,
+        "only the good number got one"
+    );
+    let signed_in = browser
+        .submit(
+            "/login/code",
+            "/login/code/verify",
+            &[("email", phone), ("code", &code)],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text);
+    let dashboard = browser.get("/account").await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.text);
 }
 
 async fn a_forgotten_password_is_replaced_after_signing_in_with_an_emailed_code(backend: Backend) {
