@@ -311,6 +311,15 @@ const MIGRATIONS: &[Migration] = &[
         sqlite_only: None,
         postgres_only: None,
     },
+    Migration {
+        version: 23,
+        name: "history filters",
+        sql: "",
+        sqlite_only: None,
+        postgres_only: Some(include_str!(
+            "../migrations/023_history_filters.postgres.sql"
+        )),
+    },
 ];
 
 impl Db {

@@ -281,7 +281,9 @@ const TRANSACTIONS_INDEXED_IN_RUNS: &str = "
     ORDER BY t.rowid DESC LIMIT $4";
 
 /// `Store::history` on PostgreSQL: `TRANSACTIONS_INDEXED` with `$5` a kind or '' for any and
-/// `$6`..`$7` the creation time, applied in both scans before their limits.
+/// `$6`..`$7` the creation time, applied in both scans before their limits. The scans pick ids
+/// only, from the indexes that include the kind and the time (migration 023), so a filter that
+/// keeps little of a long history is an index-only walk; the rows kept are then fetched by id.
 const HISTORY_FILTERED: &str = "
     WITH account AS (
         SELECT id FROM accounts WHERE owner_kind = 'user' AND owner_id = $1 AND asset = $2
@@ -292,16 +294,16 @@ const HISTORY_FILTERED: &str = "
            CASE WHEN t.debit_account_id = a.id THEN t.debit_balance_after
                 ELSE t.credit_balance_after END AS balance_after
     FROM (
-        (SELECT * FROM transfers
+        (SELECT id FROM transfers
          WHERE debit_account_id = (SELECT id FROM account) AND id < $3
            AND ($5 = '' OR kind = $5) AND created_at >= $6 AND created_at < $7
          ORDER BY id DESC LIMIT $4)
         UNION ALL
-        (SELECT * FROM transfers
+        (SELECT id FROM transfers
          WHERE credit_account_id = (SELECT id FROM account) AND id < $3
            AND ($5 = '' OR kind = $5) AND created_at >= $6 AND created_at < $7
          ORDER BY id DESC LIMIT $4)
-    ) t CROSS JOIN account a
+    ) picked JOIN transfers t ON t.id = picked.id CROSS JOIN account a
     ORDER BY t.id DESC LIMIT $4";
 
 /// `Store::history` on SQLite: `TRANSACTIONS_INDEXED_IN_RUNS` with the filter applied inside
