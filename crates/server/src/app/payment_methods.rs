@@ -114,15 +114,7 @@ pub async fn finish_hosted_setup(
             ProviderError::Declined(_) => ApiError::not_found("setup"),
             other => provider_failure(provider, other),
         })?;
-    let owner = match &session.customer_ref {
-        Some(customer) => {
-            state
-                .store
-                .user_of_customer(provider.name(), customer)
-                .await?
-        }
-        None => None,
-    };
+    let owner = customer_owner(state, provider, session.customer_ref.as_deref()).await?;
     if owner.as_deref() != Some(user_id) {
         return Err(ApiError::not_found("setup"));
     }
@@ -226,6 +218,23 @@ async fn customer_of(
         .await?)
 }
 
+/// The member a provider's customer record was made for, if Bursar made it.
+async fn customer_owner(
+    state: &AppState,
+    provider: &dyn PaymentProvider,
+    customer_ref: Option<&str>,
+) -> ApiResult<Option<String>> {
+    Ok(match customer_ref {
+        Some(customer) => {
+            state
+                .store
+                .user_of_customer(provider.name(), customer)
+                .await?
+        }
+        None => None,
+    })
+}
+
 /// Saves the method a completed setup holds, read back from the provider (never from what a
 /// client or a webhook body claims). `member` is the user who asks, when a member asks: a setup
 /// on someone else's customer record reads as not found.
@@ -243,15 +252,7 @@ pub async fn finish_setup(
             ProviderError::Declined(_) => ApiError::not_found("setup"),
             other => provider_failure(provider, other),
         })?;
-    let owner = match &setup.customer_ref {
-        Some(customer) => {
-            state
-                .store
-                .user_of_customer(provider.name(), customer)
-                .await?
-        }
-        None => None,
-    };
+    let owner = customer_owner(state, provider, setup.customer_ref.as_deref()).await?;
     let user_id = match (owner, member) {
         (Some(owner), Some(member)) if owner == member => owner,
         (Some(owner), None) => owner,
