@@ -4,7 +4,6 @@
 use bursar_core::SystemAccount;
 use sqlx::AnyConnection;
 
-use crate::db::Dialect;
 use crate::ledger::epoch;
 use crate::{Db, StoreError, ids::new_id};
 
@@ -80,7 +79,7 @@ pub async fn set_overdraft_limit(
     limit: i64,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin_write().await?;
-    set_overdraft_limit_on(&mut tx, db.dialect, user_id, asset, limit).await?;
+    set_overdraft_limit_on(&mut tx, user_id, asset, limit).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -88,14 +87,11 @@ pub async fn set_overdraft_limit(
 /// `set_overdraft_limit` on `conn`, inside the caller's transaction.
 pub(crate) async fn set_overdraft_limit_on(
     conn: &mut sqlx::AnyConnection,
-    dialect: Dialect,
     user_id: &str,
     asset: &str,
     limit: i64,
 ) -> Result<(), StoreError> {
-    if dialect == Dialect::Postgres {
-        epoch::advance(&mut *conn, asset).await?;
-    }
+    epoch::advance(&mut *conn, asset).await?;
     let changed = sqlx::query(
         "UPDATE accounts SET overdraft_limit = $1
          WHERE owner_kind = 'user' AND owner_id = $2 AND asset = $3 AND balance - held >= -$1",

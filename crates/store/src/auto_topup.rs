@@ -226,9 +226,7 @@ impl Store {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
         // The ledger writer takes the epoch before any rule row; so does this.
-        if self.db.dialect == Dialect::Postgres {
-            epoch::advance(&mut tx, &self.asset).await?;
-        }
+        epoch::advance(&mut tx, &self.asset).await?;
         let method: Option<String> = sqlx::query_scalar(
             "SELECT id FROM payment_methods WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
         )
@@ -542,9 +540,7 @@ impl Store {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
         // The ledger writer takes the epoch before any rule row; so does this.
-        if self.db.dialect == Dialect::Postgres {
-            epoch::advance(&mut tx, &self.asset).await?;
-        }
+        epoch::advance(&mut tx, &self.asset).await?;
         self.decline_on(&mut tx, order, reason, now).await?;
         let completed = match completes {
             Some(job) => Some((

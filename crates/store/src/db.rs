@@ -320,6 +320,13 @@ const MIGRATIONS: &[Migration] = &[
             "../migrations/023_history_filters.postgres.sql"
         )),
     },
+    Migration {
+        version: 24,
+        name: "ledger epoch on sqlite",
+        sql: "",
+        sqlite_only: Some(include_str!("../migrations/024_ledger_epoch.sqlite.sql")),
+        postgres_only: None,
+    },
 ];
 
 impl Db {

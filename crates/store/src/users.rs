@@ -187,15 +187,14 @@ impl Store {
             return Ok(None);
         }
         if let Some(limit) = overdraft_limit {
-            accounts::set_overdraft_limit_on(&mut tx, self.db.dialect, id, &self.asset, limit)
-                .await?;
+            accounts::set_overdraft_limit_on(&mut tx, id, &self.asset, limit).await?;
         }
         if changes.status == Some(UserStatus::Suspended) {
             sessions::revoke_all_on(&mut tx, id, now).await?;
         }
-        // The ledger writer refuses a suspended user's spends from the account it caches; on
-        // PostgreSQL the epoch tells every writer to read the account (and its user) again.
-        if changes.status.is_some() && self.db.dialect == crate::db::Dialect::Postgres {
+        // The ledger writer refuses a suspended user's spends from the account it caches; the
+        // epoch tells every writer to read the account (and its user) again.
+        if changes.status.is_some() {
             crate::ledger::epoch::advance(&mut tx, &self.asset).await?;
         }
         audit::record(&mut tx, audit, now).await?;

@@ -1,5 +1,6 @@
-//! PostgreSQL's ledger epoch (migration 005): one counter per asset that every change to the
-//! ledger's accounts advances, in the changing transaction, under the counter row's lock.
+//! The ledger epoch (migration 005 on PostgreSQL, 024 on SQLite): one counter per asset that
+//! every change to the ledger's accounts advances, in the changing transaction, under the
+//! counter row's lock (on SQLite, the database's write lock).
 //! Writers of one asset therefore take turns (in every instance sharing the database), and a
 //! writer that reads back its own last value plus one knows nobody else changed the ledger in
 //! between, so it may keep using the accounts it cached (see `state::Cached`).

@@ -4,10 +4,11 @@ use super::*;
 
 /// What a writer keeps between batches: the accounts it has loaded, with their live grants and
 /// open holds, exactly as its last commit left them. A stamp read when a batch opens tells
-/// whether anything else has written since: SQLite's `data_version` (which another
-/// connection's commit changes), or PostgreSQL's ledger epoch (which every batch and every
-/// other change to accounts advances, see `epoch.rs`). If anything has, the cache is dropped,
-/// so it is only ever used while nothing but this writer has changed the ledger.
+/// whether anything else has changed the ledger since: the asset's epoch, which every batch
+/// and every other change to what is cached here advances (see `epoch.rs`; SQLite's
+/// `data_version`, used before migration 024, also changed with every job claimed or order
+/// placed). If anything has, the cache is dropped, so it is only ever used while nothing but
+/// this writer has changed the ledger.
 pub(crate) struct Cached {
     /// The stamp the next batch must read for this cache to be fresh.
     pub(super) next_stamp: i64,
@@ -29,12 +30,8 @@ impl UnitOfWork {
     /// holds are left behind; everything kept is marked as written. Only what this batch
     /// touched is visited.
     pub fn into_cache(self) -> Option<Cached> {
-        // This connection's own commits leave SQLite's `data_version` alone; on PostgreSQL
-        // the next batch's advance of the epoch is the next value.
-        let next_stamp = match self.dialect {
-            Dialect::Sqlite => self.stamp,
-            Dialect::Postgres => self.stamp + 1,
-        };
+        // The next batch's advance of the epoch is the next value.
+        let next_stamp = self.stamp + 1;
         let mut accounts = self.accounts;
         let mut grant_count = self.grant_count;
         for user in &self.touched_accounts {

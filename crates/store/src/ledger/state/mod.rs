@@ -236,8 +236,8 @@ pub(crate) struct UnitOfWork {
 
 impl UnitOfWork {
     /// Begins a batch's unit of work, from `cache` when nothing else has written since it was
-    /// taken. On PostgreSQL this takes the asset's epoch lock, which the batch holds until it
-    /// commits.
+    /// taken. This advances the asset's epoch; on PostgreSQL that takes its lock, which the
+    /// batch holds until it commits (on SQLite the batch already holds the write lock).
     pub async fn open(
         conn: &mut AnyConnection,
         dialect: Dialect,
@@ -245,14 +245,7 @@ impl UnitOfWork {
         now_ms: i64,
         cache: Option<Cached>,
     ) -> Result<Self, StoreError> {
-        let stamp = match dialect {
-            Dialect::Sqlite => {
-                sqlx::query_scalar::<_, i64>("PRAGMA data_version")
-                    .fetch_one(&mut *conn)
-                    .await?
-            }
-            Dialect::Postgres => epoch::advance(conn, asset).await?,
-        };
+        let stamp = epoch::advance(conn, asset).await?;
         if let Some(cached) = cache {
             let fresh = cached.next_stamp == stamp;
             let outcome = if fresh { "hit" } else { "stale" };
