@@ -116,9 +116,13 @@ impl Result {
                 w.mean_batch_ms,
                 w.busy * 100.0
             );
-            let [load, apply, write, commit] = w.phase_ms;
+            let [begin, load, apply, write, commit] = w.phase_ms;
             println!(
-                "    per batch: load {load:.2} ms, apply {apply:.2} ms, write {write:.2} ms, commit {commit:.2} ms"
+                "    per batch: begin {begin:.2} ms, load {load:.2} ms, apply {apply:.2} ms, write {write:.2} ms, commit {commit:.2} ms"
+            );
+            println!(
+                "    cache of accounts: stale in {} of {} batches that had one",
+                w.cache_stale, w.cache_checked
             );
             if w.syncs > 0 {
                 println!(

@@ -10,8 +10,11 @@ pub struct Sample {
     batches: f64,
     commands: f64,
     seconds: f64,
-    /// Seconds spent loading, applying, writing and committing.
-    phases: [f64; 4],
+    /// Seconds spent beginning, loading, applying, writing and committing.
+    phases: [f64; 5],
+    /// Batches that found the writer's cache of accounts fresh, and that had to reload it.
+    cache_hits: f64,
+    cache_stale: f64,
     /// fsyncs of the write-ahead log made off the writer's path, and their seconds.
     syncs: f64,
     sync_seconds: f64,
@@ -20,7 +23,7 @@ pub struct Sample {
     index_run_seconds: f64,
 }
 
-const PHASES: [&str; 4] = ["load", "apply", "write", "commit"];
+const PHASES: [&str; 5] = ["begin", "load", "apply", "write", "commit"];
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct WriterStats {
@@ -29,8 +32,13 @@ pub struct WriterStats {
     pub mean_batch_ms: f64,
     /// Share of the run the writer spent inside batches (1.0: never idle).
     pub busy: f64,
-    /// Mean milliseconds per batch spent loading, applying, writing and committing.
-    pub phase_ms: [f64; 4],
+    /// Mean milliseconds per batch spent beginning its transaction (on SQLite, waiting for a
+    /// write lock another connection holds), loading, applying, writing and committing.
+    pub phase_ms: [f64; 5],
+    /// Batches whose cache of accounts had been invalidated by another change (stale), of
+    /// those that had one to check.
+    pub cache_stale: u64,
+    pub cache_checked: u64,
     /// SQLite with durable commits: fsyncs of the log made beside the writer, and their mean.
     pub syncs: u64,
     pub mean_sync_ms: f64,
@@ -64,6 +72,8 @@ pub async fn sample(fixture: &Fixture) -> Option<Sample> {
                 "bursar_ledger_phase_seconds_sum{{phase=\"{p}\"}} "
             ))
         }),
+        cache_hits: value("bursar_ledger_cache_total{outcome=\"hit\"} "),
+        cache_stale: value("bursar_ledger_cache_total{outcome=\"stale\"} "),
         syncs: value("bursar_ledger_sync_seconds_count "),
         sync_seconds: value("bursar_ledger_sync_seconds_sum "),
         index_runs: value("bursar_ledger_index_run_seconds_count "),
@@ -90,6 +100,11 @@ pub fn between(before: Sample, after: Sample, run_seconds: f64) -> WriterStats {
         mean_batch_ms: per_batch(seconds) * 1000.0,
         busy: seconds / run_seconds.max(f64::EPSILON),
         phase_ms: std::array::from_fn(|i| per_batch(after.phases[i] - before.phases[i]) * 1000.0),
+        cache_stale: (after.cache_stale - before.cache_stale).max(0.0) as u64,
+        cache_checked: (after.cache_stale + after.cache_hits
+            - before.cache_stale
+            - before.cache_hits)
+            .max(0.0) as u64,
         syncs: syncs as u64,
         mean_sync_ms: mean_ms(syncs, after.sync_seconds - before.sync_seconds),
         index_runs: index_runs as u64,

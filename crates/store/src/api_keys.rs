@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::audit::{self, AuditRecord};
 use crate::clock::rfc3339;
+use crate::db::ExecuteInTurn;
 use crate::ids::{new_id, new_secret, sha256_hex};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
@@ -37,7 +38,7 @@ impl Store {
             )
             .bind(key_id)
             .bind(at_ms)
-            .execute(&self.db.pool)
+            .execute_in_turn(&self.db)
             .await?;
         }
         Ok(())

@@ -13,6 +13,7 @@
 use sqlx::{AnyConnection, Row};
 
 use crate::db::Dialect;
+use crate::db::ExecuteInTurn;
 use crate::ledger::Rendered;
 use crate::ledger::sql::ColumnType::{Int, Text};
 use crate::ledger::sql::{Column, Params};
@@ -218,7 +219,7 @@ impl Store {
         .bind(&response.body)
         .bind(&key.scope)
         .bind(&key.key)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?;
         Ok(())
     }

@@ -12,6 +12,7 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
+use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::page::{Page, PageRequest};
 use crate::{Db, Dialect, StoreError};
@@ -352,7 +353,7 @@ impl JobQueue {
         .bind(&job.id)
         .bind(job.attempt)
         .bind(&job.lease)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected();
         Ok(changed == 1)
@@ -378,7 +379,7 @@ impl JobQueue {
         .bind(&job.id)
         .bind(job.attempt)
         .bind(&job.lease)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected();
         Ok(changed == 1)
@@ -495,7 +496,7 @@ impl JobQueue {
         )
         .bind(before_ms)
         .bind(limit)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected())
     }

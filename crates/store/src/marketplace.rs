@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::clock::rfc3339;
+use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
@@ -140,7 +141,7 @@ impl Store {
         .bind(fields.limit_per_member)
         .bind(i64::from(fields.active))
         .bind(now)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?;
         self.product(&id).await?.ok_or(StoreError::Config(
             "a product vanished as it was made".into(),
@@ -171,7 +172,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(id)
         .bind(merchant_id)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected();
         if changed == 0 {
@@ -190,7 +191,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(id)
         .bind(merchant_id)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected();
         Ok(changed == 1)
@@ -303,7 +304,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(id)
         .bind(merchant_id)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected();
         let now = self

@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::clock::rfc3339;
+use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::jobs::{ClaimedJob, NewJob};
 use crate::page::{Page, PageRequest};
@@ -191,7 +192,7 @@ impl Store {
         .bind(now)
         .bind(id);
         let Some(job) = completes else {
-            mark.execute(&self.db.pool).await?;
+            mark.execute_in_turn(&self.db).await?;
             return Ok(());
         };
         let mut tx = self.db.begin_write().await?;

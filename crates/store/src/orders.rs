@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::coupons::{self, Coupon};
+use crate::db::ExecuteInTurn;
 use crate::idempotency::{self, Idempotency, KeyClaim};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
@@ -155,7 +156,7 @@ impl Store {
     pub async fn release_charge(&self, order_id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE orders SET charging_until = NULL WHERE id = $1")
             .bind(order_id)
-            .execute(&self.db.pool)
+            .execute_in_turn(&self.db)
             .await?;
         Ok(())
     }
@@ -201,7 +202,7 @@ impl Store {
         .bind(payment_json)
         .bind(self.clock.now_ms())
         .bind(order_id)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?;
         Ok(())
     }
@@ -473,7 +474,7 @@ impl Store {
         )
         .bind(self.clock.now_ms())
         .bind(id)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected();
         if changed == 0 {

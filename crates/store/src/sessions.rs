@@ -1,5 +1,6 @@
 //! Refresh tokens: stored as hashes, rotated on every use, revocable.
 
+use crate::db::ExecuteInTurn;
 use crate::ids::{new_id, new_secret, sha256_hex};
 use crate::{Store, StoreError};
 
@@ -32,7 +33,7 @@ impl Store {
         .bind(&family)
         .bind(now + ttl_ms)
         .bind(now)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?;
         Ok(token)
     }
@@ -61,7 +62,7 @@ impl Store {
         )
         .bind(now)
         .bind(&hash)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?;
         Ok(Rotation::Refused)
     }
@@ -80,7 +81,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(user_id)
         .bind(sha256_hex(token))
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected();
         Ok(changed > 0)

@@ -1,5 +1,6 @@
 //! Values the server generates once and keeps (the JWT secret when none is configured).
 
+use crate::db::ExecuteInTurn;
 use crate::{Db, StoreError};
 
 /// Returns the stored value for `key`, storing `make()` first if there is none. Two processes
@@ -12,7 +13,7 @@ pub async fn get_or_init(
     sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
         .bind(key)
         .bind(make())
-        .execute(&db.pool)
+        .execute_in_turn(db)
         .await?;
     Ok(
         sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
@@ -41,7 +42,7 @@ pub async fn put(db: &Db, key: &str, value: &str) -> Result<(), StoreError> {
     )
     .bind(key)
     .bind(value)
-    .execute(&db.pool)
+    .execute_in_turn(db)
     .await?;
     Ok(())
 }

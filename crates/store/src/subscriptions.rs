@@ -8,6 +8,7 @@ use bursar_core::{EventType, SubscriptionStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::jobs::NewJob;
 use crate::orders::Order;
@@ -268,7 +269,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(id)
         .bind(user_id)
-        .execute(&self.db.pool)
+        .execute_in_turn(&self.db)
         .await?
         .rows_affected();
         if changed == 0 {

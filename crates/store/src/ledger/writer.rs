@@ -440,6 +440,8 @@ async fn commit_batch(
 ) -> Result<Committed, Failed> {
     let phase = PhaseTimer::start();
     let mut tx = db.begin_write_on(conn).await?;
+    // Apart from loading: on SQLite, the wait for a write lock another connection holds.
+    let phase = phase.next("begin");
     let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms(), cache).await?;
     prefetch(&mut uow, &mut tx, requests).await?;
     let phase = phase.next("load");
