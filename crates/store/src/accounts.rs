@@ -4,7 +4,6 @@
 use bursar_core::SystemAccount;
 use sqlx::AnyConnection;
 
-use crate::db::ExecuteInTurn;
 use crate::ledger::epoch;
 use crate::{Db, StoreError, ids::new_id};
 
@@ -19,7 +18,7 @@ pub async fn ensure_system_accounts(db: &Db, asset: &str, now_ms: i64) -> Result
         .bind(asset)
         .bind(system.as_str())
         .bind(now_ms)
-        .execute_in_turn(db)
+        .execute(&db.pool)
         .await?;
     }
     Ok(())

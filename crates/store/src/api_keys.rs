@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use crate::audit::{self, AuditRecord};
 use crate::clock::rfc3339;
-use crate::db::ExecuteInTurn;
 use crate::ids::{new_id, new_secret, sha256_hex};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
@@ -38,7 +37,7 @@ impl Store {
             )
             .bind(key_id)
             .bind(at_ms)
-            .execute_in_turn(&self.db)
+            .execute(&self.db.pool)
             .await?;
         }
         Ok(())

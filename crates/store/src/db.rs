@@ -10,10 +10,6 @@ use sqlx::{AnyPool, Executor};
 
 use crate::StoreError;
 
-mod write_turns;
-use write_turns::WriteTurns;
-pub use write_turns::{ExecuteInTurn, WriteTx};
-
 /// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
@@ -53,8 +49,6 @@ pub struct Db {
     /// SQLite each takes the database's one write lock, so this is what tests count to keep
     /// the writes on a path few (`write_transactions_begun`).
     write_begins: Arc<AtomicU64>,
-    /// SQLite: this process's writes take turns at the write lock (see `write_turns.rs`).
-    turns: WriteTurns,
 }
 
 /// How long a request waits for a pooled connection before it fails.
@@ -380,10 +374,6 @@ impl Db {
             options,
             sync,
             write_begins: Arc::default(),
-            turns: match dialect {
-                Dialect::Sqlite => WriteTurns::for_sqlite(),
-                Dialect::Postgres => WriteTurns::default(),
-            },
         })
     }
 
@@ -453,37 +443,12 @@ impl Db {
     /// Begins a transaction that will write. SQLite must take its write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails as busy
     /// under concurrency, whatever the busy timeout.
-    pub async fn begin_write(&self) -> Result<WriteTx<'static>, StoreError> {
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         self.write_begins.fetch_add(1, Ordering::Relaxed);
-        // The connection first: waiting for a turn must not keep the pool from readers' use
-        // longer than it must, nor hold up the writes queued behind while the pool is empty.
-        let conn = self.pool.acquire().await?;
-        let turn = self.turns.take().await?;
-        // `Pool::begin_with` without acquiring again (hidden in sqlx's docs, public in its API).
-        let begin = self.begin_statement().map(sqlx::SqlSafeStr::into_sql_str);
-        Ok(WriteTx::new(
-            sqlx::Transaction::begin(conn, begin).await?,
-            turn,
-        ))
-    }
-
-    /// Runs one writing statement outside a transaction, in its turn (see `begin_write`);
-    /// `ExecuteInTurn` lets a query say it in its chain.
-    pub async fn execute_write(
-        &self,
-        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> Result<sqlx::any::AnyQueryResult, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let _turn = self.turns.take().await?;
-        Ok(query.execute(&mut *conn).await?)
-    }
-
-    /// SQLite must take its write lock up front (see `begin_write`).
-    fn begin_statement(&self) -> Option<&'static str> {
-        match self.dialect {
-            Dialect::Sqlite => Some("BEGIN IMMEDIATE"),
-            Dialect::Postgres => None,
-        }
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// How many write transactions this database's handles have begun (with `begin_write` or
@@ -571,14 +536,13 @@ impl Db {
     pub async fn begin_write_on<'c>(
         &self,
         conn: &'c mut sqlx::AnyConnection,
-    ) -> Result<WriteTx<'c>, StoreError> {
+    ) -> Result<sqlx::Transaction<'c, sqlx::Any>, StoreError> {
+        use sqlx::Connection;
         self.write_begins.fetch_add(1, Ordering::Relaxed);
-        let turn = self.turns.take().await?;
-        let begin = self.begin_statement().map(sqlx::SqlSafeStr::into_sql_str);
-        Ok(WriteTx::new(
-            sqlx::Transaction::begin(conn, begin).await?,
-            turn,
-        ))
+        Ok(match self.dialect {
+            Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => conn.begin().await?,
+        })
     }
 
     /// SQLite: copies the write-ahead log back into the database once a second from a pool

@@ -13,7 +13,6 @@
 use sqlx::{AnyConnection, Row};
 
 use crate::db::Dialect;
-use crate::db::ExecuteInTurn;
 use crate::ledger::Rendered;
 use crate::ledger::sql::ColumnType::{Int, Text};
 use crate::ledger::sql::{Column, Params};
@@ -219,7 +218,7 @@ impl Store {
         .bind(&response.body)
         .bind(&key.scope)
         .bind(&key.key)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }

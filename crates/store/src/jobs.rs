@@ -12,7 +12,6 @@ use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::page::{Page, PageRequest};
 use crate::{Db, Dialect, StoreError};
@@ -353,7 +352,7 @@ impl JobQueue {
         .bind(&job.id)
         .bind(job.attempt)
         .bind(&job.lease)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         Ok(changed == 1)
@@ -379,7 +378,7 @@ impl JobQueue {
         .bind(&job.id)
         .bind(job.attempt)
         .bind(&job.lease)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         Ok(changed == 1)
@@ -496,7 +495,7 @@ impl JobQueue {
         )
         .bind(before_ms)
         .bind(limit)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected())
     }

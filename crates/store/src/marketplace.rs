@@ -8,7 +8,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::clock::rfc3339;
-use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
@@ -141,7 +140,7 @@ impl Store {
         .bind(fields.limit_per_member)
         .bind(i64::from(fields.active))
         .bind(now)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         self.product(&id).await?.ok_or(StoreError::Config(
             "a product vanished as it was made".into(),
@@ -172,7 +171,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(id)
         .bind(merchant_id)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         if changed == 0 {
@@ -191,7 +190,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(id)
         .bind(merchant_id)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         Ok(changed == 1)
@@ -304,7 +303,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(id)
         .bind(merchant_id)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         let now = self

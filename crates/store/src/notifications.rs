@@ -8,7 +8,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::clock::rfc3339;
-use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::jobs::{ClaimedJob, NewJob};
 use crate::page::{Page, PageRequest};
@@ -192,7 +191,7 @@ impl Store {
         .bind(now)
         .bind(id);
         let Some(job) = completes else {
-            mark.execute_in_turn(&self.db).await?;
+            mark.execute(&self.db.pool).await?;
             return Ok(());
         };
         let mut tx = self.db.begin_write().await?;

@@ -7,7 +7,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::coupons::{self, Coupon};
-use crate::db::ExecuteInTurn;
 use crate::idempotency::{self, Idempotency, KeyClaim};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
@@ -156,7 +155,7 @@ impl Store {
     pub async fn release_charge(&self, order_id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE orders SET charging_until = NULL WHERE id = $1")
             .bind(order_id)
-            .execute_in_turn(&self.db)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -202,7 +201,7 @@ impl Store {
         .bind(payment_json)
         .bind(self.clock.now_ms())
         .bind(order_id)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -474,7 +473,7 @@ impl Store {
         )
         .bind(self.clock.now_ms())
         .bind(id)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         if changed == 0 {

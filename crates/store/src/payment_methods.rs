@@ -5,7 +5,6 @@
 use sqlx::Row;
 
 use crate::clock::rfc3339;
-use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::{Store, StoreError};
 
@@ -203,7 +202,7 @@ impl Store {
         .bind(provider)
         .bind(customer_ref)
         .bind(self.clock.now_ms())
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(sqlx::query_scalar(
             "SELECT customer_ref FROM provider_customers WHERE user_id = $1 AND provider = $2",
@@ -277,7 +276,7 @@ impl Store {
         .bind(id)
         .bind(user_id)
         .bind(self.clock.now_ms())
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         if removed.rows_affected() == 1 {
             return Ok(Removal::Removed);

@@ -1,6 +1,5 @@
 //! Refresh tokens: stored as hashes, rotated on every use, revocable.
 
-use crate::db::ExecuteInTurn;
 use crate::ids::{new_id, new_secret, sha256_hex};
 use crate::{Store, StoreError};
 
@@ -33,7 +32,7 @@ impl Store {
         .bind(&family)
         .bind(now + ttl_ms)
         .bind(now)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(token)
     }
@@ -62,7 +61,7 @@ impl Store {
         )
         .bind(now)
         .bind(&hash)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(Rotation::Refused)
     }
@@ -81,7 +80,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(user_id)
         .bind(sha256_hex(token))
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         Ok(changed > 0)

@@ -1,6 +1,5 @@
 //! Values the server generates once and keeps (the JWT secret when none is configured).
 
-use crate::db::ExecuteInTurn;
 use crate::{Db, StoreError};
 
 /// Returns the stored value for `key`, storing `make()` first if there is none. Two processes
@@ -13,7 +12,7 @@ pub async fn get_or_init(
     sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
         .bind(key)
         .bind(make())
-        .execute_in_turn(db)
+        .execute(&db.pool)
         .await?;
     Ok(
         sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
@@ -42,7 +41,7 @@ pub async fn put(db: &Db, key: &str, value: &str) -> Result<(), StoreError> {
     )
     .bind(key)
     .bind(value)
-    .execute_in_turn(db)
+    .execute(&db.pool)
     .await?;
     Ok(())
 }

@@ -7,7 +7,6 @@ use bursar_core::CodeChannel;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::jobs::NewJob;
 use crate::{Store, StoreError};
@@ -170,7 +169,7 @@ impl Store {
         .bind(id)
         .bind(ATTEMPTS_MAX)
         .bind(self.clock.now_ms())
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(taken.rows_affected() == 1)
     }
@@ -183,7 +182,7 @@ impl Store {
         )
         .bind(self.clock.now_ms())
         .bind(id)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(used.rows_affected() == 1)
     }
@@ -214,7 +213,7 @@ impl Store {
     pub async fn forget_sent_code(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE sign_in_codes SET pending_code = NULL WHERE id = $1")
             .bind(id)
-            .execute_in_turn(&self.db)
+            .execute(&self.db.pool)
             .await?;
         Ok(())
     }
@@ -245,7 +244,7 @@ impl Store {
     pub async fn delete_old_sign_in_codes(&self) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM sign_in_codes WHERE created_at < $1")
             .bind(self.clock.now_ms() - 24 * HOUR_MS)
-            .execute_in_turn(&self.db)
+            .execute(&self.db.pool)
             .await?;
         Ok(done.rows_affected())
     }

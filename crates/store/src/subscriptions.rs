@@ -8,7 +8,6 @@ use bursar_core::{EventType, SubscriptionStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::db::ExecuteInTurn;
 use crate::ids::new_id;
 use crate::jobs::NewJob;
 use crate::orders::Order;
@@ -269,7 +268,7 @@ impl Store {
         .bind(self.clock.now_ms())
         .bind(id)
         .bind(user_id)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?
         .rows_affected();
         if changed == 0 {

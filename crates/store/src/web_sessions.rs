@@ -3,7 +3,6 @@
 
 use sqlx::Row;
 
-use crate::db::ExecuteInTurn;
 use crate::ids::{new_secret, sha256_hex};
 use crate::{Store, StoreError};
 
@@ -49,7 +48,7 @@ impl Store {
         .bind(now + ttl_ms)
         .bind(now)
         .bind(signed_in_with)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(token)
     }
@@ -82,7 +81,7 @@ impl Store {
         )
         .bind(self.clock.now_ms())
         .bind(sha256_hex(token))
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -93,7 +92,7 @@ impl Store {
         let cutoff = self.clock.now_ms() - 24 * 3600 * 1000;
         let done = sqlx::query("DELETE FROM web_sessions WHERE expires_at < $1 OR revoked_at < $1")
             .bind(cutoff)
-            .execute_in_turn(&self.db)
+            .execute(&self.db.pool)
             .await?;
         Ok(done.rows_affected())
     }

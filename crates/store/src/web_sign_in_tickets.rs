@@ -5,7 +5,6 @@
 
 use sqlx::Row;
 
-use crate::db::ExecuteInTurn;
 use crate::ids::{new_secret, sha256_hex};
 use crate::{Store, StoreError};
 
@@ -57,7 +56,7 @@ impl Store {
         .bind(ticket.display_name)
         .bind(now + ttl_ms)
         .bind(now)
-        .execute_in_turn(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(secret)
     }
@@ -94,7 +93,7 @@ impl Store {
     pub async fn delete_expired_sign_in_tickets(&self) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM web_sign_in_tickets WHERE expires_at <= $1")
             .bind(self.clock.now_ms())
-            .execute_in_turn(&self.db)
+            .execute(&self.db.pool)
             .await?;
         Ok(done.rows_affected())
     }

@@ -9,7 +9,6 @@ use sqlx::any::AnyRow;
 
 use crate::audit::{self, AuditRecord};
 use crate::clock::rfc3339;
-use crate::db::ExecuteInTurn;
 use crate::ids::{new_id, new_secret};
 use crate::jobs::NewJob;
 use crate::page::{Page, PageRequest};
@@ -462,7 +461,7 @@ impl Store {
         .bind(now)
         .bind(id);
         let Some(job) = completes else {
-            record.execute_in_turn(&self.db).await?;
+            record.execute(&self.db.pool).await?;
             return Ok(());
         };
         let mut tx = self.db.begin_write().await?;

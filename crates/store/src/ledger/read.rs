@@ -4,7 +4,6 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::clock::rfc3339;
-use crate::db::ExecuteInTurn;
 use crate::db::{Dialect, again_if_lost};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
@@ -170,7 +169,7 @@ impl Store {
         Ok(
             sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(cutoff)
-                .execute_in_turn(&self.db)
+                .execute(&self.db.pool)
                 .await?
                 .rows_affected(),
         )
