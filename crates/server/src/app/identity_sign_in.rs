@@ -65,14 +65,18 @@ pub async fn sign_in(
     provider: IdentityProvider,
     person: &VerifiedPerson,
 ) -> ApiResult<(User, bool)> {
-    let claimed = Claimed {
+    sign_in_claimed(state, &claimed(provider, person)).await
+}
+
+/// What a verified token says about the person, as the store takes it.
+pub fn claimed(provider: IdentityProvider, person: &VerifiedPerson) -> Claimed<'_> {
+    Claimed {
         provider,
         subject: &person.subject,
         email: person.email.as_deref(),
         email_verified: person.email_verified,
         display_name: person.name.as_deref(),
-    };
-    sign_in_claimed(state, &claimed).await
+    }
 }
 
 /// The same for any identity (a one-time code's too).

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bursar_core::{CodeChannel, IdentityProvider};
-use bursar_store::identities::{Claimed, Identity, Linking, Unlinking};
+use bursar_store::identities::{Identity, Linking, Unlinking};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -196,13 +196,7 @@ async fn finish(
 ) -> ApiResult<Json<SignInSession>> {
     let (user, created) = match caller {
         Some(caller) => {
-            let claimed = Claimed {
-                provider,
-                subject: &person.subject,
-                email: person.email.as_deref(),
-                email_verified: person.email_verified,
-                display_name: person.name.as_deref(),
-            };
+            let claimed = identity_sign_in::claimed(provider, &person);
             let user_id = caller.require_user()?;
             match state.store.link_identity(user_id, &claimed).await? {
                 Linking::Linked(_) => {}
