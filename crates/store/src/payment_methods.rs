@@ -193,10 +193,14 @@ impl Store {
         provider: &str,
         customer_ref: &str,
     ) -> Result<String, StoreError> {
+        // No conflict target: two first saves at once insert the same customer (the provider
+        // made it once, under the user's idempotency key), which clashes on the customer's own
+        // unique index as well as on the user's, and PostgreSQL raises a clash on an index that
+        // is not the named target (seen as a 500 in a full run).
         sqlx::query(
             "INSERT INTO provider_customers (user_id, provider, customer_ref, created_at)
              VALUES ($1, $2, $3, $4)
-             ON CONFLICT (user_id, provider) DO NOTHING",
+             ON CONFLICT DO NOTHING",
         )
         .bind(user_id)
         .bind(provider)
