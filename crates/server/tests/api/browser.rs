@@ -228,6 +228,7 @@ async fn journey(app: &TestApp, browser: &Client) {
         .await
         .expect("history");
     accessible(browser, "transactions").await;
+    export_matches_the_api(app, browser, &email).await;
     for path in [
         "/account/settings",
         "/account/rewards",
@@ -378,6 +379,47 @@ async fn journey(app: &TestApp, browser: &Client) {
     click(browser, "td a").await;
     wait_for_text(browser, "h1", "Edit").await;
     accessible(browser, "product edit").await;
+}
+
+/// The history page's export link, fetched by the browser with its own session, downloads a
+/// CSV whose rows are the member's transactions as `GET /api/v1/me/transactions` lists them.
+async fn export_matches_the_api(app: &TestApp, browser: &Client, email: &str) {
+    let fetched = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const link = document.querySelector('#csv');
+             fetch(link.href, {credentials: 'same-origin'})
+               .then(r => r.text().then(t => done([r.status, r.headers.get('content-type'), t])))
+               .catch(e => done([0, String(e), '']));",
+            vec![],
+        )
+        .await
+        .expect("the export is fetched");
+    assert_eq!(fetched[0], 200, "{fetched}");
+    let content_type = fetched[1].as_str().unwrap_or_default();
+    assert!(content_type.starts_with("text/csv"), "{content_type}");
+    let signed_in = app
+        .send(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({"email": email, "password": "correct horse"})),
+            &[],
+        )
+        .await;
+    let token = signed_in.json["access_token"].as_str().expect("a token");
+    let api = app.get("/api/v1/me/transactions", token).await;
+    let listed = api.json["data"].as_array().expect("data");
+    let mut reader = csv::Reader::from_reader(fetched[2].as_str().unwrap_or_default().as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a row")).collect();
+    assert!(!rows.is_empty(), "the purchase is in the export");
+    assert_eq!(rows.len(), listed.len());
+    for (row, item) in rows.iter().zip(listed) {
+        assert_eq!(&row[0], item["id"].as_str().expect("id"));
+        assert_eq!(&row[2], item["kind"].as_str().expect("kind"));
+        assert_eq!(row[3].parse::<i64>().ok(), item["amount"].as_i64());
+        assert_eq!(row[4].parse::<i64>().ok(), item["balance_after"].as_i64());
+    }
 }
 
 async fn buy_with_card(browser: &Client, base: &str, pack: &str, coupon: &str, card: &str) {
