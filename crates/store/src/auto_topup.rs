@@ -323,17 +323,8 @@ impl Store {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
         let step = self.decide_topup(&mut tx, user_id, settings, now).await?;
-        let completed = match (&step, completes) {
-            (TopupStep::Charge { .. }, _) | (_, None) => None,
-            (_, Some(job)) => Some((
-                job,
-                crate::jobs::complete_in(&mut tx, &job.claim(), now).await?,
-            )),
-        };
-        tx.commit().await?;
-        if let Some((job, kept)) = completed {
-            job.completed(kept);
-        }
+        let ends_the_job = !matches!(step, TopupStep::Charge { .. });
+        crate::jobs::commit_completing(tx, completes.filter(|_| ends_the_job), now).await?;
         if matches!(step, TopupStep::Stopped { .. }) {
             self.jobs.wake().notify_one();
         }
@@ -542,17 +533,7 @@ impl Store {
         // The ledger writer takes the epoch before any rule row; so does this.
         epoch::advance(&mut tx, &self.asset).await?;
         self.decline_on(&mut tx, order, reason, now).await?;
-        let completed = match completes {
-            Some(job) => Some((
-                job,
-                crate::jobs::complete_in(&mut tx, &job.claim(), now).await?,
-            )),
-            None => None,
-        };
-        tx.commit().await?;
-        if let Some((job, kept)) = completed {
-            job.completed(kept);
-        }
+        crate::jobs::commit_completing(tx, completes, now).await?;
         self.jobs.wake().notify_one();
         Ok(())
     }

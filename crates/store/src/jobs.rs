@@ -135,6 +135,41 @@ pub async fn complete_in(
     Ok(changed == 1)
 }
 
+/// Commits `tx`, with `completes`'s completion recorded in it when given (`complete_in`), and
+/// then tells the job what was recorded: how a job whose work is one transaction ends.
+pub(crate) async fn commit_completing(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    completes: Option<&ClaimedJob>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let kept = match completes {
+        Some(job) => Some(complete_in(&mut tx, &job.claim(), now_ms).await?),
+        None => None,
+    };
+    tx.commit().await?;
+    if let (Some(job), Some(kept)) = (completes, kept) {
+        job.completed(kept);
+    }
+    Ok(())
+}
+
+/// Runs `update` (a job's record of its work) on its own, or, with `completes`, in one
+/// transaction with that job's completion.
+pub(crate) async fn execute_completing(
+    db: &Db,
+    update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    completes: Option<&ClaimedJob>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if completes.is_none() {
+        update.execute(&db.pool).await?;
+        return Ok(());
+    }
+    let mut tx = db.begin_write().await?;
+    update.execute(&mut *tx).await?;
+    commit_completing(tx, completes, now_ms).await
+}
+
 /// A job as admins see it.
 #[derive(Debug, Clone)]
 pub struct JobRecord {

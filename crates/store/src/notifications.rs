@@ -190,15 +190,6 @@ impl Store {
         .bind(delivery.destination)
         .bind(now)
         .bind(id);
-        let Some(job) = completes else {
-            mark.execute(&self.db.pool).await?;
-            return Ok(());
-        };
-        let mut tx = self.db.begin_write().await?;
-        mark.execute(&mut *tx).await?;
-        let kept = crate::jobs::complete_in(&mut tx, &job.claim(), now).await?;
-        tx.commit().await?;
-        job.completed(kept);
-        Ok(())
+        crate::jobs::execute_completing(&self.db, mark, completes, now).await
     }
 }

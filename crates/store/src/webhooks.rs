@@ -460,16 +460,7 @@ impl Store {
         .bind(next_attempt_at_ms)
         .bind(now)
         .bind(id);
-        let Some(job) = completes else {
-            record.execute(&self.db.pool).await?;
-            return Ok(());
-        };
-        let mut tx = self.db.begin_write().await?;
-        record.execute(&mut *tx).await?;
-        let kept = crate::jobs::complete_in(&mut tx, &job.claim(), now).await?;
-        tx.commit().await?;
-        job.completed(kept);
-        Ok(())
+        crate::jobs::execute_completing(&self.db, record, completes, now).await
     }
 
     /// Queues a delivery to be sent again now (an admin's retry), whatever its status, unless
