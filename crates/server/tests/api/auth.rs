@@ -59,30 +59,14 @@ async fn registration_refuses_admins_short_passwords_and_taken_emails(app: TestA
 async fn login_checks_the_password(app: TestApp) {
     let app = &app;
     app.register("login@example.com").await;
-    let login = |password: &'static str| async move {
-        app.send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": "login@example.com", "password": password})),
-            &[],
-        )
-        .await
-    };
+    let login =
+        |password: &'static str| async move { app.login("login@example.com", password).await };
     let good = login("correct horse").await;
     assert_eq!(good.status, 200);
     assert!(good.json["access_token"].is_string() && good.json["refresh_token"].is_string());
     let bad = login("wrong horse").await;
     assert_eq!((bad.status, bad.code()), (401, "unauthorized"));
-    let unknown = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": "nobody@example.com", "password": "correct horse"})),
-            &[],
-        )
-        .await;
+    let unknown = app.login("nobody@example.com", "correct horse").await;
     assert_eq!(unknown.status, 401);
 }
 
@@ -164,15 +148,7 @@ async fn a_suspended_user_is_locked_out_at_once(app: TestApp) {
     assert_eq!(patch.json["status"], "suspended");
     let me = app.get("/api/v1/me", &member.token).await;
     assert_eq!((me.status, me.code()), (401, "unauthorized"));
-    let login = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": "suspend@example.com", "password": "correct horse"})),
-            &[],
-        )
-        .await;
+    let login = app.login("suspend@example.com", "correct horse").await;
     assert_eq!(login.status, 401);
     let refresh = app
         .send(
@@ -226,25 +202,9 @@ async fn a_password_change_takes_effect_and_ends_other_sessions(app: TestApp) {
         .await;
     assert_eq!(patch.status, 200, "{}", patch.text);
     assert_eq!(patch.json["display_name"], "New");
-    let old = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": "password@example.com", "password": "correct horse"})),
-            &[],
-        )
-        .await;
+    let old = app.login("password@example.com", "correct horse").await;
     assert_eq!(old.status, 401);
-    let new = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": "password@example.com", "password": "a new password"})),
-            &[],
-        )
-        .await;
+    let new = app.login("password@example.com", "a new password").await;
     assert_eq!(new.status, 200);
     let refresh = app
         .send(

@@ -398,15 +398,7 @@ async fn export_matches_the_api(app: &TestApp, browser: &Client, email: &str) {
     assert_eq!(fetched[0], 200, "{fetched}");
     let content_type = fetched[1].as_str().unwrap_or_default();
     assert!(content_type.starts_with("text/csv"), "{content_type}");
-    let signed_in = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": email, "password": "correct horse"})),
-            &[],
-        )
-        .await;
+    let signed_in = app.login(email, "correct horse").await;
     let token = signed_in.json["access_token"].as_str().expect("a token");
     let api = app.get("/api/v1/me/transactions", token).await;
     let listed = api.json["data"].as_array().expect("data");

@@ -195,6 +195,12 @@ impl TestApp {
         self.send("POST", path, Some(token), Some(&body), &[])
     }
 
+    /// `POST /api/v1/auth/login` with `email` and `password`, answered as it comes.
+    pub fn login(&self, email: &str, password: &str) -> impl Future<Output = Resp> + use<> {
+        let body = json!({"email": email, "password": password});
+        self.send("POST", "/api/v1/auth/login", None, Some(&body), &[])
+    }
+
     pub fn patch(
         &self,
         path: &str,
@@ -244,15 +250,7 @@ impl TestApp {
             .create_user(&email, &hash, None, Role::Admin)
             .await
             .expect("admin created");
-        let resp = self
-            .send(
-                "POST",
-                "/api/v1/auth/login",
-                None,
-                Some(&json!({"email": email, "password": "admin password"})),
-                &[],
-            )
-            .await;
+        let resp = self.login(&email, "admin password").await;
         assert_eq!(resp.status, 200, "{}", resp.text);
         Member {
             id: user.id,

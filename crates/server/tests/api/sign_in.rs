@@ -283,15 +283,7 @@ async fn google_tokens_sign_in_create_and_link_by_verified_email(backend: Backen
     assert_eq!(linked[0]["provider"], "google");
     assert_eq!(linked[0]["subject"], "g-1");
     // A Google account that has no password cannot sign in with one.
-    let no_password = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": "new@example.com", "password": "!"})),
-            &[],
-        )
-        .await;
+    let no_password = app.login("new@example.com", "!").await;
     assert_eq!(no_password.status, 401);
 
     // A verified email links to the account that has it.
@@ -675,15 +667,7 @@ async fn identities_are_linked_and_unlinked_but_never_the_last(backend: Backend)
         )
         .await;
     assert_eq!(removed.status, 204, "{}", removed.text);
-    let login = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": "linker@example.com", "password": "correct horse"})),
-            &[],
-        )
-        .await;
+    let login = app.login("linker@example.com", "correct horse").await;
     assert_eq!(login.status, 401);
     let refreshed = app
         .send(
@@ -715,15 +699,7 @@ async fn identities_are_linked_and_unlinked_but_never_the_last(backend: Backend)
         .patch("/api/v1/me", fresh, json!({"password": "a new password"}))
         .await;
     assert_eq!(set.status, 200, "{}", set.text);
-    let relogin = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": "linker@example.com", "password": "a new password"})),
-            &[],
-        )
-        .await;
+    let relogin = app.login("linker@example.com", "a new password").await;
     assert_eq!(relogin.status, 200, "{}", relogin.text);
     let session = relogin.json["access_token"].as_str().expect("token");
     assert_eq!(identities(&app, session).await.len(), 2);

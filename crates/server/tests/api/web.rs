@@ -408,15 +408,7 @@ async fn a_password_change_ends_other_sessions_and_keeps_this_one(app: TestApp) 
         303,
         "the other session ended"
     );
-    let api = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": email, "password": "battery staple"})),
-            &[],
-        )
-        .await;
+    let api = app.login(&email, "battery staple").await;
     assert_eq!(api.status, 200, "the new password works for the API too");
 }
 
@@ -552,15 +544,7 @@ async fn every_page_is_translated_in_both_chinese_scripts(app: TestApp) {
 async fn the_csv_export_matches_the_api(app: TestApp) {
     let (browser, user_id, email) = member_browser(&app).await;
     app.grant(&user_id, 500).await;
-    let signed_in = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": email, "password": "correct horse"})),
-            &[],
-        )
-        .await;
+    let signed_in = app.login(&email, "correct horse").await;
     let token = signed_in.json["access_token"]
         .as_str()
         .expect("token")

@@ -754,15 +754,7 @@ async fn a_forgotten_password_is_replaced_after_signing_in_with_an_emailed_code(
         )
         .await;
     assert_eq!(changed.status, 303, "{}", changed.text);
-    let login = app
-        .send(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(&json!({"email": email, "password": "brand new one"})),
-            &[],
-        )
-        .await;
+    let login = app.login(&email, "brand new one").await;
     assert_eq!(login.status, 200, "the new password works");
 
     // A session signed in with the password still needs the current one.
