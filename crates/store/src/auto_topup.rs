@@ -188,25 +188,74 @@ async fn set_threshold_on(
     Ok(())
 }
 
-/// Sums over the user's top-up orders that were charged or are being charged.
-async fn charged_since(
+/// What a top-up decision reads besides the rule, as of the caller's write transaction.
+struct TopupFacts {
+    suspended: bool,
+    /// The rule's method, while it is saved: its token and provider.
+    method: Option<(String, String)>,
+    /// A pending top-up order whose charge has no answer yet.
+    unanswered_order: Option<String>,
+    balance: i64,
+    /// Credits of pending top-up orders.
+    on_the_way: i64,
+    topups_today: i64,
+    /// Totals charged since the month began (in the monthly limit's currency, when it has one).
+    charged_this_month: i64,
+}
+
+/// Reads `TopupFacts` in one statement. They were eight, and on SQLite each one a round trip
+/// to the connection's thread while this transaction held the database's one write lock.
+/// Taken after the rule's row lock on PostgreSQL, so this statement's snapshot sees every top-up
+/// committed before the lock was granted.
+async fn facts_on(
     conn: &mut AnyConnection,
-    user_id: &str,
-    since_ms: i64,
-    currency: Option<&str>,
-) -> Result<(i64, i64), StoreError> {
-    let row = sqlx::query(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COALESCE(SUM(total), 0) AS BIGINT) AS total
-         FROM orders
-         WHERE user_id = $1 AND kind = 'auto_topup' AND created_at >= $2
-           AND status IN ('pending', 'paid', 'refunded') AND ($3 IS NULL OR currency = $3)",
-    )
-    .bind(user_id)
-    .bind(since_ms)
-    .bind(currency)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok((row.try_get("n")?, row.try_get("total")?))
+    rule: &Rule,
+    asset: &str,
+    settings: &TopupSettings,
+    limit_currency: Option<&str>,
+) -> Result<TopupFacts, StoreError> {
+    const CHARGED: &str = "FROM orders WHERE user_id = $1 AND kind = 'auto_topup'
+        AND status IN ('pending', 'paid', 'refunded')";
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT
+           (SELECT CAST(COUNT(*) AS BIGINT) FROM users WHERE id = $1 AND status = 'suspended')
+             AS suspended,
+           (SELECT token FROM payment_methods WHERE id = $2 AND user_id = $1 AND deleted_at IS NULL)
+             AS token,
+           (SELECT provider FROM payment_methods
+            WHERE id = $2 AND user_id = $1 AND deleted_at IS NULL) AS provider,
+           (SELECT id FROM orders
+            WHERE user_id = $1 AND kind = 'auto_topup' AND status = 'pending'
+              AND payment_status = 'pending'
+            ORDER BY id LIMIT 1) AS unanswered,
+           (SELECT balance FROM accounts WHERE owner_kind = 'user' AND owner_id = $1 AND asset = $3)
+             AS balance,
+           (SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM orders
+            WHERE user_id = $1 AND kind = 'auto_topup' AND status = 'pending') AS on_the_way,
+           (SELECT CAST(COUNT(*) AS BIGINT) {CHARGED} AND created_at >= $4) AS topups_today,
+           (SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) {CHARGED} AND created_at >= $5
+              AND ($6 IS NULL OR currency = $6)) AS charged_this_month"
+    ));
+    let row = sqlx::query(sql)
+        .bind(&rule.user_id)
+        .bind(&rule.payment_method_id)
+        .bind(asset)
+        .bind(settings.day_start_ms)
+        .bind(settings.month_start_ms)
+        .bind(limit_currency)
+        .fetch_one(conn)
+        .await?;
+    let token: Option<String> = row.try_get("token")?;
+    let provider: Option<String> = row.try_get("provider")?;
+    Ok(TopupFacts {
+        suspended: row.try_get::<i64, _>("suspended")? > 0,
+        method: token.zip(provider),
+        unanswered_order: row.try_get("unanswered")?,
+        balance: row.try_get::<Option<i64>, _>("balance")?.unwrap_or(0),
+        on_the_way: row.try_get("on_the_way")?,
+        topups_today: row.try_get("topups_today")?,
+        charged_this_month: row.try_get("charged_this_month")?,
+    })
 }
 
 impl Store {
@@ -344,40 +393,26 @@ impl Store {
             return Ok(TopupStep::Nothing);
         };
         let waiting = rule.next_attempt_at_ms.is_some_and(|at| at > now);
-        let suspended: Option<String> =
-            sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND status = 'suspended'")
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if rule.status == AutoTopupStatus::Off || waiting || suspended.is_some() {
+        if rule.status == AutoTopupStatus::Off || waiting {
             return Ok(TopupStep::Nothing);
         }
-        let method = sqlx::query(
-            "SELECT token, provider FROM payment_methods
-             WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
-        )
-        .bind(&rule.payment_method_id)
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(method) = method else {
+        let limit_currency = rule.monthly_limit.as_ref().map(|m| m.currency.as_str());
+        let facts = facts_on(&mut *tx, &rule, &self.asset, settings, limit_currency).await?;
+        if facts.suspended {
+            return Ok(TopupStep::Nothing);
+        }
+        let Some((token, provider)) = facts.method else {
             return Ok(TopupStep::Nothing);
         };
-        let token: String = method.try_get("token")?;
-        let provider: String = method.try_get("provider")?;
-        let unanswered = order_on(
-            &mut *tx,
-            "user_id = $1 AND kind = 'auto_topup' AND status = 'pending' AND payment_status = 'pending'
-             ORDER BY id LIMIT 1",
-            &[user_id],
-        )
-        .await?;
-        if let Some(order) = unanswered {
+        if let Some(order_id) = facts.unanswered_order {
             // Charged again with the method it was first charged with, under the same key;
             // unless another run is charging it right now.
-            if !take_charge_on(&mut *tx, &order.id, now).await? {
+            if !take_charge_on(&mut *tx, &order_id, now).await? {
                 return Ok(TopupStep::Nothing);
             }
+            let Some(order) = order_on(&mut *tx, "id = $1", &[&order_id]).await? else {
+                return Ok(TopupStep::Nothing);
+            };
             let first_token = live_token_on(&mut *tx, order.payment_method_id.as_deref()).await?;
             return Ok(match first_token {
                 Some(token) => TopupStep::Charge {
@@ -387,27 +422,10 @@ impl Store {
                 None => TopupStep::Nothing,
             });
         }
-        let balance: Option<i64> = sqlx::query_scalar(
-            "SELECT balance FROM accounts WHERE owner_kind = 'user' AND owner_id = $1 AND asset = $2",
-        )
-        .bind(user_id)
-        .bind(&self.asset)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let on_the_way: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM orders
-             WHERE user_id = $1 AND kind = 'auto_topup' AND status = 'pending'",
-        )
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (topups_today, _) =
-            charged_since(&mut *tx, user_id, settings.day_start_ms, None).await?;
-        let limit_currency = rule.monthly_limit.as_ref().map(|m| m.currency.as_str());
-        let (_, charged_this_month) =
-            charged_since(&mut *tx, user_id, settings.month_start_ms, limit_currency).await?;
+        let (balance, on_the_way) = (facts.balance, facts.on_the_way);
+        let (topups_today, charged_this_month) = (facts.topups_today, facts.charged_this_month);
         let situation = TopupSituation {
-            balance: balance.unwrap_or(0),
+            balance,
             threshold: rule.threshold,
             target: rule.target,
             on_the_way,
@@ -458,7 +476,7 @@ impl Store {
             payment_id: new_id("pay"),
             expires_at_ms: now + settings.order_ttl_ms,
         };
-        insert_order_on(&mut *tx, &order, now).await?;
+        let order = insert_order_on(&mut *tx, &order, now).await?;
         let step = match plan {
             TopupPlan::Stopped(reason, quote) => {
                 close_pending_on(
@@ -492,12 +510,10 @@ impl Store {
                     &rfc3339(resumes_at),
                 );
                 notifications::notify_on(&mut *tx, user_id, &message, now).await?;
-                let mut data = webhooks::order_data(
-                    &order_on(&mut *tx, "id = $1", &[&order.id])
-                        .await?
-                        .ok_or_else(|| StoreError::Config("the new order vanished".into()))?,
-                    "failed",
-                );
+                let closed = order_on(&mut *tx, "id = $1", &[&order.id])
+                    .await?
+                    .ok_or_else(|| StoreError::Config("the new order vanished".into()))?;
+                let mut data = webhooks::order_data(&closed, "failed");
                 data["reason"] = reason.as_str().into();
                 webhooks::emit_and_enqueue_on(&mut *tx, EventType::AutoTopupFailed, &data, now)
                     .await?;
@@ -507,11 +523,7 @@ impl Store {
                 }
             }
             _ => TopupStep::Charge {
-                order: Box::new(
-                    order_on(&mut *tx, "id = $1", &[&order.id])
-                        .await?
-                        .ok_or_else(|| StoreError::Config("the new order vanished".into()))?,
-                ),
+                order: Box::new(order),
                 token,
             },
         };

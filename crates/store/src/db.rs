@@ -451,6 +451,17 @@ impl Db {
         })
     }
 
+    /// Begins a transaction whose first statement writes. On SQLite the write lock is then
+    /// taken by that statement rather than by `BEGIN`, one round trip later, so it is held one
+    /// round trip less. That is safe only for a transaction that reads nothing before it
+    /// writes: the upgrade from reading to writing is what fails as busy (see `begin_write`).
+    pub async fn begin_with_a_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        self.write_begins.fetch_add(1, Ordering::Relaxed);
+        Ok(self.pool.begin().await?)
+    }
+
     /// How many write transactions this database's handles have begun (with `begin_write` or
     /// `begin_write_on`, the ledger writer's batches included), committed or not. Writes made
     /// outside such a transaction (a single statement on the pool) are not counted here; on

@@ -153,8 +153,8 @@ pub(crate) async fn commit_completing(
     Ok(())
 }
 
-/// Runs `update` (a job's record of its work) on its own, or, with `completes`, in one
-/// transaction with that job's completion.
+/// Runs `update` (a job's record of its work, a write) on its own, or, with `completes`, in one
+/// transaction with that job's completion, which begins with it (`Db::begin_with_a_write`).
 pub(crate) async fn execute_completing(
     db: &Db,
     update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
@@ -165,7 +165,7 @@ pub(crate) async fn execute_completing(
         update.execute(&db.pool).await?;
         return Ok(());
     }
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_with_a_write().await?;
     update.execute(&mut *tx).await?;
     commit_completing(tx, completes, now_ms).await
 }
@@ -304,15 +304,7 @@ impl JobQueue {
         if due.is_none() {
             return Ok(Vec::new());
         }
-        let mut tx = self.db.begin_write().await?;
-        sqlx::query(
-            "UPDATE jobs SET state = 'failed', locked_by = NULL, updated_at = $1,
-                 last_error = 'its worker stopped during the last attempt; ' || COALESCE(last_error, '')
-             WHERE state = 'running' AND run_at <= $1 AND attempts >= max_attempts",
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        self.fail_lapsed_last_attempts(now).await?;
         // PostgreSQL: rows another instance is claiming are skipped, not waited for. SQLite has
         // one writer at a time, so there is nothing to skip.
         let skip_locked = match self.db.dialect {
@@ -323,6 +315,10 @@ impl JobQueue {
         // Each claim's own token: an outcome is recorded only by the holder of the current
         // lease, even after an admin's retry has reset the attempts to numbers used before.
         let lease = format!("{worker}/{}", new_id("lease"));
+        // One statement, committed on its own: on SQLite it holds the write lock for that
+        // statement only, where a transaction around it held the lock across four round trips
+        // to the connection's thread (several milliseconds each on a loaded machine, while
+        // the ledger writer waited for the lock).
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, run_at = $1,
                  locked_by = $2, updated_at = $3
@@ -337,8 +333,7 @@ impl JobQueue {
             .bind(lease.clone())
             .bind(now)
             .bind(limit);
-        let rows = bind_claim(query, &which).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
+        let rows = bind_claim(query, &which).fetch_all(&self.db.pool).await?;
         rows.iter()
             .map(|row| {
                 Ok(ClaimedJob {
@@ -352,6 +347,32 @@ impl JobQueue {
                 })
             })
             .collect()
+    }
+
+    /// Fails running jobs whose lease ran out on their last attempt, so they are not run again
+    /// past their limit (a claim never takes them: their attempts are used up). Looked for
+    /// with a plain read first, since there rarely are any and the update takes the write lock.
+    async fn fail_lapsed_last_attempts(&self, now: i64) -> Result<(), StoreError> {
+        // The first term lets both statements use the index of claimable jobs.
+        const LAPSED: &str = "state IN ('queued', 'running') AND state = 'running'
+            AND run_at <= $1 AND attempts >= max_attempts";
+        let any = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM jobs WHERE {LAPSED} LIMIT 1"
+        )))
+        .bind(now)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        if any.is_some() {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE jobs SET state = 'failed', locked_by = NULL, updated_at = $1,
+                     last_error = 'its worker stopped during the last attempt; ' || COALESCE(last_error, '')
+                 WHERE {LAPSED}"
+            )))
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+        }
+        Ok(())
     }
 
     /// The job succeeded. `false`: this worker no longer held its lease (it ran out and the job

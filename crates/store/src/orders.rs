@@ -532,51 +532,53 @@ impl Store {
     }
 }
 
-/// Inserts `order` as `pending` inside the caller's transaction.
+/// Inserts `order` as pending, inside the caller's transaction, and answers it as stored.
 pub(crate) async fn insert_order_on(
     conn: &mut sqlx::AnyConnection,
     order: &NewOrder,
     now_ms: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<Order, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO orders (id, user_id, kind, package_id, package_name, quantity, currency,
              unit_price, discount, fee, total, credits, bonus_credits, first_purchase_bonus_percent,
              coupon_id, coupon_code, provider, payment_method_id, status, payment_id, created_at,
              expires_at, updated_at, charging_until)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-             'pending', $19, $20, $21, $20, $22)",
-    )
-    .bind(&order.id)
-    .bind(&order.user_id)
-    .bind(order.kind.as_str())
-    .bind(order.package_id.as_deref())
-    .bind(&order.package_name)
-    .bind(order.quantity)
-    .bind(&order.currency)
-    .bind(order.unit_price)
-    .bind(order.discount)
-    .bind(order.fee)
-    .bind(order.total)
-    .bind(order.credits)
-    .bind(order.bonus_credits)
-    .bind(order.first_purchase_bonus_percent)
-    .bind(order.coupon.as_ref().map(|c| c.id.as_str()))
-    .bind(order.coupon.as_ref().map(|c| c.spec.code.as_str()))
-    .bind(&order.provider)
-    .bind(order.payment_method_id.as_deref())
-    .bind(&order.payment_id)
-    .bind(now_ms)
-    .bind(order.expires_at_ms)
-    // An off-session order is made to be charged at once, by the run that made it.
-    .bind(
-        order
-            .payment_method_id
-            .as_ref()
-            .map(|_| now_ms.saturating_add(CHARGE_LEASE_MS)),
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+             'pending', $19, $20, $21, $20, $22)
+         RETURNING {COLUMNS}"
+    ));
+    let row = sqlx::query(sql)
+        .bind(&order.id)
+        .bind(&order.user_id)
+        .bind(order.kind.as_str())
+        .bind(order.package_id.as_deref())
+        .bind(&order.package_name)
+        .bind(order.quantity)
+        .bind(&order.currency)
+        .bind(order.unit_price)
+        .bind(order.discount)
+        .bind(order.fee)
+        .bind(order.total)
+        .bind(order.credits)
+        .bind(order.bonus_credits)
+        .bind(order.first_purchase_bonus_percent)
+        .bind(order.coupon.as_ref().map(|c| c.id.as_str()))
+        .bind(order.coupon.as_ref().map(|c| c.spec.code.as_str()))
+        .bind(&order.provider)
+        .bind(order.payment_method_id.as_deref())
+        .bind(&order.payment_id)
+        .bind(now_ms)
+        .bind(order.expires_at_ms)
+        // An off-session order is made to be charged at once, by the run that made it.
+        .bind(
+            order
+                .payment_method_id
+                .as_ref()
+                .map(|_| now_ms.saturating_add(CHARGE_LEASE_MS)),
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+    order_from_row(&row)
 }
 
 /// How long a run that charges an off-session order holds its charge before another run may

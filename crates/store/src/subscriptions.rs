@@ -558,10 +558,7 @@ impl Store {
             payment_id: new_id("pay"),
             expires_at_ms: now + order_ttl_ms,
         };
-        crate::orders::insert_order_on(&mut tx, &order, now).await?;
-        let order = crate::orders::order_on(&mut tx, "id = $1", &[&order.id])
-            .await?
-            .ok_or_else(|| StoreError::Config("the new order vanished".into()))?;
+        let order = crate::orders::insert_order_on(&mut tx, &order, now).await?;
         tx.commit().await?;
         Ok(Some(Renewal {
             order: Box::new(order),
