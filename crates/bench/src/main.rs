@@ -99,6 +99,12 @@ pub struct Args {
     /// `pages`: keep the database after a passing run too (to EXPLAIN its queries).
     #[arg(long)]
     pub keep_database: bool,
+    /// Start the load at this instant (milliseconds since the Unix epoch) rather than as soon
+    /// as the setup is done: two benches given the same instant load two servers in the same
+    /// spell, so the machine's drift touches both alike (`crates/bench/alternate.sh` with
+    /// `TOGETHER=1`).
+    #[arg(long)]
+    pub start_at_unix_ms: Option<u64>,
     /// Where to write the JSON result.
     #[arg(long, default_value = "bench-result.json")]
     pub out: PathBuf,
@@ -129,6 +135,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     }
     let server = server::Server::start(&args).await?;
     let fixture = std::sync::Arc::new(setup::prepare(&server, &args).await?);
+    if let Some(at) = args.start_at_unix_ms {
+        wait_until_unix_ms(at).await;
+    }
     eprintln!(
         "driving {:?} with {} clients for {} s against {} ({:?})",
         args.profile, args.concurrency, args.seconds, server.base, args.backend
@@ -160,4 +169,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         );
     }
     Ok(result.check.passed)
+}
+
+/// Sleeps until `at` (milliseconds since the Unix epoch); warns when that has already passed,
+/// since a bench meant to run beside another then does not.
+async fn wait_until_unix_ms(at: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if now > at {
+        eprintln!(
+            "warning: the setup ended {} ms after --start-at-unix-ms",
+            now - at
+        );
+        return;
+    }
+    tokio::time::sleep(Duration::from_millis(at - now)).await;
 }
