@@ -462,8 +462,9 @@ impl Db {
         Ok(self.pool.begin().await?)
     }
 
-    /// How many write transactions this database's handles have begun (with `begin_write` or
-    /// `begin_write_on`, the ledger writer's batches included), committed or not. Writes made
+    /// How many write transactions this database's handles have begun (with `begin_write`,
+    /// `begin_with_a_write` or `begin_write_on`, the ledger writer's batches included),
+    /// committed or not. Writes made
     /// outside such a transaction (a single statement on the pool) are not counted here; on
     /// SQLite `testing::SqliteCommits` counts every commit whoever makes it.
     pub fn write_transactions_begun(&self) -> u64 {
