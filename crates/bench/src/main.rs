@@ -69,6 +69,13 @@ pub struct Args {
     /// they start with): smaller means more top-ups during the run.
     #[arg(long, default_value_t = 200)]
     pub topup_gap: i64,
+    /// How many users (the first ones) buy a pack of `--purchased-credits` through the sandbox
+    /// before the load, so their spends burn a purchase grant, as a topped-up user's do: a build
+    /// without auto top-up can then be given the same kind of credits to spend.
+    #[arg(long, default_value_t = 0)]
+    pub purchased_users: usize,
+    #[arg(long, default_value_t = 100_000)]
+    pub purchased_credits: i64,
     /// The bursar binary to start (build it with `cargo build --release` first).
     #[arg(long, default_value = "target/release/bursar")]
     pub bursar: PathBuf,

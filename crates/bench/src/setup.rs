@@ -15,6 +15,8 @@ pub struct Fixture {
     /// (user id, access token)
     pub users: Vec<(String, String)>,
     pub credits_each: i64,
+    /// Credits the users bought before the load (`--purchased-users`).
+    pub purchased: i64,
     /// The first this many users hold an auto top-up rule.
     pub topup_rules: usize,
 }
@@ -149,6 +151,7 @@ pub async fn prepare(server: &Server, args: &Args) -> anyhow::Result<Fixture> {
             response.text().await?
         );
     }
+    let purchased = buy_credits(&client, &base, &admin_token, &users, args).await?;
     Ok(Fixture {
         base,
         client,
@@ -156,8 +159,55 @@ pub async fn prepare(server: &Server, args: &Args) -> anyhow::Result<Fixture> {
         admin_token,
         users,
         credits_each: args.credits,
+        purchased,
         topup_rules,
     })
+}
+
+/// The first `--purchased-users` users each buy a pack of `--purchased-credits` with the
+/// sandbox's test card; answers the credits bought.
+async fn buy_credits(
+    client: &reqwest::Client,
+    base: &str,
+    admin_token: &str,
+    users: &[(String, String)],
+    args: &Args,
+) -> anyhow::Result<i64> {
+    let buyers = args.purchased_users.min(users.len());
+    if buyers == 0 {
+        return Ok(0);
+    }
+    eprintln!("{buyers} users buy {} credits each", args.purchased_credits);
+    let package = json_post(
+        client,
+        format!("{base}/api/v1/admin/packages"),
+        Some(admin_token),
+        json!({"name": "Bench pack", "kind": "credit_pack", "credits": args.purchased_credits,
+               "price": {"amount": 100, "currency": "USD"}}),
+    )
+    .await?;
+    for (_, token) in &users[..buyers] {
+        let order = json_post(
+            client,
+            format!("{base}/api/v1/orders"),
+            Some(token),
+            json!({"package_id": package["id"], "provider": "sandbox"}),
+        )
+        .await?;
+        let payment_id = order["payment"]["id"].as_str().unwrap_or_default();
+        let paid = client
+            .post(format!("{base}/pay/sandbox/{payment_id}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("card_number=4242424242424242")
+            .send()
+            .await?;
+        anyhow::ensure!(
+            paid.status().is_success(),
+            "paying failed: {}",
+            paid.status()
+        );
+    }
+    Ok(buyers as i64 * args.purchased_credits)
 }
 
 /// Credits the paid auto top-ups of the users with a rule added.
@@ -239,7 +289,7 @@ pub async fn check(fixture: &Fixture, outcome: &Outcome) -> anyhow::Result<Check
         .await?
         .json()
         .await?;
-    let credits_before = fixture.credits_each * fixture.users.len() as i64;
+    let credits_before = fixture.credits_each * fixture.users.len() as i64 + fixture.purchased;
     let topped_up = topped_up(fixture).await?;
     let ledger_verify_ok = verify["ok"].as_bool() == Some(true);
     let mut problems: Vec<String> = verify["problems"]
