@@ -212,7 +212,6 @@ async fn facts_on(
     rule: &Rule,
     asset: &str,
     settings: &TopupSettings,
-    limit_currency: Option<&str>,
 ) -> Result<TopupFacts, StoreError> {
     const CHARGED: &str = "FROM orders WHERE user_id = $1 AND kind = 'auto_topup'
         AND status IN ('pending', 'paid', 'refunded')";
@@ -220,10 +219,7 @@ async fn facts_on(
         "SELECT
            (SELECT CAST(COUNT(*) AS BIGINT) FROM users WHERE id = $1 AND status = 'suspended')
              AS suspended,
-           (SELECT token FROM payment_methods WHERE id = $2 AND user_id = $1 AND deleted_at IS NULL)
-             AS token,
-           (SELECT provider FROM payment_methods
-            WHERE id = $2 AND user_id = $1 AND deleted_at IS NULL) AS provider,
+           m.token, m.provider,
            (SELECT id FROM orders
             WHERE user_id = $1 AND kind = 'auto_topup' AND status = 'pending'
               AND payment_status = 'pending'
@@ -234,8 +230,12 @@ async fn facts_on(
             WHERE user_id = $1 AND kind = 'auto_topup' AND status = 'pending') AS on_the_way,
            (SELECT CAST(COUNT(*) AS BIGINT) {CHARGED} AND created_at >= $4) AS topups_today,
            (SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) {CHARGED} AND created_at >= $5
-              AND ($6 IS NULL OR currency = $6)) AS charged_this_month"
+              AND ($6 IS NULL OR currency = $6)) AS charged_this_month
+         FROM (SELECT 1 AS one) AS here
+         LEFT JOIN payment_methods m
+           ON m.id = $2 AND m.user_id = $1 AND m.deleted_at IS NULL"
     ));
+    let limit_currency = rule.monthly_limit.as_ref().map(|m| m.currency.as_str());
     let row = sqlx::query(sql)
         .bind(&rule.user_id)
         .bind(&rule.payment_method_id)
@@ -396,8 +396,7 @@ impl Store {
         if rule.status == AutoTopupStatus::Off || waiting {
             return Ok(TopupStep::Nothing);
         }
-        let limit_currency = rule.monthly_limit.as_ref().map(|m| m.currency.as_str());
-        let facts = facts_on(&mut *tx, &rule, &self.asset, settings, limit_currency).await?;
+        let facts = facts_on(&mut *tx, &rule, &self.asset, settings).await?;
         if facts.suspended {
             return Ok(TopupStep::Nothing);
         }
@@ -422,15 +421,13 @@ impl Store {
                 None => TopupStep::Nothing,
             });
         }
-        let (balance, on_the_way) = (facts.balance, facts.on_the_way);
-        let (topups_today, charged_this_month) = (facts.topups_today, facts.charged_this_month);
         let situation = TopupSituation {
-            balance,
+            balance: facts.balance,
             threshold: rule.threshold,
             target: rule.target,
-            on_the_way,
-            topups_today,
-            charged_this_month,
+            on_the_way: facts.on_the_way,
+            topups_today: facts.topups_today,
+            charged_this_month: facts.charged_this_month,
             max_topups_per_day: rule
                 .max_topups_per_day
                 .map_or(settings.max_per_day, |own| own.min(settings.max_per_day)),
