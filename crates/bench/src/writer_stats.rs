@@ -33,7 +33,8 @@ pub struct WriterStats {
     /// Share of the run the writer spent inside batches (1.0: never idle).
     pub busy: f64,
     /// Mean milliseconds per batch spent beginning its transaction (on SQLite, waiting for a
-    /// write lock another connection holds), loading, applying, writing and committing.
+    /// write lock another connection holds, and advancing the ledger epoch), loading, applying,
+    /// writing and committing (on SQLite, sent with the writes and counted with them).
     pub phase_ms: [f64; 5],
     /// Batches whose cache of accounts had been invalidated by another change (stale), of
     /// those that had one to check.

@@ -557,6 +557,40 @@ impl Db {
         })
     }
 
+    /// Begins the ledger writer's batch on its connection and advances `asset`'s ledger epoch in
+    /// it (see `ledger::epoch`), answering the new value. Unlike `begin_write_on` no
+    /// `Transaction` guards it: the writer ends it with `COMMIT`, which on SQLite ends the
+    /// batch's write script, and after any failure drops the connection, which rolls back
+    /// whatever it left open. On SQLite `BEGIN IMMEDIATE` and the advance are one call: each
+    /// call is a round trip to the connection's thread, which on a loaded machine waits for a
+    /// core while the writer, the ledger's serial part, waits for it.
+    pub(crate) async fn begin_ledger_batch_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        asset: &str,
+    ) -> Result<i64, StoreError> {
+        use sqlx::Executor;
+        self.write_begins.fetch_add(1, Ordering::Relaxed);
+        match self.dialect {
+            Dialect::Sqlite => {
+                let sql = format!("BEGIN IMMEDIATE; {}", crate::ledger::epoch::ADVANCE);
+                // `fetch_all`: the Any driver's `fetch_one` reads only the first result, which
+                // is `BEGIN`'s, and stops the script there.
+                let stamps: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(asset)
+                    .fetch_all(conn)
+                    .await?;
+                stamps.first().copied().ok_or_else(|| {
+                    StoreError::Config("advancing the ledger epoch returned nothing".into())
+                })
+            }
+            Dialect::Postgres => {
+                conn.execute("BEGIN").await?;
+                crate::ledger::epoch::advance(conn, asset).await
+            }
+        }
+    }
+
     /// SQLite: copies the write-ahead log back into the database once a second from a pool
     /// connection, so the ledger writer's commits do not pay for checkpoints. PASSIVE never
     /// blocks the writer. Stops on `stop`.

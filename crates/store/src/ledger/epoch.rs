@@ -12,12 +12,13 @@ use crate::StoreError;
 /// Advances `asset`'s epoch inside the caller's transaction, waiting for any other transaction
 /// holding it, and returns the new value. The lock is held until the caller commits.
 pub(crate) async fn advance(conn: &mut AnyConnection, asset: &str) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO ledger_epochs (asset, epoch) VALUES ($1, 1)
-         ON CONFLICT (asset) DO UPDATE SET epoch = ledger_epochs.epoch + 1
-         RETURNING epoch",
-    )
-    .bind(asset)
-    .fetch_one(conn)
-    .await?)
+    Ok(sqlx::query_scalar(ADVANCE)
+        .bind(asset)
+        .fetch_one(conn)
+        .await?)
 }
+
+/// The advance, its asset bound as `$1`.
+pub(crate) const ADVANCE: &str = "INSERT INTO ledger_epochs (asset, epoch) VALUES ($1, 1)
+     ON CONFLICT (asset) DO UPDATE SET epoch = ledger_epochs.epoch + 1
+     RETURNING epoch";

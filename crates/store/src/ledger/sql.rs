@@ -184,6 +184,13 @@ impl BatchWrites {
         }
     }
 
+    /// Ends SQLite's script with `COMMIT`, so the transaction commits in the same call as its
+    /// writes (SQLite stops a script at its first failing statement, committing nothing).
+    pub fn commit_at_end(&mut self) {
+        debug_assert_eq!(self.dialect, Dialect::Sqlite, "PostgreSQL commits apart");
+        self.script.push_str("COMMIT;\n");
+    }
+
     /// Sends what SQLite has gathered, in one call (statements run in the order added).
     pub async fn finish(self, conn: &mut AnyConnection) -> Result<(), StoreError> {
         if !self.script.is_empty() {

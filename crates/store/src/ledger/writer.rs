@@ -16,6 +16,7 @@ use super::durability::{Answer, Pending, Syncer};
 use super::history;
 use super::state::{Cached, StoredReply, UnitOfWork};
 use super::{Command, Executed, Fulfilment, Outcome, PaymentEvent, Request, commands};
+use crate::db::Dialect;
 use crate::idempotency::{self, KeyClaim};
 use crate::{Clock, Db, StoreError};
 
@@ -429,7 +430,8 @@ struct Committed {
 }
 
 /// Applies `requests` in one transaction and commits. `Ok` holds one result per request; `Err`
-/// means nothing was committed.
+/// means nothing was committed (unless `at_commit`), and the caller must drop the connection,
+/// whose transaction may still be open (no `Transaction` guard rolls it back).
 async fn commit_batch(
     conn: &mut AnyConnection,
     db: &Db,
@@ -439,15 +441,15 @@ async fn commit_batch(
     requests: &[&Request],
 ) -> Result<Committed, Failed> {
     let phase = PhaseTimer::start();
-    let mut tx = db.begin_write_on(conn).await?;
+    let stamp = db.begin_ledger_batch_on(conn, asset).await?;
     // Apart from loading: on SQLite, the wait for a write lock another connection holds.
     let phase = phase.next("begin");
-    let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms(), cache).await?;
-    prefetch(&mut uow, &mut tx, requests).await?;
+    let mut uow = UnitOfWork::open(conn, db.dialect, asset, clock.now_ms(), cache, stamp).await?;
+    prefetch(&mut uow, conn, requests).await?;
     let phase = phase.next("load");
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
-        let result = match apply_once(&mut uow, &mut tx, request).await {
+        let result = match apply_once(&mut uow, conn, request).await {
             // A refusal is this request's answer; any other failure fails the whole batch.
             Err(StoreError::Domain(refusal)) => Err(StoreError::Domain(refusal)),
             Err(failure) => return Err(failure.into()),
@@ -471,12 +473,21 @@ async fn commit_batch(
         results.push(result);
     }
     let phase = phase.next("apply");
-    uow.flush(&mut tx).await?;
+    // SQLite commits at the end of the batch's write script, in the same round trip. A failure
+    // there committed nothing (SQLite answers a COMMIT only once it is done, and the failure
+    // drops the connection, rolling back what is left open), so the batch may be retried.
+    // PostgreSQL commits apart: a connection lost during its COMMIT leaves the outcome unknown.
+    let commit_in_script = db.dialect == Dialect::Sqlite;
+    uow.flush(conn, commit_in_script).await?;
     let phase = phase.next("write");
-    tx.commit().await.map_err(|error| Failed {
-        error: error.into(),
-        at_commit: true,
-    })?;
+    if !commit_in_script {
+        sqlx::Executor::execute(&mut *conn, "COMMIT")
+            .await
+            .map_err(|error| Failed {
+                error: error.into(),
+                at_commit: true,
+            })?;
+    }
     phase.next("commit");
     let transfers = uow.transfer_count();
     let jobs_enqueued = uow.jobs_enqueued();
@@ -584,7 +595,8 @@ async fn replay_after_race(
     request: &Request,
 ) -> Result<Executed, StoreError> {
     let mut tx = db.begin_write_on(conn).await?;
-    let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms(), None).await?;
+    let stamp = super::epoch::advance(&mut tx, asset).await?;
+    let mut uow = UnitOfWork::open(&mut tx, db.dialect, asset, clock.now_ms(), None, stamp).await?;
     prefetch(&mut uow, &mut tx, &[request]).await?;
     let key = &request
         .idempotent

@@ -4,8 +4,13 @@
 use super::*;
 
 impl UnitOfWork {
-    /// Writes every change, in an order that satisfies the foreign keys.
-    pub async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+    /// Writes every change, in an order that satisfies the foreign keys. With `and_commit`
+    /// (SQLite only), the script that carries them ends with `COMMIT`.
+    pub async fn flush(
+        &mut self,
+        conn: &mut AnyConnection,
+        and_commit: bool,
+    ) -> Result<(), StoreError> {
         // A hold loaded and then changed is listed twice; sorted, writes also go in id order.
         self.touched_holds.sort_unstable();
         self.touched_holds.dedup();
@@ -218,13 +223,14 @@ impl UnitOfWork {
         ];
         writes.insert(conn, "audit_log", columns, &audits).await?;
 
-        writes.finish(conn).await?;
-
         self.coupon_redemptions.sort();
         for coupon in &self.coupon_redemptions {
             crate::coupons::redeem(conn, coupon).await?;
         }
-        Ok(())
+        if and_commit {
+            writes.commit_at_end();
+        }
+        writes.finish(conn).await
     }
 }
 

@@ -25,7 +25,6 @@ use bursar_core::{GrantLot, HoldStatus, SystemAccount, TransferKind, plan_burn, 
 use sqlx::{AnyConnection, Row};
 
 use super::PaidBy;
-use super::epoch;
 use super::sql::ColumnType::{Int, Text};
 use super::sql::{BatchWrites, Column, Params, Value};
 use crate::audit::AuditRecord;
@@ -239,16 +238,17 @@ pub(crate) struct UnitOfWork {
 
 impl UnitOfWork {
     /// Begins a batch's unit of work, from `cache` when nothing else has written since it was
-    /// taken. This advances the asset's epoch; on PostgreSQL that takes its lock, which the
-    /// batch holds until it commits (on SQLite the batch already holds the write lock).
+    /// taken. `stamp` is the asset's epoch as the batch's transaction advanced it (see
+    /// `epoch.rs`); on PostgreSQL the advance took its lock, which the batch holds until it
+    /// commits (on SQLite the batch already holds the write lock).
     pub async fn open(
         conn: &mut AnyConnection,
         dialect: Dialect,
         asset: &str,
         now_ms: i64,
         cache: Option<Cached>,
+        stamp: i64,
     ) -> Result<Self, StoreError> {
-        let stamp = epoch::advance(conn, asset).await?;
         if let Some(cached) = cache {
             let fresh = cached.next_stamp == stamp;
             let outcome = if fresh { "hit" } else { "stale" };
