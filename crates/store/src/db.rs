@@ -580,9 +580,7 @@ impl Db {
                     .bind(asset)
                     .fetch_all(conn)
                     .await?;
-                stamps.first().copied().ok_or_else(|| {
-                    StoreError::Config("advancing the ledger epoch returned nothing".into())
-                })
+                Ok(stamps.first().copied().ok_or(sqlx::Error::RowNotFound)?)
             }
             Dialect::Postgres => {
                 conn.execute("BEGIN").await?;
