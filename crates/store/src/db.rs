@@ -45,7 +45,7 @@ pub struct Db {
     pub dialect: Dialect,
     options: AnyConnectOptions,
     sync: SqliteSync,
-    /// Write transactions begun (`begin_write`, `begin_write_on`), shared by every clone: on
+    /// Write transactions begun (by the `begin_*` methods), shared by every clone: on
     /// SQLite each takes the database's one write lock, so this is what tests count to keep
     /// the writes on a path few (`write_transactions_begun`).
     write_begins: Arc<AtomicU64>,
@@ -463,8 +463,8 @@ impl Db {
     }
 
     /// How many write transactions this database's handles have begun (with `begin_write`,
-    /// `begin_with_a_write` or `begin_write_on`, the ledger writer's batches included),
-    /// committed or not. Writes made
+    /// `begin_with_a_write`, `begin_write_on` or, for the ledger writer's batches,
+    /// `begin_ledger_batch_on`), committed or not. Writes made
     /// outside such a transaction (a single statement on the pool) are not counted here; on
     /// SQLite `testing::SqliteCommits` counts every commit whoever makes it.
     pub fn write_transactions_begun(&self) -> u64 {

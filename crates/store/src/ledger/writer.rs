@@ -442,7 +442,8 @@ async fn commit_batch(
 ) -> Result<Committed, Failed> {
     let phase = PhaseTimer::start();
     let stamp = db.begin_ledger_batch_on(conn, asset).await?;
-    // Apart from loading: on SQLite, the wait for a write lock another connection holds.
+    // Apart from loading: on SQLite, the wait for a write lock another connection holds, and
+    // the epoch's advance sent with it.
     let phase = phase.next("begin");
     let mut uow = UnitOfWork::open(conn, db.dialect, asset, clock.now_ms(), cache, stamp).await?;
     prefetch(&mut uow, conn, requests).await?;

@@ -217,8 +217,9 @@ pub(crate) struct UnitOfWork {
     audits: Vec<AuditRow>,
     /// Credits refunded per spend in this batch, not yet written.
     pub refunded_in_batch: HashMap<String, i64>,
-    /// Coupons whose reservation paid orders turned into redemptions. Written last, in id
-    /// order, so the writer takes coupon locks after every order lock (as cancels do).
+    /// Coupons whose reservation paid orders turned into redemptions. Written at the flush,
+    /// after the batch's commands have updated their orders, in id order, so the writer takes
+    /// coupon locks after every order lock (as cancels do).
     coupon_redemptions: Vec<String>,
     /// Jobs this batch enqueued: after the commit, the worker is woken for them.
     jobs_enqueued: usize,
