@@ -6,6 +6,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bursar_core::{FulfilmentOutcome, HoldStatus, OrderStatus};
+use bursar_store::auto_topup::TopupStep;
 use bursar_store::clock::rfc3339;
 use bursar_store::ledger::orders::OrderRefundReceipt;
 use bursar_store::ledger::{
@@ -103,6 +104,18 @@ pub fn render(outcome: &Outcome) -> Rendered {
         }
         Outcome::RedemptionCancelled(receipt) => {
             json(StatusCode::OK, &RedemptionView::from(receipt.as_ref()))
+        }
+        // A job's, never a request's; what it did, never the method's token.
+        Outcome::TopupPrepared { step, .. } => {
+            let (step, order_id) = match step {
+                TopupStep::Nothing => ("nothing", None),
+                TopupStep::Stopped { order_id, .. } => ("stopped", Some(order_id)),
+                TopupStep::Charge { order, .. } => ("charge", Some(&order.id)),
+            };
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "step": step, "order_id": order_id }),
+            )
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Auto top-up rules and the transactions that act on them. A top-up is decided, sized and
-//! recorded in one write transaction with the rule locked (core's `plan_topup` makes the
+//! recorded in a batch of the ledger writer with the rule locked (core's `plan_topup` makes the
 //! decision), so two triggers for one user take turns and the second sees the first's order
 //! as credits on the way. The charge itself happens outside any transaction (a network call);
 //! its outcome is applied by the ledger's fulfilment (success) or by `record_topup_decline`.
@@ -18,6 +18,7 @@ use crate::db::Dialect;
 use crate::ids::new_id;
 use crate::jobs::{ClaimedJob, NewJob};
 use crate::ledger::epoch;
+use crate::ledger::{Command, Outcome};
 use crate::notifications;
 use crate::orders::{NewOrder, Order, close_pending_on, insert_order_on, order_on, take_charge_on};
 use crate::payment_methods::live_token_on;
@@ -94,6 +95,7 @@ pub struct TopupSettings {
 }
 
 /// What a top-up job is to do.
+#[derive(Clone, PartialEq, Eq)]
 pub enum TopupStep {
     /// No rule, a rule that is off or waiting, or a balance that needs nothing.
     Nothing,
@@ -195,7 +197,6 @@ struct TopupFacts {
     method: Option<(String, String)>,
     /// A pending top-up order whose charge has no answer yet.
     unanswered_order: Option<String>,
-    balance: i64,
     /// Credits of pending top-up orders.
     on_the_way: i64,
     topups_today: i64,
@@ -203,14 +204,12 @@ struct TopupFacts {
     charged_this_month: i64,
 }
 
-/// Reads `TopupFacts` in one statement. They were eight, and on SQLite each one a round trip
-/// to the connection's thread while this transaction held the database's one write lock.
-/// Taken after the rule's row lock on PostgreSQL, so this statement's snapshot sees every top-up
-/// committed before the lock was granted.
+/// Reads `TopupFacts` in one statement (they were seven round trips to the connection's thread
+/// on SQLite). Taken after the rule's row lock on PostgreSQL, so this statement's snapshot sees
+/// every top-up committed before the lock was granted.
 async fn facts_on(
     conn: &mut AnyConnection,
     rule: &Rule,
-    asset: &str,
     settings: &TopupSettings,
 ) -> Result<TopupFacts, StoreError> {
     const CHARGED: &str = "FROM orders WHERE user_id = $1 AND kind = 'auto_topup'
@@ -224,13 +223,11 @@ async fn facts_on(
             WHERE user_id = $1 AND kind = 'auto_topup' AND status = 'pending'
               AND payment_status = 'pending'
             ORDER BY id LIMIT 1) AS unanswered,
-           (SELECT balance FROM accounts WHERE owner_kind = 'user' AND owner_id = $1 AND asset = $3)
-             AS balance,
            (SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM orders
             WHERE user_id = $1 AND kind = 'auto_topup' AND status = 'pending') AS on_the_way,
-           (SELECT CAST(COUNT(*) AS BIGINT) {CHARGED} AND created_at >= $4) AS topups_today,
-           (SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) {CHARGED} AND created_at >= $5
-              AND ($6 IS NULL OR currency = $6)) AS charged_this_month
+           (SELECT CAST(COUNT(*) AS BIGINT) {CHARGED} AND created_at >= $3) AS topups_today,
+           (SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) {CHARGED} AND created_at >= $4
+              AND ($5 IS NULL OR currency = $5)) AS charged_this_month
          FROM (SELECT 1 AS one) AS here
          LEFT JOIN payment_methods m
            ON m.id = $2 AND m.user_id = $1 AND m.deleted_at IS NULL"
@@ -239,7 +236,6 @@ async fn facts_on(
     let row = sqlx::query(sql)
         .bind(&rule.user_id)
         .bind(&rule.payment_method_id)
-        .bind(asset)
         .bind(settings.day_start_ms)
         .bind(settings.month_start_ms)
         .bind(limit_currency)
@@ -251,11 +247,159 @@ async fn facts_on(
         suspended: row.try_get::<i64, _>("suspended")? > 0,
         method: token.zip(provider),
         unanswered_order: row.try_get("unanswered")?,
-        balance: row.try_get::<Option<i64>, _>("balance")?.unwrap_or(0),
         on_the_way: row.try_get("on_the_way")?,
         topups_today: row.try_get("topups_today")?,
         charged_this_month: row.try_get("charged_this_month")?,
     })
+}
+
+/// `Store::prepare_topup`'s decision and its records, in the ledger writer's batch (see
+/// `Command::PrepareTopup`), which commits whatever this answers; answering `Nothing`, it has
+/// written nothing. `balance` is the user's balance as the batch knows it, its own debits and
+/// fulfilments included.
+pub(crate) async fn decide_on(
+    tx: &mut AnyConnection,
+    dialect: Dialect,
+    user_id: &str,
+    balance: i64,
+    settings: &TopupSettings,
+    now: i64,
+) -> Result<TopupStep, StoreError> {
+    let Some(rule) = rule_on(&mut *tx, Some(dialect), user_id).await? else {
+        return Ok(TopupStep::Nothing);
+    };
+    let waiting = rule.next_attempt_at_ms.is_some_and(|at| at > now);
+    if rule.status == AutoTopupStatus::Off || waiting {
+        return Ok(TopupStep::Nothing);
+    }
+    let facts = facts_on(&mut *tx, &rule, settings).await?;
+    if facts.suspended {
+        return Ok(TopupStep::Nothing);
+    }
+    let Some((token, provider)) = facts.method else {
+        return Ok(TopupStep::Nothing);
+    };
+    if let Some(order_id) = facts.unanswered_order {
+        // Charged again with the method it was first charged with, under the same key;
+        // unless another run is charging it right now.
+        if !take_charge_on(&mut *tx, &order_id, now).await? {
+            return Ok(TopupStep::Nothing);
+        }
+        let Some(order) = order_on(&mut *tx, "id = $1", &[&order_id]).await? else {
+            return Ok(TopupStep::Nothing);
+        };
+        let first_token = live_token_on(&mut *tx, order.payment_method_id.as_deref()).await?;
+        return Ok(match first_token {
+            Some(token) => TopupStep::Charge {
+                order: Box::new(order),
+                token,
+            },
+            None => TopupStep::Nothing,
+        });
+    }
+    let situation = TopupSituation {
+        balance,
+        threshold: rule.threshold,
+        target: rule.target,
+        on_the_way: facts.on_the_way,
+        topups_today: facts.topups_today,
+        charged_this_month: facts.charged_this_month,
+        max_topups_per_day: rule
+            .max_topups_per_day
+            .map_or(settings.max_per_day, |own| own.min(settings.max_per_day)),
+        // A limit in another currency than top-ups are charged in cannot be compared: it
+        // stops every top-up rather than being ignored.
+        monthly_limit: rule.monthly_limit.as_ref().map(|m| {
+            if m.currency == settings.currency {
+                m.amount
+            } else {
+                -1
+            }
+        }),
+        max_credits: settings.max_credits,
+    };
+    let plan = plan_topup(
+        &situation,
+        settings.credit_price,
+        settings.fee_rate,
+        settings.fee_fixed,
+    );
+    let quote = match plan {
+        TopupPlan::Nothing => return Ok(TopupStep::Nothing),
+        TopupPlan::Stopped(_, quote) | TopupPlan::Charge(quote) => quote,
+    };
+    let order = NewOrder {
+        id: new_id("ord"),
+        user_id: user_id.to_string(),
+        kind: OrderKind::AutoTopup,
+        package_id: None,
+        package_name: "Auto top-up".into(),
+        quantity: 1,
+        currency: settings.currency.clone(),
+        unit_price: quote.price.min(bursar_core::MAX_CREDITS),
+        discount: 0,
+        fee: quote.fee.min(bursar_core::MAX_CREDITS),
+        total: quote.total.min(bursar_core::MAX_CREDITS),
+        credits: quote.credits.min(bursar_core::MAX_CREDITS),
+        bonus_credits: 0,
+        first_purchase_bonus_percent: None,
+        coupon: None,
+        provider,
+        payment_method_id: Some(rule.payment_method_id.clone()),
+        payment_id: new_id("pay"),
+        expires_at_ms: now + settings.order_ttl_ms,
+    };
+    let order = insert_order_on(&mut *tx, &order, now).await?;
+    let step = match plan {
+        TopupPlan::Stopped(reason, quote) => {
+            close_pending_on(
+                &mut *tx,
+                &order.id,
+                OrderStatus::Failed,
+                Some(reason.as_str()),
+                now,
+            )
+            .await?;
+            let resumes_at = match reason {
+                TopupStop::MonthlyLimit => settings.next_month_ms,
+                TopupStop::DailyLimit | TopupStop::MaxCredits => settings.next_day_ms,
+            };
+            sqlx::query(
+                "UPDATE auto_topup_rules SET status = 'paused', last_error = $1,
+                     next_attempt_at = $2, updated_at = $3
+                 WHERE user_id = $4",
+            )
+            .bind(reason.as_str())
+            .bind(resumes_at)
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            let message = messages::topup_stopped(
+                notifications::language_on(&mut *tx, user_id).await?,
+                quote.credits,
+                &charged_text(order.total, &order.currency),
+                reason.as_str(),
+                &rfc3339(resumes_at),
+            );
+            notifications::notify_on(&mut *tx, user_id, &message, now).await?;
+            let closed = order_on(&mut *tx, "id = $1", &[&order.id])
+                .await?
+                .ok_or_else(|| StoreError::Config("the new order vanished".into()))?;
+            let mut data = webhooks::order_data(&closed, "failed");
+            data["reason"] = reason.as_str().into();
+            webhooks::emit_and_enqueue_on(&mut *tx, EventType::AutoTopupFailed, &data, now).await?;
+            TopupStep::Stopped {
+                order_id: order.id.clone(),
+                reason,
+            }
+        }
+        _ => TopupStep::Charge {
+            order: Box::new(order),
+            token,
+        },
+    };
+    Ok(step)
 }
 
 impl Store {
@@ -357,174 +501,36 @@ impl Store {
         .await?)
     }
 
-    /// Decides the user's top-up and records the decision (see `TopupStep`). A pending top-up
-    /// order whose charge has no answer yet is handed back to be charged again (with the same
-    /// idempotency key, so the provider charges it once) rather than a second one made. With
-    /// `completes` (the job running the rule), a decision that ends the job's work (nothing to
-    /// do, or stopped) records the job's completion in the same transaction; a charge's job is
-    /// completed with its outcome (the fulfilment, or `record_topup_decline`).
+    /// Decides the user's top-up and records the decision (see `TopupStep`), in a batch of the
+    /// ledger writer (`Command::PrepareTopup`). A pending top-up order whose charge has no
+    /// answer yet is handed back to be charged again (with the same idempotency key, so the
+    /// provider charges it once) rather than a second one made. With `completes` (the job
+    /// running the rule), a decision that ends the job's work (nothing to do, or stopped)
+    /// records the job's completion with it; a charge's job is completed with its outcome (the
+    /// fulfilment, or `record_topup_decline`).
     pub async fn prepare_topup(
         &self,
         user_id: &str,
         settings: &TopupSettings,
         completes: Option<&ClaimedJob>,
     ) -> Result<TopupStep, StoreError> {
-        let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write().await?;
-        let step = self.decide_topup(&mut tx, user_id, settings, now).await?;
-        let ends_the_job = !matches!(step, TopupStep::Charge { .. });
-        crate::jobs::commit_completing(tx, completes.filter(|_| ends_the_job), now).await?;
-        if matches!(step, TopupStep::Stopped { .. }) {
-            self.jobs.wake().notify_one();
-        }
-        Ok(step)
-    }
-
-    /// `prepare_topup`'s decision and its records, in the caller's write transaction (which
-    /// commits whatever this answers; answering `Nothing`, it has written nothing).
-    async fn decide_topup(
-        &self,
-        tx: &mut AnyConnection,
-        user_id: &str,
-        settings: &TopupSettings,
-        now: i64,
-    ) -> Result<TopupStep, StoreError> {
-        let Some(rule) = rule_on(&mut *tx, Some(self.db.dialect), user_id).await? else {
-            return Ok(TopupStep::Nothing);
-        };
-        let waiting = rule.next_attempt_at_ms.is_some_and(|at| at > now);
-        if rule.status == AutoTopupStatus::Off || waiting {
-            return Ok(TopupStep::Nothing);
-        }
-        let facts = facts_on(&mut *tx, &rule, &self.asset, settings).await?;
-        if facts.suspended {
-            return Ok(TopupStep::Nothing);
-        }
-        let Some((token, provider)) = facts.method else {
-            return Ok(TopupStep::Nothing);
-        };
-        if let Some(order_id) = facts.unanswered_order {
-            // Charged again with the method it was first charged with, under the same key;
-            // unless another run is charging it right now.
-            if !take_charge_on(&mut *tx, &order_id, now).await? {
-                return Ok(TopupStep::Nothing);
-            }
-            let Some(order) = order_on(&mut *tx, "id = $1", &[&order_id]).await? else {
-                return Ok(TopupStep::Nothing);
-            };
-            let first_token = live_token_on(&mut *tx, order.payment_method_id.as_deref()).await?;
-            return Ok(match first_token {
-                Some(token) => TopupStep::Charge {
-                    order: Box::new(order),
-                    token,
-                },
-                None => TopupStep::Nothing,
-            });
-        }
-        let situation = TopupSituation {
-            balance: facts.balance,
-            threshold: rule.threshold,
-            target: rule.target,
-            on_the_way: facts.on_the_way,
-            topups_today: facts.topups_today,
-            charged_this_month: facts.charged_this_month,
-            max_topups_per_day: rule
-                .max_topups_per_day
-                .map_or(settings.max_per_day, |own| own.min(settings.max_per_day)),
-            // A limit in another currency than top-ups are charged in cannot be compared: it
-            // stops every top-up rather than being ignored.
-            monthly_limit: rule.monthly_limit.as_ref().map(|m| {
-                if m.currency == settings.currency {
-                    m.amount
-                } else {
-                    -1
-                }
-            }),
-            max_credits: settings.max_credits,
-        };
-        let plan = plan_topup(
-            &situation,
-            settings.credit_price,
-            settings.fee_rate,
-            settings.fee_fixed,
-        );
-        let quote = match plan {
-            TopupPlan::Nothing => return Ok(TopupStep::Nothing),
-            TopupPlan::Stopped(_, quote) | TopupPlan::Charge(quote) => quote,
-        };
-        let order = NewOrder {
-            id: new_id("ord"),
+        let command = Command::PrepareTopup {
             user_id: user_id.to_string(),
-            kind: OrderKind::AutoTopup,
-            package_id: None,
-            package_name: "Auto top-up".into(),
-            quantity: 1,
-            currency: settings.currency.clone(),
-            unit_price: quote.price.min(bursar_core::MAX_CREDITS),
-            discount: 0,
-            fee: quote.fee.min(bursar_core::MAX_CREDITS),
-            total: quote.total.min(bursar_core::MAX_CREDITS),
-            credits: quote.credits.min(bursar_core::MAX_CREDITS),
-            bonus_credits: 0,
-            first_purchase_bonus_percent: None,
-            coupon: None,
-            provider,
-            payment_method_id: Some(rule.payment_method_id.clone()),
-            payment_id: new_id("pay"),
-            expires_at_ms: now + settings.order_ttl_ms,
+            settings: Box::new(settings.clone()),
+            completes: completes.map(ClaimedJob::claim),
         };
-        let order = insert_order_on(&mut *tx, &order, now).await?;
-        let step = match plan {
-            TopupPlan::Stopped(reason, quote) => {
-                close_pending_on(
-                    &mut *tx,
-                    &order.id,
-                    OrderStatus::Failed,
-                    Some(reason.as_str()),
-                    now,
-                )
-                .await?;
-                let resumes_at = match reason {
-                    TopupStop::MonthlyLimit => settings.next_month_ms,
-                    TopupStop::DailyLimit | TopupStop::MaxCredits => settings.next_day_ms,
-                };
-                sqlx::query(
-                    "UPDATE auto_topup_rules SET status = 'paused', last_error = $1,
-                         next_attempt_at = $2, updated_at = $3
-                     WHERE user_id = $4",
-                )
-                .bind(reason.as_str())
-                .bind(resumes_at)
-                .bind(now)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-                let message = messages::topup_stopped(
-                    notifications::language_on(&mut *tx, user_id).await?,
-                    quote.credits,
-                    &charged_text(order.total, &order.currency),
-                    reason.as_str(),
-                    &rfc3339(resumes_at),
-                );
-                notifications::notify_on(&mut *tx, user_id, &message, now).await?;
-                let closed = order_on(&mut *tx, "id = $1", &[&order.id])
-                    .await?
-                    .ok_or_else(|| StoreError::Config("the new order vanished".into()))?;
-                let mut data = webhooks::order_data(&closed, "failed");
-                data["reason"] = reason.as_str().into();
-                webhooks::emit_and_enqueue_on(&mut *tx, EventType::AutoTopupFailed, &data, now)
-                    .await?;
-                TopupStep::Stopped {
-                    order_id: order.id.clone(),
-                    reason,
+        match self.ledger.execute(command).await?.outcome() {
+            Some(Outcome::TopupPrepared {
+                step,
+                job_completed,
+            }) => {
+                if let (Some(job), Some(kept)) = (completes, job_completed) {
+                    job.completed(kept);
                 }
+                Ok(step)
             }
-            _ => TopupStep::Charge {
-                order: Box::new(order),
-                token,
-            },
-        };
-        Ok(step)
+            other => unreachable!("a top-up's decision answers with its step, not {other:?}"),
+        }
     }
 
     /// A top-up's charge was declined: the order fails with the reason, the rule counts the

@@ -31,6 +31,45 @@ impl Dialect {
     }
 }
 
+/// How the ledger writer waits for SQLite's write lock while another connection holds it. Its
+/// connection answers "busy" at once (`busy_timeout = 0`), and it asks again every
+/// `LockPoll::EVERY` for as long as the other connections' busy timeout. SQLite's own busy
+/// handler sleeps 1, 2, 5, 10 ms… between its tries, so a writer that found the lock held for
+/// 1.7 ms (a job's transaction on a loaded machine) waited 3 ms, while everything it serves
+/// waited with it.
+struct LockPoll {
+    deadline: std::time::Instant,
+}
+
+impl LockPoll {
+    const EVERY: Duration = Duration::from_micros(250);
+
+    fn start() -> Self {
+        Self {
+            deadline: std::time::Instant::now() + BUSY_TIMEOUT,
+        }
+    }
+
+    /// Whether to try again after `error`: the lock is held elsewhere and there is time left.
+    /// Then it has waited `EVERY`, blocking the thread: the writer's thread runs nothing else,
+    /// and tokio's timers would round the wait up to a millisecond.
+    fn again(&self, error: &sqlx::Error) -> bool {
+        let busy =
+            matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some(SQLITE_BUSY));
+        if !busy || std::time::Instant::now() >= self.deadline {
+            return false;
+        }
+        std::thread::sleep(Self::EVERY);
+        true
+    }
+}
+
+/// SQLite's result code for a lock another connection holds ("database is locked").
+const SQLITE_BUSY: &str = "5";
+
+/// How long a SQLite connection waits for a lock another connection holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How durable a SQLite commit is. `Full` fsyncs at every commit; `Normal` in WAL mode can lose
 /// the last commits on power loss (never on a process crash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +174,8 @@ async fn apply_pragmas(
         SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
     })
     .await?;
-    conn.execute("PRAGMA busy_timeout = 10000").await?;
+    let busy_timeout = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+    conn.execute(sqlx::AssertSqlSafe(busy_timeout)).await?;
     // After a peak (a long reader can keep the log from being reset), the log file shrinks
     // back to this size when it is next reset, instead of keeping its peak size on disk.
     conn.execute("PRAGMA journal_size_limit = 134217728")
@@ -462,6 +502,11 @@ impl Db {
         Ok(self.pool.begin().await?)
     }
 
+    /// Counts a write transaction begun by a script of its own (see `write_transactions_begun`).
+    pub(crate) fn note_write_begun(&self) {
+        self.write_begins.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// How many write transactions this database's handles have begun (with `begin_write`,
     /// `begin_with_a_write`, `begin_write_on` or, for the ledger writer's batches,
     /// `begin_ledger_batch_on`), committed or not. Writes made
@@ -529,6 +574,10 @@ impl Db {
             conn.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
                 .await?;
         }
+        if self.dialect == Dialect::Sqlite {
+            // The writer waits for the write lock in `LockPoll`, not in SQLite's busy handler.
+            conn.execute("PRAGMA busy_timeout = 0").await?;
+        }
         if self.dialect != Dialect::Sqlite || self.sync != SqliteSync::Full {
             return Ok((conn, None));
         }
@@ -544,17 +593,28 @@ impl Db {
         Ok((conn, Some(PathBuf::from(format!("{file}-wal")))))
     }
 
-    /// Like `begin_write`, on a connection the caller holds (the ledger writer keeps one).
+    /// Like `begin_write`, on the ledger writer's connection (see `connect_writer`).
     pub async fn begin_write_on<'c>(
         &self,
         conn: &'c mut sqlx::AnyConnection,
     ) -> Result<sqlx::Transaction<'c, sqlx::Any>, StoreError> {
         use sqlx::Connection;
         self.write_begins.fetch_add(1, Ordering::Relaxed);
-        Ok(match self.dialect {
-            Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => conn.begin().await?,
-        })
+        if self.dialect == Dialect::Postgres {
+            return Ok(conn.begin().await?);
+        }
+        let poll = LockPoll::start();
+        loop {
+            match conn.execute("BEGIN IMMEDIATE").await {
+                Err(error) if poll.again(&error) => continue,
+                begun => begun?,
+            };
+            break;
+        }
+        // The transaction is open and holds the lock; a `Transaction` now takes it over, so it
+        // is rolled back if dropped. (Begun by the guard itself, the retry above could not
+        // borrow the connection again after a failed try.)
+        Ok(conn.begin_with("SELECT 1").await?)
     }
 
     /// Begins the ledger writer's batch on its connection and advances `asset`'s ledger epoch in
@@ -574,13 +634,22 @@ impl Db {
         match self.dialect {
             Dialect::Sqlite => {
                 let sql = format!("BEGIN IMMEDIATE; {}", crate::ledger::epoch::ADVANCE);
-                // `fetch_all`: the Any driver's `fetch_one` reads only the first result, which
-                // is `BEGIN`'s, and stops the script there.
-                let stamps: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(asset)
-                    .fetch_all(conn)
-                    .await?;
-                Ok(stamps.first().copied().ok_or(sqlx::Error::RowNotFound)?)
+                let poll = LockPoll::start();
+                loop {
+                    // `fetch_all`: the Any driver's `fetch_one` reads only the first result,
+                    // which is `BEGIN`'s, and stops the script there. A `BEGIN` that finds the
+                    // lock held fails before the advance, leaving no transaction open.
+                    let stamps = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(asset)
+                        .fetch_all(&mut *conn)
+                        .await;
+                    match stamps {
+                        Err(error) if poll.again(&error) => continue,
+                        stamps => {
+                            return Ok(stamps?.first().copied().ok_or(sqlx::Error::RowNotFound)?);
+                        }
+                    }
+                }
             }
             Dialect::Postgres => {
                 conn.execute("BEGIN").await?;

@@ -11,7 +11,7 @@ use crate::idempotency::{self, Idempotency, KeyClaim};
 use crate::page::{Page, PageRequest};
 use crate::{Store, StoreError};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: String,
     pub user_id: String,

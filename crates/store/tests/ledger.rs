@@ -931,6 +931,36 @@ async fn the_sqlite_writer_syncs_its_log_itself_only_when_commits_must_be_durabl
     assert!(wal.is_none(), "an in-memory database has no log to sync");
 }
 
+/// On SQLite the writer's connection answers "busy" at once and the writer asks again for the
+/// write lock itself, at a finer grain than SQLite's busy handler: a batch that finds the lock
+/// held by another connection waits for it, and commits once it is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_writer_waits_for_a_lock_another_connection_holds() {
+    let store = open(Backend::Sqlite, "writer_lock_wait").await;
+    let alice = user(&store, "alice@example.com").await;
+    ok(&store, grant(&alice, 100, GrantSource::Purchase, 0, None)).await;
+    let mut other = store.db.connect_one().await.expect("connects");
+    sqlx::Executor::execute(&mut other, "BEGIN IMMEDIATE")
+        .await
+        .expect("takes the write lock");
+    let held_for = std::time::Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(held_for).await;
+        sqlx::Executor::execute(&mut other, "COMMIT")
+            .await
+            .expect("releases the lock");
+    });
+    ok(&store, spend(&alice, 30)).await;
+    assert!(
+        started.elapsed() >= held_for,
+        "the spend waited for the lock"
+    );
+    release.await.expect("the other connection is done");
+    assert_eq!(balance(&store, &alice).await.0, 70);
+    assert_ledger_consistent(&store).await;
+}
+
 /// Each command here is its own batch, so on SQLite every one starts from what the writer kept
 /// of the last: a hold settled in one batch must stop reserving credits in the next, a new
 /// grant must count, and burned-out grants must not come back.

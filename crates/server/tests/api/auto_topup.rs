@@ -586,12 +586,13 @@ async fn a_top_up_takes_few_write_transactions_on_sqlite() {
         totals.push((total, begun_total));
     }
     assert_eq!(totals[0], totals[1], "the same each time");
-    // The spend's batch and the fulfilment's are the ledger writer's (under load each shares a
-    // group commit); the rest are the three jobs' claims, the top-up's decision and order, and
-    // two notifications each marked sent with its job done. A claim is one statement, not a
-    // transaction, so it holds the lock for that statement only. Before the job bookkeeping
-    // was folded into the work's transactions and events got their deliveries with them: 17
-    // commits and 12 write transactions begun (three fan-outs that wrote nothing among them).
+    // Three are the ledger writer's batches (the spend, the top-up's decision with its order,
+    // and its fulfilment; under load each shares a group commit); the rest are the three jobs'
+    // claims and two notifications each marked sent with its job done, in one call to SQLite's
+    // thread. A claim is one statement, not a transaction, so it holds the lock for that
+    // statement only. Before the job bookkeeping was folded into the work's transactions and
+    // events got their deliveries with them: 17 commits and 12 write transactions begun (three
+    // fan-outs that wrote nothing among them).
     let (commits, begun) = totals[0];
     assert!(commits <= 8, "{commits} commits for one top-up");
     assert!(begun <= 5, "{begun} write transactions for one top-up");

@@ -139,6 +139,16 @@ pub enum Command {
     },
     /// Refunds (part of) a paid order and claws back its credits.
     RefundOrder(orders::OrderRefund),
+    /// Decides the user's auto top-up and records the decision: its order, or the limit that
+    /// stopped it (see `auto_topup::decide_on`). In the batch, where the balance is known and
+    /// SQLite's one write lock is already held, rather than in a transaction of its own that
+    /// the writer would wait behind. With `completes` (the job running the rule), a decision
+    /// that ends the job's work records its completion with it.
+    PrepareTopup {
+        user_id: String,
+        settings: Box<crate::auto_topup::TopupSettings>,
+        completes: Option<crate::jobs::JobClaim>,
+    },
 }
 
 /// Who cancels a redemption: its member, the merchant whose product it is, or an admin. Anyone

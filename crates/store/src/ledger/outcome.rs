@@ -34,6 +34,12 @@ pub enum Outcome {
     RedemptionCancelled(Box<RedemptionReceipt>),
     GiftClaimed(GiftReceipt),
     RewardClaimed(RewardReceipt),
+    /// `PrepareTopup`'s decision, and whether the job's completion was recorded with it (`Some`:
+    /// recorded, and whether the claim still held the lease).
+    TopupPrepared {
+        step: crate::auto_topup::TopupStep,
+        job_completed: Option<bool>,
+    },
 }
 
 /// A caller's presentation of an outcome: a status code of its choosing and a body.

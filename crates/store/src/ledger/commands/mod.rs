@@ -8,6 +8,7 @@ mod daily_gift;
 mod expire;
 mod grant;
 mod holds;
+mod prepare_topup;
 mod redeem;
 mod refund;
 mod spend;
@@ -78,7 +79,8 @@ pub(crate) fn wants(command: &Command) -> (Option<&str>, Option<&str>) {
         Command::GrantAllowance { user_id, .. }
         | Command::ClaimDailyGift { user_id, .. }
         | Command::ClaimReward { user_id, .. }
-        | Command::Redeem { user_id, .. } => (Some(user_id), None),
+        | Command::Redeem { user_id, .. }
+        | Command::PrepareTopup { user_id, .. } => (Some(user_id), None),
         Command::Refund { .. }
         | Command::ExpireDue { .. }
         | Command::Fulfil(_)
@@ -224,6 +226,11 @@ pub(crate) async fn apply(
             Ok(Outcome::OrderRefunded(receipt))
         }
         Command::ExpireDue { max_accounts } => expire::expire_due(uow, conn, *max_accounts).await,
+        Command::PrepareTopup {
+            user_id,
+            settings,
+            completes,
+        } => prepare_topup::prepare(uow, conn, user_id, settings, completes.as_ref()).await,
     }
 }
 

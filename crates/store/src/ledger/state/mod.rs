@@ -366,6 +366,12 @@ impl UnitOfWork {
         Ok(())
     }
 
+    /// Notes that a command enqueued jobs itself (`jobs::enqueue_in`), so that the worker is
+    /// woken for them once the batch is durable, as for `enqueue`'s.
+    pub fn note_jobs_enqueued(&mut self) {
+        self.jobs_enqueued += 1;
+    }
+
     pub fn jobs_enqueued(&self) -> usize {
         self.jobs_enqueued
     }
