@@ -169,10 +169,10 @@ pub(crate) async fn commit_completing(
     Ok(())
 }
 
-/// Runs `update` (a job's record of its work, one statement that writes) on its own, or, with
-/// `completes`, in one transaction with that job's completion, which begins with it
-/// (`Db::begin_with_a_write`). On SQLite that transaction is one script sent in one call
-/// (`execute_completing_in_one_call`).
+/// Runs `update` (a job's record of its work, one statement that writes and returns no rows) on
+/// its own, or, with `completes`, in one transaction with that job's completion, which begins
+/// with it (`Db::begin_with_a_write`). On SQLite that transaction is one script sent in one
+/// call (`execute_completing_in_one_call`).
 pub(crate) async fn execute_completing(
     db: &Db,
     update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
