@@ -64,6 +64,30 @@ impl LockPoll {
     }
 }
 
+/// Sends `script`, which begins with `BEGIN IMMEDIATE`, on the ledger writer's connection until
+/// it finds the write lock free (`LockPoll`), and answers the first column of the rows it
+/// returns. A `BEGIN` that finds the lock held fails before the rest of the script runs,
+/// leaving no transaction open.
+async fn begin_immediate_polling(
+    conn: &mut sqlx::AnyConnection,
+    script: &str,
+    binds: &[&str],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let poll = LockPoll::start();
+    loop {
+        let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(script));
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        // `fetch_all`: the Any driver's `fetch_one` reads only the first result, which is
+        // `BEGIN`'s, and stops the script there.
+        match query.fetch_all(&mut *conn).await {
+            Err(error) if poll.again(&error) => continue,
+            answered => return answered,
+        }
+    }
+}
+
 /// SQLite's result code for a lock another connection holds ("database is locked").
 const SQLITE_BUSY: &str = "5";
 
@@ -603,14 +627,7 @@ impl Db {
         if self.dialect == Dialect::Postgres {
             return Ok(conn.begin().await?);
         }
-        let poll = LockPoll::start();
-        loop {
-            match conn.execute("BEGIN IMMEDIATE").await {
-                Err(error) if poll.again(&error) => continue,
-                begun => begun?,
-            };
-            break;
-        }
+        begin_immediate_polling(conn, "BEGIN IMMEDIATE", &[]).await?;
         // The transaction is open and holds the lock; a `Transaction` now takes it over, so it
         // is rolled back if dropped. (Begun by the guard itself, the retry above could not
         // borrow the connection again after a failed try.)
@@ -634,22 +651,8 @@ impl Db {
         match self.dialect {
             Dialect::Sqlite => {
                 let sql = format!("BEGIN IMMEDIATE; {}", crate::ledger::epoch::ADVANCE);
-                let poll = LockPoll::start();
-                loop {
-                    // `fetch_all`: the Any driver's `fetch_one` reads only the first result,
-                    // which is `BEGIN`'s, and stops the script there. A `BEGIN` that finds the
-                    // lock held fails before the advance, leaving no transaction open.
-                    let stamps = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.as_str()))
-                        .bind(asset)
-                        .fetch_all(&mut *conn)
-                        .await;
-                    match stamps {
-                        Err(error) if poll.again(&error) => continue,
-                        stamps => {
-                            return Ok(stamps?.first().copied().ok_or(sqlx::Error::RowNotFound)?);
-                        }
-                    }
-                }
+                let stamps = begin_immediate_polling(conn, &sql, &[asset]).await?;
+                Ok(stamps.first().copied().ok_or(sqlx::Error::RowNotFound)?)
             }
             Dialect::Postgres => {
                 conn.execute("BEGIN").await?;
